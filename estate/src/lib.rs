@@ -1,0 +1,37 @@
+//! Steward's domain: device kinds, the metric catalogue of device contract v1, the estate
+//! file (stations, streets, communities, compounds, buildings, gateways, devices) and the
+//! estate registry kept in SQLite.
+//!
+//! This crate is shared by every stage; it may not depend on any of them, talk to MQTT or
+//! QuestDB, or hold tickets.
+
+pub mod catalog;
+pub mod file;
+mod kind;
+pub mod registry;
+pub mod secret;
+
+pub use file::EstateFile;
+pub use kind::{validate_id, DeviceKind};
+pub use registry::{AuthOutcome, DeviceInfo, DeviceUpsert, Directory, Registry};
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EstateError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot parse {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid estate: {}", .0.join("; "))]
+    Invalid(Vec<String>),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("estate database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("estate database holds an invalid value: {0}")]
+    Corrupt(String),
+}
