@@ -1,1 +1,198 @@
-//! stub
+//! The broker stage: rumqttd embedded in-process, with MQTT 3.1.1 and 5 listeners whose
+//! CONNECT is authenticated against the estate registry (device or gateway id and secret).
+//! Ingest and the hub's own publishers reach the router through in-process links.
+//!
+//! This stage moves bytes only: it may not decode payloads, write to QuestDB or touch
+//! tickets. It reads the estate registry's directory snapshot and nothing else of it.
+
+mod config;
+mod metrics;
+
+pub use config::BrokerConfig;
+pub use metrics::BrokerMetrics;
+pub use rumqttd::local::{LinkError, LinkRx, LinkTx};
+pub use rumqttd::{Forward, Notification};
+
+use rumqttd::protocol::v4::V4;
+use rumqttd::protocol::v5::V5;
+use rumqttd::{local::LinkBuilder, ConnectionSettings, Router, ServerSettings};
+use rumqttd::{protocol::Protocol, LinkType, Server};
+use std::net::SocketAddr;
+use std::thread::JoinHandle;
+use steward_estate::{AuthOutcome, Registry};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("broker.{key}: cannot listen on {addr}: {source}")]
+    Bind {
+        key: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("broker: cannot start thread: {0}")]
+    Thread(std::io::Error),
+    #[error("broker: in-process link `{client_id}` refused by the router: {message}")]
+    Link { client_id: String, message: String },
+}
+
+type LinkFactory = Box<dyn Fn(&str) -> Result<(LinkTx, LinkRx), String> + Send + Sync>;
+
+/// A running broker: its router, listener threads and the addresses they listen on.
+pub struct Broker {
+    // rumqttd does not export the router's channel type, so links are made by a closure
+    // that owns a clone of it.
+    link_factory: LinkFactory,
+    shutdown: watch::Sender<bool>,
+    threads: Vec<JoinHandle<()>>,
+    pub v4_addr: SocketAddr,
+    pub v5_addr: Option<SocketAddr>,
+    metrics: BrokerMetrics,
+}
+
+impl Broker {
+    /// Start the router and the listeners. Ports are checked before rumqttd gets them,
+    /// because rumqttd only logs a listener that fails to bind.
+    pub fn start(
+        config: &BrokerConfig,
+        registry: Registry,
+        metrics: BrokerMetrics,
+    ) -> Result<Broker, BrokerError> {
+        let v4_addr = check_bind("v4_listen", config.v4_listen)?;
+        let v5_addr = match config.v5_listen {
+            Some(a) => Some(check_bind("v5_listen", a)?),
+            None => None,
+        };
+        let router = Router::new(0, config.router_config());
+        let router_tx = router.spawn();
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut threads = Vec::new();
+        let settings = |name: &str, addr: SocketAddr| {
+            let mut s = ServerSettings {
+                name: name.to_string(),
+                listen: addr,
+                tls: None,
+                next_connection_delay_ms: 0,
+                connections: ConnectionSettings {
+                    connection_timeout_ms: config.connection_timeout_ms,
+                    max_payload_size: config.max_payload_bytes,
+                    max_inflight_count: config.max_inflight,
+                    auth: None,
+                    external_auth: None,
+                    dynamic_filters: true,
+                },
+            };
+            let registry = registry.clone();
+            let metrics = metrics.clone();
+            s.set_auth_handler(move |_client_id: String, user: String, pass: String| {
+                let outcome = registry.directory().authenticate(&user, &pass);
+                metrics.record_auth(outcome);
+                if !matches!(outcome, AuthOutcome::Device | AuthOutcome::Gateway) {
+                    warn!(client = %user, reason = outcome.reason(), "mqtt connect refused");
+                }
+                std::future::ready(matches!(outcome, AuthOutcome::Device | AuthOutcome::Gateway))
+            });
+            s
+        };
+        threads.push(spawn_server(
+            Server::new(settings("mqtt-v4", v4_addr), router_tx.clone(), V4),
+            shutdown_rx.clone(),
+        )?);
+        if let Some(addr) = v5_addr {
+            threads.push(spawn_server(
+                Server::new(settings("mqtt-v5", addr), router_tx.clone(), V5),
+                shutdown_rx.clone(),
+            )?);
+        }
+        info!(v4 = %v4_addr, v5 = ?v5_addr, "broker listening");
+        let link_factory: LinkFactory = Box::new(move |client_id: &str| {
+            LinkBuilder::new(client_id, router_tx.clone())
+                .build()
+                .map(|(tx, rx, _ack)| (tx, rx))
+                .map_err(|e| e.to_string())
+        });
+        Ok(Broker {
+            link_factory,
+            shutdown,
+            threads,
+            v4_addr,
+            v5_addr,
+            metrics,
+        })
+    }
+
+    /// An in-process link to the router (no TCP, no authentication).
+    pub fn link(&self, client_id: &str) -> Result<(LinkTx, LinkRx), BrokerError> {
+        (self.link_factory)(client_id).map_err(|message| BrokerError::Link {
+            client_id: client_id.to_string(),
+            message,
+        })
+    }
+
+    pub fn metrics(&self) -> &BrokerMetrics {
+        &self.metrics
+    }
+
+    /// Close the listeners; connected clients are dropped with their runtime.
+    pub fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+fn check_bind(key: &'static str, addr: SocketAddr) -> Result<SocketAddr, BrokerError> {
+    let l = std::net::TcpListener::bind(addr).map_err(|source| BrokerError::Bind {
+        key,
+        addr,
+        source,
+    })?;
+    // Port 0 asks for an ephemeral port: resolve it now so rumqttd binds the same one.
+    let resolved = l.local_addr().map_err(|source| BrokerError::Bind {
+        key,
+        addr,
+        source,
+    })?;
+    drop(l);
+    Ok(resolved)
+}
+
+fn spawn_server<P: Protocol + Clone + Send + 'static>(
+    mut server: Server<P>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<JoinHandle<()>, BrokerError> {
+    std::thread::Builder::new()
+        .name("mqtt-listener".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    error!(error = %e, "cannot build listener runtime");
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                tokio::select! {
+                    r = server.start(LinkType::Remote) => {
+                        if let Err(e) = r {
+                            error!(error = %e, "mqtt listener stopped");
+                        }
+                    }
+                    _ = shutdown.wait_for(|v| *v) => {}
+                }
+            });
+            // Dropping the runtime here closes every connection of this listener.
+        })
+        .map_err(BrokerError::Thread)
+}

@@ -1,0 +1,78 @@
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+
+/// `[broker]` section of the hub configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerConfig {
+    /// MQTT 3.1.1 listener.
+    pub v4_listen: SocketAddr,
+    /// MQTT 5 listener; omit to disable.
+    pub v5_listen: Option<SocketAddr>,
+    /// Largest MQTT publish payload; bigger packets close the connection. Keep it above
+    /// `ingest.max_payload_bytes` so oversize payloads reach ingest and get a reject reason.
+    pub max_payload_bytes: usize,
+    pub max_connections: usize,
+    /// Time a new connection has to send CONNECT.
+    pub connection_timeout_ms: u16,
+    /// QoS 1 messages in flight per connection.
+    pub max_inflight: usize,
+    /// Router commit-log segment size and count: how much unread data a slow consumer may
+    /// lag behind before rumqttd drops old segments.
+    pub max_segment_bytes: usize,
+    pub max_segment_count: usize,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            v4_listen: SocketAddr::from(([0, 0, 0, 0], 1883)),
+            v5_listen: Some(SocketAddr::from(([0, 0, 0, 0], 1884))),
+            max_payload_bytes: 256 * 1024,
+            max_connections: 60_000,
+            connection_timeout_ms: 10_000,
+            max_inflight: 1000,
+            max_segment_bytes: 64 * 1024 * 1024,
+            max_segment_count: 16,
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// Problems with this section, each naming its key.
+    pub fn validate(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        if self.max_payload_bytes < 1024 {
+            errors.push("broker.max_payload_bytes: must be at least 1024".into());
+        }
+        if self.max_connections == 0 {
+            errors.push("broker.max_connections: must be positive".into());
+        }
+        if self.connection_timeout_ms < 100 {
+            errors.push("broker.connection_timeout_ms: must be at least 100".into());
+        }
+        if self.max_inflight == 0 || self.max_inflight > u16::MAX as usize {
+            errors.push("broker.max_inflight: must be between 1 and 65535".into());
+        }
+        if self.max_segment_bytes < self.max_payload_bytes {
+            errors.push("broker.max_segment_bytes: must be at least broker.max_payload_bytes".into());
+        }
+        if self.max_segment_count < 2 {
+            errors.push("broker.max_segment_count: must be at least 2".into());
+        }
+        if self.v5_listen.is_some() && self.v5_listen == Some(self.v4_listen) && self.v4_listen.port() != 0 {
+            errors.push("broker.v5_listen: must differ from broker.v4_listen".into());
+        }
+        errors
+    }
+
+    pub(crate) fn router_config(&self) -> rumqttd::RouterConfig {
+        rumqttd::RouterConfig {
+            max_connections: self.max_connections,
+            max_outgoing_packet_count: 200,
+            max_segment_size: self.max_segment_bytes,
+            max_segment_count: self.max_segment_count,
+            ..Default::default()
+        }
+    }
+}

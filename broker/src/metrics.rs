@@ -1,0 +1,45 @@
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+use steward_estate::AuthOutcome;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: &'static str,
+}
+
+/// Counters of the broker stage.
+#[derive(Clone, Default)]
+pub struct BrokerMetrics {
+    /// CONNECT attempts by result: ok, unknown_client, bad_secret, retired.
+    pub auth: Family<ResultLabel, Counter>,
+}
+
+impl BrokerMetrics {
+    pub fn new(registry: &mut Registry) -> Self {
+        let m = BrokerMetrics::default();
+        registry.register(
+            "steward_broker_connect_auth",
+            "MQTT CONNECT authentications by result",
+            m.auth.clone(),
+        );
+        m
+    }
+
+    pub(crate) fn record_auth(&self, outcome: AuthOutcome) {
+        self.auth
+            .get_or_create(&ResultLabel {
+                result: outcome.reason(),
+            })
+            .inc();
+    }
+
+    /// Refused CONNECTs so far (all reasons).
+    pub fn auth_refused(&self) -> u64 {
+        ["unknown_client", "bad_secret", "retired"]
+            .iter()
+            .map(|r| self.auth.get_or_create(&ResultLabel { result: r }).get())
+            .sum()
+    }
+}

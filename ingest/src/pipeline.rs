@@ -1,0 +1,234 @@
+//! The ingest loop: one thread that takes forwarded publishes from the broker link,
+//! decodes them, appends rows to the current QuestDB batch and hands decoded data to the
+//! downstream sinks (rules).
+
+use crate::contract;
+use crate::metrics::{IngestMetrics, KindLabel, ReasonLabel};
+use crate::questdb::ilp::{self, RejectRow};
+use crate::reading::Decoded;
+use crate::writer::{new_buffer, Writer};
+use crate::{IngestConfig, IngestError};
+use questdb::ingress::Buffer;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use steward_broker::{LinkRx, LinkTx, Notification};
+use steward_estate::{validate_id, Registry};
+use tracing::{debug, error, info, warn};
+
+/// Downstream consumer of decoded messages (the rules engine). Called on the ingest
+/// thread, so implementations hand work off instead of doing it inline.
+pub trait DecodedSink: Send {
+    fn accept(&mut self, decoded: &Decoded);
+}
+
+/// Filters ingest subscribes to: everything, so a topic outside the contract is seen and
+/// rejected rather than silently ignored.
+const FILTER: &str = "#";
+
+pub struct Ingest {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+struct Loop {
+    cfg: IngestConfig,
+    registry: Registry,
+    metrics: IngestMetrics,
+    sinks: Vec<Box<dyn DecodedSink>>,
+    buf: Buffer,
+    first_row_at: Option<Instant>,
+    writer: Writer,
+}
+
+impl Ingest {
+    pub fn start(
+        link: (LinkTx, LinkRx),
+        registry: Registry,
+        cfg: IngestConfig,
+        writer: Writer,
+        metrics: IngestMetrics,
+        sinks: Vec<Box<dyn DecodedSink>>,
+    ) -> Result<Ingest, IngestError> {
+        let (mut tx, rx) = link;
+        tx.subscribe(FILTER)
+            .map_err(|e| IngestError::Link(e.to_string()))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let state = Loop {
+            cfg,
+            registry,
+            metrics,
+            sinks,
+            buf: new_buffer(),
+            first_row_at: None,
+            writer,
+        };
+        let thread = std::thread::Builder::new()
+            .name("ingest".into())
+            .spawn(move || state.run(tx, rx, stop2))
+            .map_err(|e| IngestError::Link(e.to_string()))?;
+        Ok(Ingest {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Flush the current batch, let the writer drain (bounded by `deadline`) and stop.
+    pub fn shutdown(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Ingest {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Loop {
+    fn run(mut self, _tx: LinkTx, mut rx: LinkRx, stop: Arc<AtomicBool>) {
+        info!("ingest started");
+        while !stop.load(Ordering::Relaxed) {
+            let deadline = match self.first_row_at {
+                Some(t) => t + self.cfg.flush_interval,
+                None => Instant::now() + Duration::from_millis(100),
+            };
+            match rx.recv_deadline(deadline) {
+                Ok(Some(Notification::Forward(f))) => {
+                    self.handle(&f.publish.topic, &f.publish.payload);
+                }
+                Ok(Some(Notification::Unschedule)) => {
+                    // The router parks a link whose queue filled up; it resumes only
+                    // after we say we are ready again.
+                    self.metrics.link_unscheduled.inc();
+                    if let Err(e) = rx.ready() {
+                        error!(error = %e, "cannot wake ingest link");
+                        break;
+                    }
+                }
+                Ok(Some(other)) => debug!(?other, "ignored notification"),
+                Ok(None) => {}
+                Err(steward_broker::LinkError::RecvTimeout(
+                    flume::RecvTimeoutError::Timeout,
+                )) => {}
+                Err(e) => {
+                    error!(error = %e, "ingest link closed");
+                    break;
+                }
+            }
+            self.maybe_flush(false);
+        }
+        self.maybe_flush(true);
+        let Loop { writer, .. } = self;
+        writer.shutdown(Duration::from_secs(10));
+        info!("ingest stopped");
+    }
+
+    fn maybe_flush(&mut self, force: bool) {
+        let rows = self.buf.row_count();
+        if rows == 0 {
+            return;
+        }
+        let due = self
+            .first_row_at
+            .is_some_and(|t| t.elapsed() >= self.cfg.flush_interval);
+        if force || due || rows >= self.cfg.batch_rows {
+            let full = std::mem::replace(&mut self.buf, new_buffer());
+            self.buf = self.writer.submit(full);
+            self.first_row_at = None;
+        }
+    }
+
+    fn handle(&mut self, topic: &[u8], payload: &[u8]) {
+        self.metrics.received.inc();
+        let dir = self.registry.directory();
+        let decoded = contract::decode(topic, payload, &dir, now_ms(), &self.cfg);
+        let received_us = now_us();
+        let before = self.buf.row_count();
+        for r in &decoded.readings {
+            match ilp::append_reading(&mut self.buf, r, received_us) {
+                Ok(()) => {
+                    self.metrics
+                        .readings
+                        .get_or_create(&KindLabel {
+                            kind: r.kind.as_str(),
+                        })
+                        .inc();
+                }
+                Err(e) => warn!(error = %e, device = %r.device_id, "cannot encode reading"),
+            }
+        }
+        for e in &decoded.events {
+            match ilp::append_event(&mut self.buf, e, received_us) {
+                Ok(()) => {
+                    self.metrics.events.inc();
+                }
+                Err(err) => warn!(error = %err, device = %e.device_id, "cannot encode event"),
+            }
+        }
+        for s in &decoded.statuses {
+            match ilp::append_status(&mut self.buf, s, received_us) {
+                Ok(()) => {
+                    self.metrics.statuses.inc();
+                }
+                Err(err) => warn!(error = %err, device = %s.device_id, "cannot encode status"),
+            }
+        }
+        for r in &decoded.rejects {
+            self.metrics
+                .rejected
+                .get_or_create(&ReasonLabel {
+                    reason: r.reason.as_str(),
+                })
+                .inc();
+            debug!(reason = %r.reason, detail = %r.detail, "rejected");
+            // Only registry-shaped ids become symbols; anything else stays in the detail.
+            let device_id = r
+                .device_id
+                .as_deref()
+                .filter(|d| validate_id(d).is_ok());
+            let row = RejectRow {
+                received_us,
+                device_id,
+                reason: r.reason.as_str(),
+                topic,
+                detail: &r.detail,
+                payload,
+                keep_bytes: self.cfg.reject_payload_bytes,
+            };
+            if let Err(e) = ilp::append_reject(&mut self.buf, &row) {
+                warn!(error = %e, "cannot encode reject");
+            }
+        }
+        let added = self.buf.row_count() - before;
+        if added > 0 {
+            self.metrics.pending_rows.inc_by(added as i64);
+            self.first_row_at.get_or_insert_with(Instant::now);
+        }
+        if !(decoded.readings.is_empty() && decoded.events.is_empty() && decoded.statuses.is_empty())
+        {
+            for s in &mut self.sinks {
+                s.accept(&decoded);
+            }
+        }
+    }
+}

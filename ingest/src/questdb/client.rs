@@ -1,0 +1,99 @@
+//! A small client for QuestDB's HTTP `/exec` endpoint (DDL and queries). questdb-rs's
+//! reader needs QuestDB 10, so 9.x is queried here.
+
+use crate::IngestError;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+#[derive(Clone)]
+pub struct QuestDbClient {
+    http: reqwest::Client,
+    base: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Column {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub ty: String,
+}
+
+/// Result set of a query, as QuestDB returns it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct QueryResult {
+    #[serde(default)]
+    pub columns: Vec<Column>,
+    #[serde(default)]
+    pub dataset: Vec<Vec<serde_json::Value>>,
+    #[serde(default)]
+    pub count: u64,
+}
+
+impl QueryResult {
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+    /// First cell of the first row as i64 (for `SELECT count() ...`).
+    pub fn scalar_i64(&self) -> Option<i64> {
+        self.dataset.first()?.first()?.as_i64()
+    }
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: String,
+}
+
+impl QuestDbClient {
+    pub fn new(http_addr: SocketAddr) -> Result<QuestDbClient, IngestError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| IngestError::Query(e.to_string()))?;
+        Ok(QuestDbClient {
+            http,
+            base: format!("http://{http_addr}"),
+        })
+    }
+
+    /// Run one SQL statement. Callers never splice outside input into `sql`: identifiers come
+    /// from the catalogue and values are validated or bound by the caller.
+    pub async fn exec(&self, sql: &str) -> Result<QueryResult, IngestError> {
+        let resp = self
+            .http
+            .get(format!("{}/exec", self.base))
+            .query(&[("query", sql)])
+            .send()
+            .await
+            .map_err(|e| IngestError::Query(format!("questdb unreachable: {e}")))?;
+        let status = resp.status();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| IngestError::Query(format!("questdb response: {e}")))?;
+        if !status.is_success() {
+            let msg = serde_json::from_slice::<ErrorBody>(&body)
+                .map(|b| b.error)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+            return Err(IngestError::Query(format!("questdb {status}: {msg}")));
+        }
+        serde_json::from_slice(&body)
+            .map_err(|e| IngestError::Query(format!("questdb response is not JSON: {e}")))
+    }
+
+    pub async fn ping(&self) -> bool {
+        matches!(
+            self.http.get(format!("{}/ping", self.base)).send().await,
+            Ok(r) if r.status().is_success()
+        )
+    }
+
+    /// Create the hub's tables (idempotent).
+    pub async fn create_tables(&self) -> Result<(), IngestError> {
+        for ddl in super::schema::all_ddl() {
+            self.exec(&ddl).await?;
+        }
+        Ok(())
+    }
+}

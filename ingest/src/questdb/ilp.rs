@@ -1,0 +1,110 @@
+//! Rows to ILP: one function per kind of row, each appending to a questdb-rs buffer.
+
+use super::schema::{EVENTS_TABLE, REJECTS_TABLE, STATUS_TABLE};
+use crate::reading::{DeviceEvent, Reading, StatusChange, Value};
+use questdb::ingress::{Buffer, TimestampMicros};
+
+pub type IlpResult = questdb::Result<()>;
+
+fn micros(ms: i64) -> TimestampMicros {
+    TimestampMicros::new(ms.saturating_mul(1000))
+}
+
+/// Append one row; on error the buffer is rewound so a bad row cannot corrupt a batch.
+fn guarded(buf: &mut Buffer, f: impl FnOnce(&mut Buffer) -> IlpResult) -> IlpResult {
+    buf.set_marker()?;
+    match f(buf) {
+        Ok(()) => {
+            buf.clear_marker();
+            Ok(())
+        }
+        Err(e) => {
+            buf.rewind_to_marker()?;
+            Err(e)
+        }
+    }
+}
+
+pub fn append_reading(buf: &mut Buffer, r: &Reading, received_us: i64) -> IlpResult {
+    guarded(buf, |buf| {
+        buf.table(r.kind.table())?
+            .symbol("device_id", &*r.device_id)?
+            .symbol("compound_id", &*r.compound)?;
+        // ILP wants every symbol before the first column.
+        for (name, v) in &r.values {
+            if let Value::Sym(s) = v {
+                buf.symbol(*name, *s)?;
+            }
+        }
+        if let Some(seq) = r.seq {
+            buf.column_i64("seq", i64::try_from(seq).unwrap_or(i64::MAX))?;
+        }
+        buf.column_ts("received_at", TimestampMicros::new(received_us))?;
+        if let Some(x) = &r.extras {
+            buf.column_str("extras", x)?;
+        }
+        for (name, v) in &r.values {
+            match v {
+                Value::Bool(b) => buf.column_bool(*name, *b)?,
+                Value::Float(f) => buf.column_f64(*name, *f)?,
+                Value::Int(i) => buf.column_i64(*name, *i)?,
+                Value::Text(t) => buf.column_str(*name, t)?,
+                Value::Sym(_) => buf,
+            };
+        }
+        buf.at(micros(r.ts_ms))
+    })
+}
+
+pub fn append_event(buf: &mut Buffer, e: &DeviceEvent, received_us: i64) -> IlpResult {
+    guarded(buf, |buf| {
+        buf.table(EVENTS_TABLE)?
+            .symbol("device_id", &*e.device_id)?
+            .symbol("compound_id", &*e.compound)?
+            .symbol("kind", e.kind.as_str())?
+            .symbol("event", &e.event)?
+            .column_str("data", &e.data)?
+            .column_ts("received_at", TimestampMicros::new(received_us))?
+            .at(micros(e.ts_ms))
+    })
+}
+
+pub fn append_status(buf: &mut Buffer, s: &StatusChange, received_us: i64) -> IlpResult {
+    guarded(buf, |buf| {
+        buf.table(STATUS_TABLE)?
+            .symbol("device_id", &*s.device_id)?
+            .symbol("compound_id", &*s.compound)?
+            .symbol("kind", s.kind.as_str())?
+            .symbol("status", s.status.as_str())?
+            .column_ts("received_at", TimestampMicros::new(received_us))?
+            .at(micros(s.ts_ms))
+    })
+}
+
+pub struct RejectRow<'a> {
+    pub received_us: i64,
+    pub device_id: Option<&'a str>,
+    pub reason: &'a str,
+    pub topic: &'a [u8],
+    pub detail: &'a str,
+    pub payload: &'a [u8],
+    pub keep_bytes: usize,
+}
+
+pub fn append_reject(buf: &mut Buffer, r: &RejectRow) -> IlpResult {
+    let payload = &r.payload[..r.payload.len().min(r.keep_bytes)];
+    let payload = String::from_utf8_lossy(payload);
+    let topic = String::from_utf8_lossy(&r.topic[..r.topic.len().min(1024)]);
+    guarded(buf, |buf| {
+        buf.table(REJECTS_TABLE)?;
+        if let Some(d) = r.device_id {
+            buf.symbol("device_id", d)?;
+        }
+        buf.symbol("reason", r.reason)?
+            .column_str("topic", &*topic)?
+            .column_str("detail", r.detail)?
+            .column_str("payload", &*payload)?
+            .column_i64("payload_bytes", r.payload.len() as i64)?
+            .at(TimestampMicros::new(r.received_us))
+    })
+}

@@ -1,0 +1,331 @@
+//! Managed QuestDB: the `org.questdb:questdb` jar from Maven Central run as a child
+//! process on chosen (or ephemeral) ports in a temporary or configured root.
+
+use crate::IngestError;
+use serde::{Deserialize, Serialize};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tracing::{info, warn};
+
+/// 9.3.x is the last line that runs on Java 17; 9.4+ needs Java 25.
+pub const QUESTDB_VERSION: &str = "9.3.4";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ManagedConfig {
+    pub version: String,
+    /// Path of the jar; default `$STEWARD_QUESTDB_JAR` or `~/.cache/steward/questdb-<version>.jar`,
+    /// fetched with Maven when missing.
+    pub jar: Option<PathBuf>,
+    /// Java executable; default `$JAVA_HOME/bin/java`, then `java` on PATH.
+    pub java: Option<PathBuf>,
+    /// Data root; default a temporary directory removed on exit.
+    pub root: Option<PathBuf>,
+    /// 0 picks a free port.
+    pub http_port: u16,
+    pub pg_port: u16,
+    /// JVM heap limit, e.g. `1g`.
+    pub max_heap: String,
+    #[serde(with = "humantime_serde")]
+    pub start_timeout: Duration,
+}
+
+impl Default for ManagedConfig {
+    fn default() -> Self {
+        ManagedConfig {
+            version: QUESTDB_VERSION.to_string(),
+            jar: None,
+            java: None,
+            root: None,
+            http_port: 0,
+            pg_port: 0,
+            max_heap: "1g".into(),
+            start_timeout: Duration::from_secs(90),
+        }
+    }
+}
+
+/// A running QuestDB child process; stopped when dropped.
+pub struct ManagedQuestDb {
+    child: Option<Child>,
+    pub http_addr: SocketAddr,
+    pub pg_addr: SocketAddr,
+    root: PathBuf,
+    _temp: Option<TempRoot>,
+    java: PathBuf,
+    jar: PathBuf,
+    ports: [u16; 4],
+}
+
+struct TempRoot(PathBuf);
+impl Drop for TempRoot {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn free_port() -> Result<u16, IngestError> {
+    let l = TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| IngestError::QuestDbStart(format!("cannot find a free port: {e}")))?;
+    Ok(l.local_addr()
+        .map_err(|e| IngestError::QuestDbStart(e.to_string()))?
+        .port())
+}
+
+fn cache_dir() -> PathBuf {
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".cache").join("steward")
+}
+
+/// Locate (or fetch with Maven) the QuestDB jar of `version`.
+pub fn resolve_jar(cfg: &ManagedConfig) -> Result<PathBuf, IngestError> {
+    if let Some(j) = &cfg.jar {
+        return if j.is_file() {
+            Ok(j.clone())
+        } else {
+            Err(IngestError::QuestDbStart(format!(
+                "questdb.managed.jar: {} does not exist",
+                j.display()
+            )))
+        };
+    }
+    if let Some(j) = std::env::var_os("STEWARD_QUESTDB_JAR").map(PathBuf::from) {
+        if j.is_file() {
+            return Ok(j);
+        }
+        return Err(IngestError::QuestDbStart(format!(
+            "STEWARD_QUESTDB_JAR={} does not exist",
+            j.display()
+        )));
+    }
+    let dir = cache_dir();
+    let jar = dir.join(format!("questdb-{}.jar", cfg.version));
+    if jar.is_file() {
+        return Ok(jar);
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        IngestError::QuestDbStart(format!("cannot create {}: {e}", dir.display()))
+    })?;
+    info!(version = %cfg.version, dir = %dir.display(), "fetching questdb jar with maven");
+    let status = Command::new("mvn")
+        .args([
+            "-q",
+            "-B",
+            "org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy",
+            &format!("-Dartifact=org.questdb:questdb:{}", cfg.version),
+            &format!("-DoutputDirectory={}", dir.display()),
+        ])
+        .current_dir(&dir)
+        .status()
+        .map_err(|e| {
+            IngestError::QuestDbStart(format!(
+                "maven (mvn) is needed to fetch org.questdb:questdb:{} and could not be run ({e}); \
+                 install Maven (e.g. `apt-get install maven`) or set STEWARD_QUESTDB_JAR",
+                cfg.version
+            ))
+        })?;
+    if !status.success() || !jar.is_file() {
+        return Err(IngestError::QuestDbStart(format!(
+            "mvn could not fetch org.questdb:questdb:{} into {}",
+            cfg.version,
+            dir.display()
+        )));
+    }
+    Ok(jar)
+}
+
+/// Locate a Java that can run this QuestDB version.
+pub fn resolve_java(cfg: &ManagedConfig) -> Result<PathBuf, IngestError> {
+    let candidate = cfg.java.clone().unwrap_or_else(|| {
+        std::env::var_os("JAVA_HOME")
+            .map(|h| PathBuf::from(h).join("bin").join("java"))
+            .filter(|p| p.is_file())
+            .unwrap_or_else(|| PathBuf::from("java"))
+    });
+    let out = Command::new(&candidate).arg("-version").output().map_err(|e| {
+        IngestError::QuestDbStart(format!(
+            "java ({}) could not be run ({e}); install a JDK 17 or newer \
+             (e.g. `apt-get install openjdk-17-jre-headless`) or set questdb.managed.java",
+            candidate.display()
+        ))
+    })?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    let major = text
+        .split('"')
+        .nth(1)
+        .and_then(|v| v.split('.').next())
+        .and_then(|m| m.parse::<u32>().ok())
+        .unwrap_or(0);
+    if major < 17 {
+        return Err(IngestError::QuestDbStart(format!(
+            "{} is Java {major}; QuestDB {} needs Java 17 or newer",
+            candidate.display(),
+            cfg.version
+        )));
+    }
+    Ok(candidate)
+}
+
+impl ManagedQuestDb {
+    pub fn start(cfg: &ManagedConfig) -> Result<ManagedQuestDb, IngestError> {
+        let jar = resolve_jar(cfg)?;
+        let java = resolve_java(cfg)?;
+        let (root, temp) = match &cfg.root {
+            Some(r) => (r.clone(), None),
+            None => {
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or_default();
+                let dir = std::env::temp_dir().join(format!(
+                    "steward-questdb-{}-{nanos}",
+                    std::process::id()
+                ));
+                (dir.clone(), Some(TempRoot(dir)))
+            }
+        };
+        std::fs::create_dir_all(&root).map_err(|e| {
+            IngestError::QuestDbStart(format!("cannot create {}: {e}", root.display()))
+        })?;
+        let pick = |p: u16| if p == 0 { free_port() } else { Ok(p) };
+        let ports = [pick(cfg.http_port)?, pick(cfg.pg_port)?, free_port()?, free_port()?];
+        let mut db = ManagedQuestDb {
+            child: None,
+            http_addr: SocketAddr::from(([127, 0, 0, 1], ports[0])),
+            pg_addr: SocketAddr::from(([127, 0, 0, 1], ports[1])),
+            root,
+            _temp: temp,
+            java,
+            jar,
+            ports,
+        };
+        db.spawn(&cfg.max_heap)?;
+        db.wait_ready(cfg.start_timeout)?;
+        info!(http = %db.http_addr, pg = %db.pg_addr, root = %db.root.display(), "questdb ready");
+        Ok(db)
+    }
+
+    fn spawn(&mut self, max_heap: &str) -> Result<(), IngestError> {
+        let log = std::fs::File::create(self.root.join("questdb.log")).map_err(|e| {
+            IngestError::QuestDbStart(format!("cannot create log in {}: {e}", self.root.display()))
+        })?;
+        let log2 = log
+            .try_clone()
+            .map_err(|e| IngestError::QuestDbStart(e.to_string()))?;
+        let [http, pg, ilp, min] = self.ports;
+        let child = Command::new(&self.java)
+            .arg(format!("-Xmx{max_heap}"))
+            .args(["-XX:+UseParallelGC", "-p"])
+            .arg(&self.jar)
+            .args(["-m", "io.questdb/io.questdb.ServerMain", "-d"])
+            .arg(&self.root)
+            .env("QDB_HTTP_NET_BIND_TO", format!("127.0.0.1:{http}"))
+            .env("QDB_PG_NET_BIND_TO", format!("127.0.0.1:{pg}"))
+            .env("QDB_LINE_TCP_NET_BIND_TO", format!("127.0.0.1:{ilp}"))
+            .env("QDB_HTTP_MIN_NET_BIND_TO", format!("127.0.0.1:{min}"))
+            .env("QDB_LINE_UDP_ENABLED", "false")
+            .env("QDB_TELEMETRY_ENABLED", "false")
+            .env("QDB_SHARED_WORKER_COUNT", "2")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log2))
+            .spawn()
+            .map_err(|e| IngestError::QuestDbStart(format!("cannot start java: {e}")))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) -> Result<(), IngestError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Err(IngestError::QuestDbStart(format!(
+                        "questdb exited with {status} during start-up; log: {}",
+                        self.log_tail()
+                    )));
+                }
+            }
+            if ping(self.http_addr) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(IngestError::QuestDbStart(format!(
+                    "questdb did not answer on {} within {timeout:?}; log: {}",
+                    self.http_addr,
+                    self.log_tail()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.root.join("questdb.log")).unwrap_or_default();
+        let start = text.len().saturating_sub(2000);
+        let mut i = start;
+        while i > 0 && !text.is_char_boundary(i) {
+            i -= 1;
+        }
+        text[i..].to_string()
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Stop the server (SIGKILL: QuestDB's WAL makes committed data durable).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Start it again on the same ports and root, e.g. after [`stop`](Self::stop) in an
+    /// outage test.
+    pub fn restart(&mut self, max_heap: &str, timeout: Duration) -> Result<(), IngestError> {
+        self.stop();
+        self.spawn(max_heap)?;
+        self.wait_ready(timeout)
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+}
+
+impl Drop for ManagedQuestDb {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            warn!(root = %self.root.display(), "stopping managed questdb");
+        }
+        self.stop();
+    }
+}
+
+/// QuestDB answers `/ping` with 204 once its HTTP server is up.
+pub fn ping(addr: SocketAddr) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let req = format!("GET /ping HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 64];
+    match s.read(&mut buf) {
+        Ok(n) => {
+            let head = String::from_utf8_lossy(&buf[..n]);
+            head.starts_with("HTTP/1.1 204") || head.starts_with("HTTP/1.1 200")
+        }
+        Err(_) => false,
+    }
+}
