@@ -1,1 +1,362 @@
-fn main() {}
+//! `steward`: the hub's command line.
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::Duration;
+use steward::{config::sample_config, demo, Hub, HubConfig};
+use steward_estate::{DeviceKind, EstateFile, Registry};
+use steward_ingest::contract;
+use steward_ingest::IngestConfig;
+
+#[derive(Parser)]
+#[command(name = "steward", version, about = "Telemetry hub for building and facility sensors")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the hub with a configuration file.
+    Run {
+        #[arg(long, short, default_value = "steward.toml")]
+        config: PathBuf,
+    },
+    /// Run the hub with the demo estate, a managed QuestDB and simulated devices.
+    Demo {
+        /// Where the demo keeps its estate file and database (default: a temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long, default_value_t = 1883)]
+        mqtt_port: u16,
+        #[arg(long, default_value_t = 8080)]
+        api_port: u16,
+        /// Simulated time runs this many times faster than real time.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// Stop after this long (e.g. `2m`); default: until Ctrl-C.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: Option<Duration>,
+        /// Inject a fault, e.g. `lift-trapped` or `smoke-alarm=smoke-elm-court-1a`.
+        #[arg(long)]
+        fault: Vec<String>,
+        /// Start the hub without simulated devices.
+        #[arg(long)]
+        no_sim: bool,
+    },
+    /// Print a configuration file with every key at its default.
+    GenerateConfig {
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Validate a configuration file and the estate file it names, offline.
+    CheckConfig {
+        #[arg(long, short, default_value = "steward.toml")]
+        config: PathBuf,
+    },
+    /// Check a payload against device contract v1 with the hub's own decoder.
+    CheckPayload {
+        /// Topic the payload would be published on, e.g. `devices/lift-1/telemetry`.
+        #[arg(long)]
+        topic: String,
+        /// Device kind, when no estate file is given (the topic's device gets this kind).
+        #[arg(long)]
+        kind: Option<DeviceKind>,
+        /// Estate file to resolve devices and gateways from.
+        #[arg(long)]
+        estate: Option<PathBuf>,
+        /// Payload file; `-` or absent reads standard input.
+        file: Option<PathBuf>,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,rumqttd=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Run { config } => {
+            let cfg = HubConfig::load(&config)?;
+            runtime()?.block_on(run(cfg))
+        }
+        Command::Demo {
+            dir,
+            mqtt_port,
+            api_port,
+            speed,
+            duration,
+            fault,
+            no_sim,
+        } => runtime()?.block_on(run_demo(DemoArgs {
+            dir,
+            mqtt_port,
+            api_port,
+            speed,
+            duration,
+            faults: fault,
+            no_sim,
+        })),
+        Command::GenerateConfig { output } => {
+            let text = sample_config();
+            match output {
+                Some(p) => std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?,
+                None => print!("{text}"),
+            }
+            Ok(())
+        }
+        Command::CheckConfig { config } => {
+            let cfg = HubConfig::load(&config)?;
+            if let Some(f) = &cfg.estate.file {
+                let estate = EstateFile::load(f)?;
+                println!(
+                    "{}: ok; estate {}: {} stations, {} compounds, {} devices, {} gateways",
+                    config.display(),
+                    f.display(),
+                    estate.stations.len(),
+                    estate.compounds.len(),
+                    estate.devices.len(),
+                    estate.gateways.len()
+                );
+            } else {
+                println!("{}: ok", config.display());
+            }
+            Ok(())
+        }
+        Command::CheckPayload {
+            topic,
+            kind,
+            estate,
+            file,
+        } => check_payload(&topic, kind, estate, file),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+async fn run(cfg: HubConfig) -> Result<()> {
+    let hub = Hub::start(cfg).await?;
+    eprintln!(
+        "steward running: mqtt {} | api http://{} | questdb http://{}",
+        hub.mqtt_addr, hub.api_addr, hub.questdb_http
+    );
+    shutdown_signal().await;
+    hub.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+struct DemoArgs {
+    dir: Option<PathBuf>,
+    mqtt_port: u16,
+    api_port: u16,
+    speed: f64,
+    duration: Option<Duration>,
+    faults: Vec<String>,
+    no_sim: bool,
+}
+
+async fn run_demo(a: DemoArgs) -> Result<()> {
+    let faults = a
+        .faults
+        .iter()
+        .map(|f| {
+            let (name, target) = match f.split_once('=') {
+                Some((n, t)) => (n, Some(t.to_string())),
+                None => (f.as_str(), None),
+            };
+            name.parse::<steward_device_sim::Fault>()
+                .map(|fault| (fault, target))
+                .map_err(|e| anyhow::anyhow!("--fault {f}: {e}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if !(a.speed > 0.0 && a.speed <= 10_000.0) {
+        bail!("--speed: must be in (0, 10000]");
+    }
+    let temp = tempfile::tempdir()?;
+    let dir = a.dir.unwrap_or_else(|| temp.path().to_path_buf());
+    std::fs::create_dir_all(&dir)?;
+    let cfg = demo::demo_config(&dir, a.mqtt_port, a.api_port)?;
+    eprintln!("starting QuestDB and the hub (the first run fetches the QuestDB jar with Maven)...");
+    let hub = Hub::start(cfg).await?;
+    let estate = EstateFile::parse(demo::DEMO_ESTATE)?;
+    println!();
+    println!("Steward demo is running.");
+    println!("  MQTT (3.1.1)      : {}", hub.mqtt_addr);
+    if let Some(v5) = hub.mqtt_v5_addr {
+        println!("  MQTT (5)          : {v5}");
+    }
+    println!("  API               : http://{}", hub.api_addr);
+    println!("  admin token       : {}", hub.admin_token);
+    println!("  QuestDB console   : http://{}", hub.questdb_http);
+    if let Some(pg) = hub.questdb_pg {
+        println!("  QuestDB PG wire   : {pg} (user admin, password quest)");
+    }
+    println!("  estate            : {} compounds, {} devices", estate.compounds.len(), estate.devices.len());
+    println!();
+    println!("Try:");
+    println!(
+        "  curl -H 'Authorization: Bearer {}' http://{}/api/v1/devices",
+        hub.admin_token, hub.api_addr
+    );
+    println!("  curl http://{}/metrics", hub.api_addr);
+    println!(
+        "  curl -G http://{}/exec --data-urlencode 'query=SELECT * FROM lift_telemetry LIMIT -10'",
+        hub.questdb_http
+    );
+    println!("Ctrl-C stops the demo.");
+    println!();
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let sim = if a.no_sim {
+        None
+    } else {
+        let cfg = steward_device_sim::FleetConfig {
+            broker: hub.mqtt_addr.to_string(),
+            devices: steward_device_sim::devices_from_estate(&estate),
+            gateways: steward_device_sim::gateways_from_estate(&estate),
+            seed: 42,
+            speed: a.speed,
+            faults,
+            duration: None,
+            qos: 1,
+        };
+        Some(tokio::spawn(steward_device_sim::run_fleet(cfg, async {
+            let _ = stop_rx.await;
+        })))
+    };
+    match a.duration {
+        Some(d) => {
+            tokio::select! {
+                _ = tokio::time::sleep(d) => {}
+                _ = shutdown_signal() => {}
+            }
+        }
+        None => shutdown_signal().await,
+    }
+    let _ = stop_tx.send(());
+    if let Some(sim) = sim {
+        match tokio::time::timeout(Duration::from_secs(10), sim).await {
+            Ok(Ok(Ok(report))) => eprintln!(
+                "simulator: published={} acked={} errors={}",
+                report.published, report.acked, report.errors
+            ),
+            Ok(Ok(Err(e))) => eprintln!("simulator error: {e}"),
+            _ => eprintln!("simulator did not stop in time"),
+        }
+    }
+    let m = &hub.ingest_metrics;
+    eprintln!(
+        "ingest: received={} readings={} rejected={} rows_written={}",
+        m.received.get(),
+        m.readings_total(),
+        m.rejected_total(),
+        m.rows_written.get()
+    );
+    hub.shutdown().await;
+    drop(temp);
+    Ok(())
+}
+
+fn check_payload(
+    topic: &str,
+    kind: Option<DeviceKind>,
+    estate: Option<PathBuf>,
+    file: Option<PathBuf>,
+) -> Result<()> {
+    let mut payload = Vec::new();
+    match file.as_deref() {
+        None => std::io::stdin().read_to_end(&mut payload)?,
+        Some(p) if p.as_os_str() == "-" => std::io::stdin().read_to_end(&mut payload)?,
+        Some(p) => {
+            payload = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+            payload.len()
+        }
+    };
+    let registry = Registry::open_in_memory()?;
+    match (estate, kind) {
+        (Some(path), _) => registry.apply(&EstateFile::load(&path)?)?,
+        (None, Some(kind)) => {
+            let id = match contract::parse_topic(topic.as_bytes()) {
+                Ok(contract::Topic::Device { id, .. }) => id.to_string(),
+                Ok(contract::Topic::Gateway { .. }) => {
+                    bail!("gateway topics need --estate to know which devices are behind the gateway")
+                }
+                Err(e) => bail!("bad_topic: {e}"),
+            };
+            registry.apply(&EstateFile::parse(&format!(
+                "[[stations]]\nid = \"st\"\nname = \"check\"\n[[streets]]\nid = \"s\"\nname = \"check\"\nfallback_station = \"st\"\n\
+                 [[communities]]\nid = \"c\"\nname = \"check\"\nstreet = \"s\"\n[[compounds]]\nid = \"cmp\"\nname = \"check\"\ncommunity = \"c\"\n\
+                 [[buildings]]\nid = \"b\"\nname = \"check\"\ncompound = \"cmp\"\n\
+                 [[devices]]\nid = \"{id}\"\nkind = \"{kind}\"\nvendor = \"check\"\nbuilding = \"b\"\nsecret = \"check-payload\"\n"
+            ))?)?
+        }
+        (None, None) => bail!("give --kind (the device's kind) or --estate (an estate file)"),
+    }
+    let decoded = contract::decode(
+        topic.as_bytes(),
+        &payload,
+        &registry.directory(),
+        steward_ingest::pipeline::now_ms(),
+        &IngestConfig::default(),
+    );
+    for r in &decoded.readings {
+        let values: serde_json::Map<String, serde_json::Value> = r
+            .values
+            .iter()
+            .map(|(n, v)| (n.to_string(), serde_json::Value::String(format!("{v:?}"))))
+            .collect();
+        println!(
+            "accepted reading: device={} kind={} ts={} seq={:?} metrics={} extras={}",
+            r.device_id,
+            r.kind,
+            r.ts_ms,
+            r.seq,
+            serde_json::Value::Object(values),
+            r.extras.as_deref().unwrap_or("-")
+        );
+    }
+    for e in &decoded.events {
+        println!("accepted event: device={} event={} ts={} data={}", e.device_id, e.event, e.ts_ms, e.data);
+    }
+    for s in &decoded.statuses {
+        println!("accepted status: device={} status={} ts={}", s.device_id, s.status.as_str(), s.ts_ms);
+    }
+    for r in &decoded.rejects {
+        println!("rejected: reason={} detail={}", r.reason, r.detail);
+    }
+    if !decoded.rejects.is_empty() {
+        std::process::exit(1);
+    }
+    Ok(())
+}

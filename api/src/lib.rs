@@ -1,1 +1,33 @@
-//! stub
+//! The API stage: HTTP for the people around the hub. This slice serves the estate and
+//! devices (list, get, latest state, create/update, retire, rotate secrets), the rejects a
+//! vendor needs to see, health and readiness, and Prometheus metrics for every stage.
+//!
+//! The API reads the registry, the rules' device state and QuestDB; it may not decode
+//! device payloads or write telemetry.
+
+mod error;
+mod routes;
+
+pub use error::ApiError;
+pub use routes::{app, ApiConfig, AppState, ReadinessProbe};
+
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+
+/// Serve `app` on an already bound listener until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Bind the API listener; the error names the config key.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ApiError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| ApiError::Startup(format!("api.listen: cannot listen on {addr}: {e}")))
+}

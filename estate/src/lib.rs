@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod file;
 mod kind;
 pub mod registry;
+pub mod schema;
 pub mod secret;
 
 pub use file::EstateFile;

@@ -46,11 +46,11 @@ CREATE TABLE IF NOT EXISTS devices (
 /// What the hot paths need to know of a device.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct DeviceInfo {
-    pub id: String,
+    pub id: Arc<str>,
     pub kind: DeviceKind,
     pub vendor: String,
     pub building: String,
-    pub compound: String,
+    pub compound: Arc<str>,
     pub location: String,
     pub gateway: Option<String>,
     pub report_interval_s: u32,
@@ -417,11 +417,11 @@ impl Registry {
                 let kind: String = r.get(1)?;
                 let kind = kind.parse().map_err(EstateError::Corrupt)?;
                 let info = DeviceInfo {
-                    id: r.get(0)?,
+                    id: Arc::from(r.get::<_, String>(0)?),
                     kind,
                     vendor: r.get(2)?,
                     building: r.get(3)?,
-                    compound: r.get(4)?,
+                    compound: Arc::from(r.get::<_, String>(4)?),
                     location: r.get(5)?,
                     gateway: r.get(6)?,
                     report_interval_s: r.get(7)?,
@@ -429,7 +429,7 @@ impl Registry {
                     station: r.get(9)?,
                     secret_hash: r.get(10)?,
                 };
-                devices.insert(info.id.clone(), info);
+                devices.insert(info.id.to_string(), info);
             }
             let mut gateways = HashMap::new();
             let mut stmt =

@@ -109,13 +109,20 @@ pub fn resolve_jar(cfg: &ManagedConfig) -> Result<PathBuf, IngestError> {
         IngestError::QuestDbStart(format!("cannot create {}: {e}", dir.display()))
     })?;
     info!(version = %cfg.version, dir = %dir.display(), "fetching questdb jar with maven");
+    // Fetch into a private folder and rename into place, so concurrent first runs (tests
+    // in parallel) never see a half-written jar.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let staging = dir.join(format!("fetch-{}-{nanos}", std::process::id()));
     let status = Command::new("mvn")
         .args([
             "-q",
             "-B",
-            "org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy",
+            "dependency:copy",
             &format!("-Dartifact=org.questdb:questdb:{}", cfg.version),
-            &format!("-DoutputDirectory={}", dir.display()),
+            &format!("-DoutputDirectory={}", staging.display()),
         ])
         .current_dir(&dir)
         .status()
@@ -126,7 +133,10 @@ pub fn resolve_jar(cfg: &ManagedConfig) -> Result<PathBuf, IngestError> {
                 cfg.version
             ))
         })?;
-    if !status.success() || !jar.is_file() {
+    let fetched = staging.join(format!("questdb-{}.jar", cfg.version));
+    let renamed = status.success() && fetched.is_file() && std::fs::rename(&fetched, &jar).is_ok();
+    let _ = std::fs::remove_dir_all(&staging);
+    if !renamed && !jar.is_file() {
         return Err(IngestError::QuestDbStart(format!(
             "mvn could not fetch org.questdb:questdb:{} into {}",
             cfg.version,

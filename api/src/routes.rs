@@ -1,0 +1,361 @@
+use crate::ApiError;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use steward_estate::{validate_id, DeviceKind, DeviceUpsert, Registry};
+use steward_ingest::questdb::QuestDbClient;
+use steward_ingest::RejectReason;
+use steward_rules::DeviceStates;
+use subtle::ConstantTimeEq;
+
+/// `[api]` section of the hub configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    pub listen: std::net::SocketAddr,
+    /// Bearer token of the admin; empty means one is generated at start-up and printed.
+    pub admin_token: String,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_token: String::new(),
+        }
+    }
+}
+
+impl ApiConfig {
+    pub fn validate(&self) -> Vec<String> {
+        let mut e = Vec::new();
+        if !self.admin_token.is_empty() && self.admin_token.len() < 16 {
+            e.push("api.admin_token: must be at least 16 characters (or empty to generate one)".into());
+        }
+        e
+    }
+}
+
+/// Checks `/readyz` runs; each returns a reason when not ready.
+pub type ReadinessProbe = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub registry: Registry,
+    pub states: DeviceStates,
+    pub questdb: QuestDbClient,
+    pub metrics: Arc<Mutex<prometheus_client::registry::Registry>>,
+    pub admin_token: Arc<str>,
+    pub probes: Vec<(&'static str, ReadinessProbe)>,
+}
+
+pub fn app(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/compounds", get(list_compounds))
+        .route("/devices", get(list_devices).post(upsert_device))
+        .route("/devices/{id}", get(get_device).delete(retire_device))
+        .route("/devices/{id}/state", get(device_state))
+        .route("/devices/{id}/rotate-secret", post(rotate_secret))
+        .route("/rejects", get(list_rejects));
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .nest("/api/v1", api)
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .with_state(state)
+}
+
+/// A request that presented the admin token.
+struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or(ApiError::Unauthorized)?;
+        if token.as_bytes().ct_eq(state.admin_token.as_bytes()).into() {
+            Ok(Admin)
+        } else {
+            Err(ApiError::Unauthorized)
+        }
+    }
+}
+
+/// Query strings are parsed into a map first so an unknown or malformed parameter gets a
+/// 400 that names it instead of axum's generic rejection.
+fn params(q: &HashMap<String, String>, allowed: &[&str]) -> Result<(), ApiError> {
+    if let Some(k) = q.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(ApiError::BadRequest(format!(
+            "unknown query parameter `{}`; allowed: {}",
+            k.chars().take(64).collect::<String>(),
+            allowed.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+fn id_param(name: &str, v: &str) -> Result<(), ApiError> {
+    validate_id(v).map_err(|e| ApiError::BadRequest(format!("{name}: {e}")))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+}
+
+async fn readyz(State(s): State<AppState>) -> Response {
+    let mut checks = serde_json::Map::new();
+    let mut ready = true;
+    let qdb = s.questdb.ping().await;
+    ready &= qdb;
+    checks.insert("questdb".into(), json!(if qdb { "ok" } else { "unreachable" }));
+    for (name, probe) in &s.probes {
+        let r = probe();
+        ready &= r.is_ok();
+        checks.insert((*name).into(), json!(r.err().unwrap_or_else(|| "ok".into())));
+    }
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(json!({"ready": ready, "checks": checks}))).into_response()
+}
+
+async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &s.metrics.lock())
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+async fn list_compounds(_: Admin, State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let reg = s.registry.clone();
+    let compounds = blocking(move || Ok(reg.compounds()?)).await?;
+    Ok(Json(json!({ "compounds": compounds })))
+}
+
+fn device_json(d: &steward_estate::DeviceInfo) -> Value {
+    json!({
+        "id": &*d.id,
+        "kind": d.kind,
+        "vendor": d.vendor,
+        "building": d.building,
+        "compound": &*d.compound,
+        "station": d.station,
+        "location": d.location,
+        "gateway": d.gateway,
+        "report_interval_s": d.report_interval_s,
+        "retired": d.retired,
+    })
+}
+
+async fn list_devices(
+    _: Admin,
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    params(&q, &["kind", "compound", "include_retired"])?;
+    let kind = q
+        .get("kind")
+        .map(|k| k.parse::<DeviceKind>())
+        .transpose()
+        .map_err(|e| ApiError::BadRequest(format!("kind: {e}")))?;
+    if let Some(c) = q.get("compound") {
+        id_param("compound", c)?;
+    }
+    let include_retired = match q.get("include_retired").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "include_retired: expected true or false, got `{}`",
+                other.chars().take(32).collect::<String>()
+            )))
+        }
+    };
+    let dir = s.registry.directory();
+    let mut devices: Vec<_> = dir
+        .devices
+        .values()
+        .filter(|d| include_retired || !d.retired)
+        .filter(|d| kind.is_none_or(|k| d.kind == k))
+        .filter(|d| q.get("compound").is_none_or(|c| *d.compound == **c))
+        .collect();
+    devices.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(Json(json!({
+        "devices": devices.iter().map(|d| device_json(d)).collect::<Vec<_>>()
+    })))
+}
+
+async fn get_device(
+    _: Admin,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    id_param("id", &id)?;
+    let dir = s.registry.directory();
+    let d = dir
+        .device(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("device `{id}` not found")))?;
+    Ok(Json(device_json(d)))
+}
+
+async fn device_state(
+    _: Admin,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    id_param("id", &id)?;
+    let dir = s.registry.directory();
+    let d = dir
+        .device(&id)
+        .ok_or_else(|| ApiError::NotFound(format!("device `{id}` not found")))?;
+    let now = steward_ingest::pipeline::now_ms();
+    let state = s.states.get(&id);
+    let liveness = state
+        .as_ref()
+        .map(|st| st.liveness(now, d.report_interval_s))
+        .unwrap_or(steward_rules::Liveness::Unknown);
+    Ok(Json(json!({
+        "device_id": id,
+        "liveness": liveness,
+        "state": state,
+    })))
+}
+
+async fn upsert_device(
+    _: Admin,
+    State(s): State<AppState>,
+    body: Result<Json<DeviceUpsert>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::BadRequest(format!("request body: {}", e.body_text())))?;
+    let reg = s.registry.clone();
+    let id = body.id.clone();
+    let issued = blocking(move || Ok(reg.upsert_device(&body)?)).await?;
+    let dir = s.registry.directory();
+    let mut out = dir.device(&id).map(device_json).unwrap_or(Value::Null);
+    let status = if let Some(secret) = issued {
+        out["secret"] = json!(secret);
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(out)).into_response())
+}
+
+async fn retire_device(
+    _: Admin,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    id_param("id", &id)?;
+    let reg = s.registry.clone();
+    let id2 = id.clone();
+    blocking(move || Ok(reg.retire_device(&id2)?)).await?;
+    Ok(Json(json!({"id": id, "retired": true})))
+}
+
+async fn rotate_secret(
+    _: Admin,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    id_param("id", &id)?;
+    let reg = s.registry.clone();
+    let id2 = id.clone();
+    let secret = blocking(move || Ok(reg.rotate_secret(&id2)?)).await?;
+    Ok(Json(json!({"id": id, "secret": secret})))
+}
+
+async fn list_rejects(
+    _: Admin,
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    params(&q, &["device_id", "reason", "limit"])?;
+    // Every value that reaches SQL is validated to a closed alphabet first.
+    let mut filters = Vec::new();
+    if let Some(d) = q.get("device_id") {
+        id_param("device_id", d)?;
+        filters.push(format!("device_id = '{d}'"));
+    }
+    if let Some(r) = q.get("reason") {
+        let reason = RejectReason::ALL
+            .iter()
+            .find(|x| x.as_str() == r)
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "reason: unknown reason `{}`",
+                    r.chars().take(64).collect::<String>()
+                ))
+            })?;
+        filters.push(format!("reason = '{}'", reason.as_str()));
+    }
+    let limit = match q.get("limit") {
+        None => 100,
+        Some(l) => match l.parse::<u32>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            _ => {
+                return Err(ApiError::BadRequest(
+                    "limit: expected an integer between 1 and 1000".into(),
+                ))
+            }
+        },
+    };
+    let where_clause = if filters.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", filters.join(" AND "))
+    };
+    let sql = format!(
+        "SELECT ts, device_id, reason, topic, detail, payload, payload_bytes FROM rejects{where_clause} ORDER BY ts DESC LIMIT {limit}"
+    );
+    let result = s
+        .questdb
+        .exec(&sql)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("history store unavailable: {}", short(&e.to_string()))))?;
+    let names: Vec<&str> = result.columns.iter().map(|c| c.name.as_str()).collect();
+    let rows: Vec<Value> = result
+        .dataset
+        .iter()
+        .map(|row| {
+            Value::Object(
+                names
+                    .iter()
+                    .zip(row)
+                    .map(|(n, v)| (n.to_string(), v.clone()))
+                    .collect(),
+            )
+        })
+        .collect();
+    Ok(Json(json!({ "rejects": rows })))
+}
+
+fn short(s: &str) -> &str {
+    s.split(':').next().unwrap_or(s)
+}

@@ -1,0 +1,140 @@
+//! The hub's configuration file (`steward.toml`): typed, with every section's defaults,
+//! and validated at start-up so an error names the key at fault.
+
+use crate::HubError;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use steward_api::ApiConfig;
+use steward_broker::BrokerConfig;
+use steward_ingest::questdb::QuestDbConfig;
+use steward_ingest::IngestConfig;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EstateConfig {
+    /// Estate file loaded into the registry at start-up (optional once the database exists).
+    pub file: Option<PathBuf>,
+    /// SQLite database of the estate registry.
+    pub database: PathBuf,
+}
+
+impl Default for EstateConfig {
+    fn default() -> Self {
+        EstateConfig {
+            file: Some(PathBuf::from("estate.toml")),
+            database: PathBuf::from("var/steward.db"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HubConfig {
+    pub estate: EstateConfig,
+    pub broker: BrokerConfig,
+    pub ingest: IngestConfig,
+    pub questdb: QuestDbConfig,
+    pub api: ApiConfig,
+}
+
+impl HubConfig {
+    /// Parse a TOML document; a type or unknown-key error names the key's full path.
+    pub fn parse(text: &str) -> Result<HubConfig, HubError> {
+        let de = toml::Deserializer::parse(text).map_err(|e| HubError::Config(vec![e.to_string()]))?;
+        let cfg: HubConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            let inner = inner.lines().last().unwrap_or("").trim().to_string();
+            HubError::Config(vec![format!("{path}: {inner}")])
+        })?;
+        Ok(cfg)
+    }
+
+    /// Read, parse and validate; relative paths are taken from the file's directory.
+    pub fn load(path: &Path) -> Result<HubConfig, HubError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| HubError::Config(vec![format!("cannot read {}: {e}", path.display())]))?;
+        let mut cfg = Self::parse(&text).map_err(|e| match e {
+            HubError::Config(v) => HubError::Config(
+                v.into_iter()
+                    .map(|m| format!("{}: {m}", path.display()))
+                    .collect(),
+            ),
+            other => other,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        if let Some(f) = &cfg.estate.file {
+            if f.is_relative() {
+                cfg.estate.file = Some(base.join(f));
+            }
+        }
+        if cfg.estate.database.is_relative() {
+            cfg.estate.database = base.join(&cfg.estate.database);
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Every problem at once, each naming its key.
+    pub fn validate(&self) -> Result<(), HubError> {
+        let mut errors = Vec::new();
+        errors.extend(self.broker.validate());
+        errors.extend(self.ingest.validate());
+        errors.extend(self.questdb.validate());
+        errors.extend(self.api.validate());
+        if self.ingest.max_payload_bytes >= self.broker.max_payload_bytes {
+            errors.push(format!(
+                "ingest.max_payload_bytes: must be below broker.max_payload_bytes ({}) so an \
+                 oversize payload reaches ingest and gets a reject reason",
+                self.broker.max_payload_bytes
+            ));
+        }
+        if self.estate.database.as_os_str().is_empty() {
+            errors.push("estate.database: must not be empty".into());
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(HubError::Config(errors))
+        }
+    }
+}
+
+/// The commented configuration `steward generate-config` prints.
+pub fn sample_config() -> String {
+    let cfg = HubConfig::default();
+    let body = toml::to_string_pretty(&cfg).unwrap_or_default();
+    format!(
+        "# Steward hub configuration. Every key is optional; these are the defaults.\n\
+         # Durations are humantime strings (\"200ms\", \"5m\", \"30days\").\n\
+         # [questdb] mode = \"managed\" starts QuestDB {} as a child process (needs Java 17+ and\n\
+         # Maven to fetch the jar once); mode = \"external\" uses http_addr.\n\
+         # [api] admin_token empty = a token is generated at start-up and printed.\n\n{body}",
+        steward_ingest::questdb::QUESTDB_VERSION
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_round_trips() {
+        let cfg = HubConfig::parse(&sample_config()).unwrap();
+        cfg.validate().unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = HubConfig::parse("[broker]\nmax_inflight = \"many\"\n").unwrap_err().to_string();
+        assert!(e.contains("broker.max_inflight"), "{e}");
+        let e = HubConfig::parse("[ingest]\nbatch_rowz = 3\n").unwrap_err().to_string();
+        assert!(e.contains("batch_rowz"), "{e}");
+        let mut cfg = HubConfig::default();
+        cfg.ingest.batch_rows = 0;
+        cfg.questdb.mode = steward_ingest::questdb::QuestDbMode::External;
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("ingest.batch_rows"), "{e}");
+        assert!(e.contains("questdb.http_addr"), "{e}");
+    }
+}

@@ -1,0 +1,56 @@
+//! The demo estate and the configuration `steward demo` runs with.
+
+use crate::config::{EstateConfig, HubConfig};
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// Three compounds on one street, one with a property company's station, each with all
+/// four device kinds (one pump behind a gateway).
+pub const DEMO_ESTATE: &str = include_str!("../demo/estate.toml");
+
+/// A configuration for the demo: managed QuestDB in a temporary root, the estate and its
+/// database under `dir`.
+pub fn demo_config(dir: &Path, mqtt_port: u16, api_port: u16) -> std::io::Result<HubConfig> {
+    let estate = dir.join("estate.toml");
+    std::fs::write(&estate, DEMO_ESTATE)?;
+    let mut cfg = HubConfig {
+        estate: EstateConfig {
+            file: Some(estate),
+            database: dir.join("steward.db"),
+        },
+        ..HubConfig::default()
+    };
+    cfg.broker.v4_listen = SocketAddr::from(([127, 0, 0, 1], mqtt_port));
+    cfg.broker.v5_listen = Some(SocketAddr::from((
+        [127, 0, 0, 1],
+        if mqtt_port == 0 { 0 } else { mqtt_port + 1 },
+    )));
+    cfg.api.listen = SocketAddr::from(([127, 0, 0, 1], api_port));
+    Ok(cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use steward_estate::{DeviceKind, EstateFile};
+
+    #[test]
+    fn demo_estate_has_every_kind_in_every_compound() {
+        let f = EstateFile::parse(DEMO_ESTATE).unwrap();
+        for c in &f.compounds {
+            for k in DeviceKind::ALL {
+                let n = f
+                    .devices
+                    .iter()
+                    .filter(|d| d.kind == k)
+                    .filter(|d| {
+                        f.buildings
+                            .iter()
+                            .any(|b| b.id == d.building && b.compound == c.id)
+                    })
+                    .count();
+                assert!(n > 0, "{} has no {k}", c.id);
+            }
+        }
+    }
+}

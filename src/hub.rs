@@ -1,0 +1,188 @@
+//! Wiring of the stages into one running hub: registry -> QuestDB -> broker -> ingest ->
+//! rules state -> API, and their orderly shutdown in the reverse direction.
+
+use crate::config::HubConfig;
+use crate::HubError;
+use parking_lot::Mutex;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use steward_api::{AppState, ReadinessProbe};
+use steward_broker::{Broker, BrokerMetrics};
+use steward_estate::{EstateFile, Registry};
+use steward_ingest::questdb::{ManagedQuestDb, QuestDbClient, QuestDbMode};
+use steward_ingest::writer::Writer;
+use steward_ingest::{Ingest, IngestMetrics};
+use steward_rules::DeviceStates;
+use tokio::sync::oneshot;
+use tracing::{info, warn};
+
+pub struct Hub {
+    pub mqtt_addr: SocketAddr,
+    pub mqtt_v5_addr: Option<SocketAddr>,
+    pub api_addr: SocketAddr,
+    pub questdb_http: SocketAddr,
+    pub questdb_pg: Option<SocketAddr>,
+    pub admin_token: String,
+    pub registry: Registry,
+    pub states: DeviceStates,
+    pub ingest_metrics: IngestMetrics,
+    pub broker_metrics: BrokerMetrics,
+    pub questdb: QuestDbClient,
+    managed: Option<ManagedQuestDb>,
+    broker: Option<Broker>,
+    ingest: Option<Ingest>,
+    api_stop: Option<oneshot::Sender<()>>,
+    api_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Hub {
+    pub async fn start(cfg: HubConfig) -> Result<Hub, HubError> {
+        cfg.validate()?;
+        let registry = open_registry(&cfg)?;
+
+        let (managed, questdb_http, questdb_pg) = match cfg.questdb.mode {
+            QuestDbMode::Managed => {
+                let mc = cfg.questdb.managed.clone();
+                let db = tokio::task::spawn_blocking(move || ManagedQuestDb::start(&mc))
+                    .await
+                    .map_err(|e| HubError::Start(e.to_string()))??;
+                let (h, p) = (db.http_addr, db.pg_addr);
+                (Some(db), h, Some(p))
+            }
+            QuestDbMode::External => {
+                let addr = cfg.questdb.http_addr.ok_or_else(|| {
+                    HubError::Config(vec!["questdb.http_addr: required in external mode".into()])
+                })?;
+                (None, addr, None)
+            }
+        };
+        let questdb = QuestDbClient::new(questdb_http)?;
+        questdb.create_tables().await?;
+
+        let mut prom = prometheus_client::registry::Registry::default();
+        let broker_metrics = BrokerMetrics::new(&mut prom);
+        let ingest_metrics = IngestMetrics::new(&mut prom);
+
+        let broker = Broker::start(&cfg.broker, registry.clone(), broker_metrics.clone())?;
+        let link = broker.link("steward-ingest")?;
+        let writer = Writer::start(questdb_http, ingest_metrics.clone())?;
+        let states = DeviceStates::new();
+        let ingest = Ingest::start(
+            link,
+            registry.clone(),
+            cfg.ingest.clone(),
+            writer,
+            ingest_metrics.clone(),
+            vec![Box::new(states.clone())],
+        )?;
+
+        let admin_token = if cfg.api.admin_token.is_empty() {
+            steward_estate::secret::generate_secret()
+        } else {
+            cfg.api.admin_token.clone()
+        };
+        let mqtt_addr = broker.v4_addr;
+        let sqlite_probe: ReadinessProbe = {
+            let reg = registry.clone();
+            Arc::new(move || reg.compounds().map(|_| ()).map_err(|e| e.to_string()))
+        };
+        let broker_probe: ReadinessProbe = Arc::new(move || {
+            let target = if mqtt_addr.ip().is_unspecified() {
+                SocketAddr::from(([127, 0, 0, 1], mqtt_addr.port()))
+            } else {
+                mqtt_addr
+            };
+            std::net::TcpStream::connect_timeout(&target, Duration::from_secs(1))
+                .map(|_| ())
+                .map_err(|e| format!("mqtt listener: {e}"))
+        });
+        let state = AppState {
+            registry: registry.clone(),
+            states: states.clone(),
+            questdb: questdb.clone(),
+            metrics: Arc::new(Mutex::new(prom)),
+            admin_token: Arc::from(admin_token.as_str()),
+            probes: vec![("sqlite", sqlite_probe), ("broker", broker_probe)],
+        };
+        let listener = steward_api::bind(cfg.api.listen).await?;
+        let api_addr = listener
+            .local_addr()
+            .map_err(|e| HubError::Start(format!("api.listen: {e}")))?;
+        let (api_stop, stop_rx) = oneshot::channel::<()>();
+        let api_task = tokio::spawn(async move {
+            if let Err(e) = steward_api::serve(listener, state, async {
+                let _ = stop_rx.await;
+            })
+            .await
+            {
+                warn!(error = %e, "api server stopped");
+            }
+        });
+        info!(mqtt = %mqtt_addr, api = %api_addr, questdb = %questdb_http, "hub started");
+        Ok(Hub {
+            mqtt_addr,
+            mqtt_v5_addr: broker.v5_addr,
+            api_addr,
+            questdb_http,
+            questdb_pg,
+            admin_token,
+            registry,
+            states,
+            ingest_metrics,
+            broker_metrics,
+            questdb,
+            managed,
+            broker: Some(broker),
+            ingest: Some(ingest),
+            api_stop: Some(api_stop),
+            api_task: Some(api_task),
+        })
+    }
+
+    /// The managed QuestDB, for tests that stop and restart it.
+    pub fn managed_questdb(&mut self) -> Option<&mut ManagedQuestDb> {
+        self.managed.as_mut()
+    }
+
+    /// Stop in reverse order of the data flow: no new connections, then flush what was
+    /// accepted, then stop the API and QuestDB.
+    pub async fn shutdown(mut self) {
+        if let Some(b) = self.broker.take() {
+            let _ = tokio::task::spawn_blocking(move || b.shutdown()).await;
+        }
+        if let Some(i) = self.ingest.take() {
+            let _ = tokio::task::spawn_blocking(move || i.shutdown()).await;
+        }
+        if let Some(s) = self.api_stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.api_task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+        if let Some(mut m) = self.managed.take() {
+            let _ = tokio::task::spawn_blocking(move || m.stop()).await;
+        }
+        info!("hub stopped");
+    }
+}
+
+fn open_registry(cfg: &HubConfig) -> Result<Registry, HubError> {
+    if let Some(parent) = cfg.estate.database.parent() {
+        if !parent.as_os_str().is_empty() {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                HubError::Config(vec![format!(
+                    "estate.database: cannot create {}: {e}",
+                    parent.display()
+                )])
+            })?;
+        }
+    }
+    let registry = Registry::open(&cfg.estate.database)?;
+    if let Some(file) = &cfg.estate.file {
+        let estate = EstateFile::load(file)?;
+        registry.apply(&estate)?;
+        info!(file = %file.display(), devices = estate.devices.len(), "estate loaded");
+    }
+    Ok(registry)
+}

@@ -1,0 +1,25 @@
+//! The `steward` hub: configuration, the wiring of broker -> ingest -> (QuestDB, rules)
+//! -> API into one process, and the demo estate. The binary in `main.rs` is a thin CLI.
+
+pub mod config;
+pub mod demo;
+mod hub;
+
+pub use config::HubConfig;
+pub use hub::Hub;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error("invalid configuration:\n  {}", .0.join("\n  "))]
+    Config(Vec<String>),
+    #[error("estate: {0}")]
+    Estate(#[from] steward_estate::EstateError),
+    #[error("{0}")]
+    Broker(#[from] steward_broker::BrokerError),
+    #[error("{0}")]
+    Ingest(#[from] steward_ingest::IngestError),
+    #[error("{0}")]
+    Api(#[from] steward_api::ApiError),
+    #[error("start-up: {0}")]
+    Start(String),
+}
