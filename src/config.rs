@@ -40,7 +40,8 @@ pub struct HubConfig {
 impl HubConfig {
     /// Parse a TOML document; a type or unknown-key error names the key's full path.
     pub fn parse(text: &str) -> Result<HubConfig, HubError> {
-        let de = toml::Deserializer::parse(text).map_err(|e| HubError::Config(vec![e.to_string()]))?;
+        let de =
+            toml::Deserializer::parse(text).map_err(|e| HubError::Config(vec![e.to_string()]))?;
         let cfg: HubConfig = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner().to_string();
@@ -126,9 +127,13 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let e = HubConfig::parse("[broker]\nmax_inflight = \"many\"\n").unwrap_err().to_string();
+        let e = HubConfig::parse("[broker]\nmax_inflight = \"many\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("broker.max_inflight"), "{e}");
-        let e = HubConfig::parse("[ingest]\nbatch_rowz = 3\n").unwrap_err().to_string();
+        let e = HubConfig::parse("[ingest]\nbatch_rowz = 3\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("batch_rowz"), "{e}");
         let mut cfg = HubConfig::default();
         cfg.ingest.batch_rows = 0;

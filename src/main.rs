@@ -11,7 +11,11 @@ use steward_ingest::contract;
 use steward_ingest::IngestConfig;
 
 #[derive(Parser)]
-#[command(name = "steward", version, about = "Telemetry hub for building and facility sensors")]
+#[command(
+    name = "steward",
+    version,
+    about = "Telemetry hub for building and facility sensors"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -106,7 +110,9 @@ fn main() -> Result<()> {
         Command::GenerateConfig { output } => {
             let text = sample_config();
             match output {
-                Some(p) => std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?,
+                Some(p) => {
+                    std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?
+                }
                 None => print!("{text}"),
             }
             Ok(())
@@ -222,7 +228,11 @@ async fn run_demo(a: DemoArgs) -> Result<()> {
     if let Some(pg) = hub.questdb_pg {
         println!("  QuestDB PG wire   : {pg} (user admin, password quest)");
     }
-    println!("  estate            : {} compounds, {} devices", estate.compounds.len(), estate.devices.len());
+    println!(
+        "  estate            : {} compounds, {} devices",
+        estate.compounds.len(),
+        estate.devices.len()
+    );
     println!();
     println!("Try:");
     println!(
@@ -310,7 +320,9 @@ fn check_payload(
             let id = match contract::parse_topic(topic.as_bytes()) {
                 Ok(contract::Topic::Device { id, .. }) => id.to_string(),
                 Ok(contract::Topic::Gateway { .. }) => {
-                    bail!("gateway topics need --estate to know which devices are behind the gateway")
+                    bail!(
+                        "gateway topics need --estate to know which devices are behind the gateway"
+                    )
                 }
                 Err(e) => bail!("bad_topic: {e}"),
             };
@@ -347,10 +359,18 @@ fn check_payload(
         );
     }
     for e in &decoded.events {
-        println!("accepted event: device={} event={} ts={} data={}", e.device_id, e.event, e.ts_ms, e.data);
+        println!(
+            "accepted event: device={} event={} ts={} data={}",
+            e.device_id, e.event, e.ts_ms, e.data
+        );
     }
     for s in &decoded.statuses {
-        println!("accepted status: device={} status={} ts={}", s.device_id, s.status.as_str(), s.ts_ms);
+        println!(
+            "accepted status: device={} status={} ts={}",
+            s.device_id,
+            s.status.as_str(),
+            s.ts_ms
+        );
     }
     for r in &decoded.rejects {
         println!("rejected: reason={} detail={}", r.reason, r.detail);

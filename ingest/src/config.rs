@@ -50,7 +50,9 @@ impl IngestConfig {
         if self.batch_rows == 0 || self.batch_rows > 1_000_000 {
             e.push("ingest.batch_rows: must be between 1 and 1000000".to_string());
         }
-        if self.flush_interval < Duration::from_millis(1) || self.flush_interval > Duration::from_secs(60) {
+        if self.flush_interval < Duration::from_millis(1)
+            || self.flush_interval > Duration::from_secs(60)
+        {
             e.push("ingest.flush_interval: must be between 1ms and 60s".to_string());
         }
         if self.max_past_age < Duration::from_secs(60) {

@@ -37,7 +37,8 @@ pub fn parse_topic(topic: &[u8]) -> Result<Topic<'_>, String> {
             truncate(topic, 200)
         ));
     };
-    steward_estate::validate_id(id).map_err(|e| format!("topic `{}`: {e}", truncate(topic, 200)))?;
+    steward_estate::validate_id(id)
+        .map_err(|e| format!("topic `{}`: {e}", truncate(topic, 200)))?;
     match (root, leaf) {
         ("devices", "telemetry") => Ok(Topic::Device {
             id,
@@ -101,7 +102,8 @@ pub fn decode(
     let parsed = match parse_topic(topic) {
         Ok(t) => t,
         Err(detail) => {
-            out.rejects.push(reject(RejectReason::BadTopic, None, detail));
+            out.rejects
+                .push(reject(RejectReason::BadTopic, None, detail));
             return out;
         }
     };
@@ -166,7 +168,10 @@ fn parse_json(payload: &[u8], device: &str) -> Result<Json, Reject> {
         reject(
             RejectReason::NotUtf8,
             Some(device),
-            format!("payload is not UTF-8 (invalid byte at offset {})", e.valid_up_to()),
+            format!(
+                "payload is not UTF-8 (invalid byte at offset {})",
+                e.valid_up_to()
+            ),
         )
     })?;
     serde_json::from_str(text).map_err(|e| {
@@ -183,7 +188,11 @@ fn entries(json: Json, ctx: &Ctx, device: &str) -> Result<Vec<Json>, Reject> {
     match json {
         Json::Array(items) => {
             if items.is_empty() {
-                Err(reject(RejectReason::BadShape, Some(device), "array is empty"))
+                Err(reject(
+                    RejectReason::BadShape,
+                    Some(device),
+                    "array is empty",
+                ))
             } else if items.len() > ctx.cfg.max_entries {
                 Err(reject(
                     RejectReason::TooManyEntries,
@@ -221,7 +230,13 @@ fn json_type(v: &Json) -> &'static str {
 fn timestamp(ctx: &Ctx, v: Option<&Json>, device: &str) -> Result<i64, Reject> {
     let bad = |detail: String| reject(RejectReason::BadTimestamp, Some(device), detail);
     let ts = match v {
-        None => return Err(reject(RejectReason::BadShape, Some(device), "`ts` is missing")),
+        None => {
+            return Err(reject(
+                RejectReason::BadShape,
+                Some(device),
+                "`ts` is missing",
+            ))
+        }
         Some(Json::Number(n)) => match n.as_i64() {
             Some(ms) if ms >= 0 => ms,
             _ => {
@@ -272,7 +287,10 @@ fn seq(v: Option<&Json>, device: &str) -> Result<Option<u64>, Reject> {
         Some(other) => Err(reject(
             RejectReason::WrongType,
             Some(device),
-            format!("`seq` must be an unsigned integer, got {}", json_type(other)),
+            format!(
+                "`seq` must be an unsigned integer, got {}",
+                json_type(other)
+            ),
         )),
     }
 }
@@ -398,7 +416,11 @@ fn metrics(
     let obj = match v {
         Some(Json::Object(o)) if !o.is_empty() => o,
         Some(Json::Object(_)) => {
-            return Err(reject(RejectReason::BadShape, Some(id), "`metrics` is empty"))
+            return Err(reject(
+                RejectReason::BadShape,
+                Some(id),
+                "`metrics` is empty",
+            ))
         }
         Some(other) => {
             return Err(reject(
@@ -407,7 +429,13 @@ fn metrics(
                 format!("`metrics` must be an object, got {}", json_type(other)),
             ))
         }
-        None => return Err(reject(RejectReason::BadShape, Some(id), "`metrics` is missing")),
+        None => {
+            return Err(reject(
+                RejectReason::BadShape,
+                Some(id),
+                "`metrics` is missing",
+            ))
+        }
     };
     let mut values = Vec::with_capacity(obj.len());
     let mut extras: Option<Map<String, Json>> = None;
@@ -430,7 +458,9 @@ fn metrics(
                     format!("vendor metric `{name}` must be a string, number, boolean or null"),
                 ));
             }
-            extras.get_or_insert_with(Map::new).insert(name.clone(), v.clone());
+            extras
+                .get_or_insert_with(Map::new)
+                .insert(name.clone(), v.clone());
             continue;
         }
         values.push(metric_value(device.kind, name, v, id)?);
@@ -513,7 +543,13 @@ fn decode_event(ctx: &Ctx, device: &DeviceInfo, payload: &[u8], out: &mut Decode
                     format!("`event` must be a string, got {}", json_type(other)),
                 ))
             }
-            None => return Err(reject(RejectReason::BadShape, Some(id), "`event` is missing")),
+            None => {
+                return Err(reject(
+                    RejectReason::BadShape,
+                    Some(id),
+                    "`event` is missing",
+                ))
+            }
         };
         let known = catalog::events(device.kind);
         if !known.contains(&event) && !vendor_name_ok(event) {
@@ -565,7 +601,11 @@ fn decode_status(ctx: &Ctx, device: &DeviceInfo, payload: &[u8], out: &mut Decod
     let text = match std::str::from_utf8(payload) {
         Ok(t) => t.trim(),
         Err(_) => {
-            out.rejects.push(reject(RejectReason::NotUtf8, Some(id), "status payload is not UTF-8"));
+            out.rejects.push(reject(
+                RejectReason::NotUtf8,
+                Some(id),
+                "status payload is not UTF-8",
+            ));
             return;
         }
     };
@@ -586,7 +626,9 @@ fn decode_status(ctx: &Ctx, device: &DeviceInfo, payload: &[u8], out: &mut Decod
                 };
                 Ok((status, ts))
             })(),
-            Ok(_) => Err(bad("status must be `online`, `offline` or a JSON object".into())),
+            Ok(_) => Err(bad(
+                "status must be `online`, `offline` or a JSON object".into()
+            )),
             Err(r) => Err(r),
         }
     } else {
@@ -632,7 +674,10 @@ fn decode_gateway(ctx: &Ctx, dir: &Directory, gateway: &str, payload: &[u8], out
         other => Err(reject(
             RejectReason::BadShape,
             Some(gateway),
-            format!("gateway telemetry must be a JSON array, got {}", json_type(&other)),
+            format!(
+                "gateway telemetry must be a JSON array, got {}",
+                json_type(&other)
+            ),
         )),
     }) {
         Ok(i) => i,

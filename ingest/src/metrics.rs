@@ -42,20 +42,54 @@ impl IngestMetrics {
     pub fn new(registry: &mut Registry) -> Self {
         let m = IngestMetrics::default();
         for r in RejectReason::ALL {
-            let _ = m.rejected.get_or_create(&ReasonLabel { reason: r.as_str() });
+            let _ = m
+                .rejected
+                .get_or_create(&ReasonLabel { reason: r.as_str() });
         }
         let r = registry.sub_registry_with_prefix("steward_ingest");
-        r.register("received", "MQTT messages seen by ingest", m.received.clone());
-        r.register("readings", "Accepted telemetry entries by device kind", m.readings.clone());
+        r.register(
+            "received",
+            "MQTT messages seen by ingest",
+            m.received.clone(),
+        );
+        r.register(
+            "readings",
+            "Accepted telemetry entries by device kind",
+            m.readings.clone(),
+        );
         r.register("events", "Accepted device events", m.events.clone());
         r.register("statuses", "Accepted status messages", m.statuses.clone());
-        r.register("rejected", "Rejected messages or entries by reason", m.rejected.clone());
-        r.register("rows_written", "Rows acknowledged by QuestDB", m.rows_written.clone());
+        r.register(
+            "rejected",
+            "Rejected messages or entries by reason",
+            m.rejected.clone(),
+        );
+        r.register(
+            "rows_written",
+            "Rows acknowledged by QuestDB",
+            m.rows_written.clone(),
+        );
         r.register("flushes", "Batches flushed to QuestDB", m.flushes.clone());
-        r.register("flush_errors", "Failed flush attempts (retried)", m.flush_errors.clone());
-        r.register("rows_dropped", "Rows dropped after QuestDB refused their batch", m.rows_dropped.clone());
-        r.register("pending_rows", "Rows not yet acknowledged by QuestDB", m.pending_rows.clone());
-        r.register("link_unscheduled", "Router pauses of the ingest link", m.link_unscheduled.clone());
+        r.register(
+            "flush_errors",
+            "Failed flush attempts (retried)",
+            m.flush_errors.clone(),
+        );
+        r.register(
+            "rows_dropped",
+            "Rows dropped after QuestDB refused their batch",
+            m.rows_dropped.clone(),
+        );
+        r.register(
+            "pending_rows",
+            "Rows not yet acknowledged by QuestDB",
+            m.pending_rows.clone(),
+        );
+        r.register(
+            "link_unscheduled",
+            "Router pauses of the ingest link",
+            m.link_unscheduled.clone(),
+        );
         m
     }
 
@@ -68,13 +102,20 @@ impl IngestMetrics {
     }
 
     pub fn rejected_total(&self) -> u64 {
-        RejectReason::ALL.iter().map(|r| self.rejected_count(*r)).sum()
+        RejectReason::ALL
+            .iter()
+            .map(|r| self.rejected_count(*r))
+            .sum()
     }
 
     pub fn readings_total(&self) -> u64 {
         steward_estate::DeviceKind::ALL
             .iter()
-            .map(|k| self.readings.get_or_create(&KindLabel { kind: k.as_str() }).get())
+            .map(|k| {
+                self.readings
+                    .get_or_create(&KindLabel { kind: k.as_str() })
+                    .get()
+            })
             .sum()
     }
 }

@@ -127,9 +127,7 @@ impl Loop {
                 }
                 Ok(Some(other)) => debug!(?other, "ignored notification"),
                 Ok(None) => {}
-                Err(steward_broker::LinkError::RecvTimeout(
-                    flume::RecvTimeoutError::Timeout,
-                )) => {}
+                Err(steward_broker::LinkError::RecvTimeout(flume::RecvTimeoutError::Timeout)) => {}
                 Err(e) => {
                     error!(error = %e, "ingest link closed");
                     break;
@@ -202,10 +200,7 @@ impl Loop {
                 .inc();
             debug!(reason = %r.reason, detail = %r.detail, "rejected");
             // Only registry-shaped ids become symbols; anything else stays in the detail.
-            let device_id = r
-                .device_id
-                .as_deref()
-                .filter(|d| validate_id(d).is_ok());
+            let device_id = r.device_id.as_deref().filter(|d| validate_id(d).is_ok());
             let row = RejectRow {
                 received_us,
                 device_id,
@@ -224,7 +219,9 @@ impl Loop {
             self.metrics.pending_rows.inc_by(added as i64);
             self.first_row_at.get_or_insert_with(Instant::now);
         }
-        if !(decoded.readings.is_empty() && decoded.events.is_empty() && decoded.statuses.is_empty())
+        if !(decoded.readings.is_empty()
+            && decoded.events.is_empty()
+            && decoded.statuses.is_empty())
         {
             for s in &mut self.sinks {
                 s.accept(&decoded);

@@ -109,7 +109,10 @@ fn run(
             }
             let result = match sender.as_mut() {
                 Some(s) => s.flush_and_keep(&buf),
-                None => Err(questdb::Error::new(ErrorCode::SocketError, "no sender".to_string())),
+                None => Err(questdb::Error::new(
+                    ErrorCode::SocketError,
+                    "no sender".to_string(),
+                )),
             };
             match result {
                 Ok(()) => {

@@ -87,7 +87,9 @@ fn reason(d: &Decoded) -> &'static str {
 fn smoke_telemetry_decodes_typed_values() {
     let d = run(
         "devices/smoke-1/telemetry",
-        &format!(r#"{{"ts":{NOW},"seq":7,"metrics":{{"alarm":false,"co_ppm":3.5,"battery_v":3,"x_fw":"1.2"}}}}"#),
+        &format!(
+            r#"{{"ts":{NOW},"seq":7,"metrics":{{"alarm":false,"co_ppm":3.5,"battery_v":3,"x_fw":"1.2"}}}}"#
+        ),
     );
     assert!(d.rejects.is_empty(), "{d:?}");
     let r = &d.readings[0];
@@ -104,7 +106,9 @@ fn smoke_telemetry_decodes_typed_values() {
 fn pump_lift_gate_decode() {
     let d = run(
         "devices/pump-1/telemetry",
-        &format!(r#"{{"ts":{NOW},"metrics":{{"running":true,"outlet_pressure_mpa":0.45,"starts":12,"fault_code":"E0"}}}}"#),
+        &format!(
+            r#"{{"ts":{NOW},"metrics":{{"running":true,"outlet_pressure_mpa":0.45,"starts":12,"fault_code":"E0"}}}}"#
+        ),
     );
     assert!(d.rejects.is_empty(), "{d:?}");
     assert_eq!(d.readings[0].get("starts"), Some(&Value::Int(12)));
@@ -125,7 +129,10 @@ fn pump_lift_gate_decode() {
     assert_eq!(d2.readings[0].get("direction"), Some(&Value::Sym("up")));
     let d = run(
         "devices/gate-1/telemetry",
-        &format!(r#"[{{"ts":{NOW},"metrics":{{"state":"open","locked":false}}}},{{"ts":{},"metrics":{{"state":"closed"}}}}]"#, NOW + 1000),
+        &format!(
+            r#"[{{"ts":{NOW},"metrics":{{"state":"open","locked":false}}}},{{"ts":{},"metrics":{{"state":"closed"}}}}]"#,
+            NOW + 1000
+        ),
     );
     assert!(d.rejects.is_empty(), "{d:?}");
     assert_eq!(d.readings.len(), 2);
@@ -138,37 +145,125 @@ fn every_reject_reason_has_a_case() {
         "a".repeat(70_000)
     );
     let cases: Vec<(&str, String, &str)> = vec![
-        ("devices/smoke-1/bogus", format!(r#"{{"ts":{NOW}}}"#), "bad_topic"),
+        (
+            "devices/smoke-1/bogus",
+            format!(r#"{{"ts":{NOW}}}"#),
+            "bad_topic",
+        ),
         ("foo/bar", "{}".into(), "bad_topic"),
         ("devices/a+b/telemetry", "{}".into(), "bad_topic"),
-        ("devices/ghost/telemetry", format!(r#"{{"ts":{NOW},"metrics":{{"alarm":true}}}}"#), "unknown_device"),
+        (
+            "devices/ghost/telemetry",
+            format!(r#"{{"ts":{NOW},"metrics":{{"alarm":true}}}}"#),
+            "unknown_device",
+        ),
         ("devices/smoke-1/telemetry", big, "payload_too_large"),
-        ("devices/smoke-1/telemetry", "{not json".into(), "malformed_json"),
-        ("devices/smoke-1/telemetry", r#"{"ts":NaN,"metrics":{}}"#.into(), "malformed_json"),
+        (
+            "devices/smoke-1/telemetry",
+            "{not json".into(),
+            "malformed_json",
+        ),
+        (
+            "devices/smoke-1/telemetry",
+            r#"{"ts":NaN,"metrics":{}}"#.into(),
+            "malformed_json",
+        ),
         ("devices/smoke-1/telemetry", "42".into(), "bad_shape"),
-        ("devices/smoke-1/telemetry", format!(r#"{{"ts":{NOW},"metrics":{{}}}}"#), "bad_shape"),
-        ("devices/smoke-1/telemetry", format!(r#"{{"ts":{NOW},"metrics":{{"alarm":true}},"extra":1}}"#), "bad_shape"),
-        ("devices/smoke-1/telemetry", r#"{"metrics":{"alarm":true}}"#.into(), "bad_shape"),
-        ("devices/smoke-1/telemetry", format!(r#"{{"ts":{},"metrics":{{"alarm":true}}}}"#, NOW + 3_600_000), "bad_timestamp"),
-        ("devices/smoke-1/telemetry", format!(r#"{{"ts":{},"metrics":{{"alarm":true}}}}"#, NOW - 90 * 86_400_000), "bad_timestamp"),
-        ("devices/smoke-1/telemetry", r#"{"ts":"yesterday","metrics":{"alarm":true}}"#.into(), "bad_timestamp"),
-        ("devices/smoke-1/telemetry", format!(r#"{{"ts":{NOW},"metrics":{{"smell":1}}}}"#), "unknown_metric"),
-        ("devices/smoke-1/telemetry", format!(r#"{{"ts":{NOW},"metrics":{{"alarm":"yes"}}}}"#), "wrong_type"),
-        ("devices/smoke-1/telemetry", format!(r#"{{"ts":{NOW},"metrics":{{"co_ppm":"3"}}}}"#), "wrong_type"),
-        ("devices/smoke-1/telemetry", format!(r#"{{"ts":{NOW},"seq":-1,"metrics":{{"alarm":true}}}}"#), "wrong_type"),
-        ("devices/smoke-1/telemetry", format!(r#"{{"ts":{NOW},"metrics":{{"co_ppm":-5}}}}"#), "out_of_range"),
-        ("devices/smoke-1/telemetry", format!(r#"{{"ts":{NOW},"metrics":{{"battery_v":1e308}}}}"#), "out_of_range"),
-        ("devices/lift-1/telemetry", format!(r#"{{"ts":{NOW},"metrics":{{"direction":"sideways"}}}}"#), "out_of_range"),
-        ("devices/lift-1/telemetry", format!(r#"{{"ts":{NOW},"metrics":{{"floor":2.5}}}}"#), "wrong_type"),
-        ("devices/gate-1/events", format!(r#"{{"ts":{NOW},"event":"exploded"}}"#), "unknown_event"),
+        (
+            "devices/smoke-1/telemetry",
+            format!(r#"{{"ts":{NOW},"metrics":{{}}}}"#),
+            "bad_shape",
+        ),
+        (
+            "devices/smoke-1/telemetry",
+            format!(r#"{{"ts":{NOW},"metrics":{{"alarm":true}},"extra":1}}"#),
+            "bad_shape",
+        ),
+        (
+            "devices/smoke-1/telemetry",
+            r#"{"metrics":{"alarm":true}}"#.into(),
+            "bad_shape",
+        ),
+        (
+            "devices/smoke-1/telemetry",
+            format!(r#"{{"ts":{},"metrics":{{"alarm":true}}}}"#, NOW + 3_600_000),
+            "bad_timestamp",
+        ),
+        (
+            "devices/smoke-1/telemetry",
+            format!(
+                r#"{{"ts":{},"metrics":{{"alarm":true}}}}"#,
+                NOW - 90 * 86_400_000
+            ),
+            "bad_timestamp",
+        ),
+        (
+            "devices/smoke-1/telemetry",
+            r#"{"ts":"yesterday","metrics":{"alarm":true}}"#.into(),
+            "bad_timestamp",
+        ),
+        (
+            "devices/smoke-1/telemetry",
+            format!(r#"{{"ts":{NOW},"metrics":{{"smell":1}}}}"#),
+            "unknown_metric",
+        ),
+        (
+            "devices/smoke-1/telemetry",
+            format!(r#"{{"ts":{NOW},"metrics":{{"alarm":"yes"}}}}"#),
+            "wrong_type",
+        ),
+        (
+            "devices/smoke-1/telemetry",
+            format!(r#"{{"ts":{NOW},"metrics":{{"co_ppm":"3"}}}}"#),
+            "wrong_type",
+        ),
+        (
+            "devices/smoke-1/telemetry",
+            format!(r#"{{"ts":{NOW},"seq":-1,"metrics":{{"alarm":true}}}}"#),
+            "wrong_type",
+        ),
+        (
+            "devices/smoke-1/telemetry",
+            format!(r#"{{"ts":{NOW},"metrics":{{"co_ppm":-5}}}}"#),
+            "out_of_range",
+        ),
+        (
+            "devices/smoke-1/telemetry",
+            format!(r#"{{"ts":{NOW},"metrics":{{"battery_v":1e308}}}}"#),
+            "out_of_range",
+        ),
+        (
+            "devices/lift-1/telemetry",
+            format!(r#"{{"ts":{NOW},"metrics":{{"direction":"sideways"}}}}"#),
+            "out_of_range",
+        ),
+        (
+            "devices/lift-1/telemetry",
+            format!(r#"{{"ts":{NOW},"metrics":{{"floor":2.5}}}}"#),
+            "wrong_type",
+        ),
+        (
+            "devices/gate-1/events",
+            format!(r#"{{"ts":{NOW},"event":"exploded"}}"#),
+            "unknown_event",
+        ),
         ("devices/gate-1/status", "sleepy".into(), "bad_status"),
-        ("gateways/gw-1/telemetry", format!(r#"[{{"device_id":"smoke-1","ts":{NOW},"metrics":{{"alarm":true}}}}]"#), "not_behind_gateway"),
+        (
+            "gateways/gw-1/telemetry",
+            format!(r#"[{{"device_id":"smoke-1","ts":{NOW},"metrics":{{"alarm":true}}}}]"#),
+            "not_behind_gateway",
+        ),
         ("gateways/gw-9/telemetry", "[]".into(), "unknown_device"),
     ];
     for (topic, payload, want) in cases {
         let d = run(topic, &payload);
         assert!(d.readings.is_empty(), "{topic} {payload}: {d:?}");
-        assert_eq!(reason(&d), want, "{topic} {}", &payload[..payload.len().min(120)]);
+        assert_eq!(
+            reason(&d),
+            want,
+            "{topic} {}",
+            &payload[..payload.len().min(120)]
+        );
         assert!(!d.rejects[0].detail.is_empty());
     }
     let d = decode(
@@ -179,8 +274,14 @@ fn every_reject_reason_has_a_case() {
         &IngestConfig::default(),
     );
     assert_eq!(reason(&d), "not_utf8");
-    let many = format!("[{}]", vec![format!(r#"{{"ts":{NOW},"metrics":{{"alarm":true}}}}"#); 1001].join(","));
-    assert_eq!(reason(&run("devices/smoke-1/telemetry", &many)), "too_many_entries");
+    let many = format!(
+        "[{}]",
+        vec![format!(r#"{{"ts":{NOW},"metrics":{{"alarm":true}}}}"#); 1001].join(",")
+    );
+    assert_eq!(
+        reason(&run("devices/smoke-1/telemetry", &many)),
+        "too_many_entries"
+    );
 }
 
 #[test]

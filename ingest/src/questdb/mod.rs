@@ -48,7 +48,8 @@ impl QuestDbConfig {
                 e.push("questdb.http_addr: required when questdb.mode = \"external\"".into())
             }
             QuestDbMode::Managed if self.http_addr.is_some() => e.push(
-                "questdb.http_addr: only for external mode; managed mode picks its own ports".into(),
+                "questdb.http_addr: only for external mode; managed mode picks its own ports"
+                    .into(),
             ),
             _ => {}
         }

@@ -75,7 +75,9 @@ fn free_port() -> Result<u16, IngestError> {
 }
 
 fn cache_dir() -> PathBuf {
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".cache").join("steward")
 }
 
@@ -105,9 +107,8 @@ pub fn resolve_jar(cfg: &ManagedConfig) -> Result<PathBuf, IngestError> {
     if jar.is_file() {
         return Ok(jar);
     }
-    std::fs::create_dir_all(&dir).map_err(|e| {
-        IngestError::QuestDbStart(format!("cannot create {}: {e}", dir.display()))
-    })?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| IngestError::QuestDbStart(format!("cannot create {}: {e}", dir.display())))?;
     info!(version = %cfg.version, dir = %dir.display(), "fetching questdb jar with maven");
     // Fetch into a private folder and rename into place, so concurrent first runs (tests
     // in parallel) never see a half-written jar.
@@ -154,13 +155,16 @@ pub fn resolve_java(cfg: &ManagedConfig) -> Result<PathBuf, IngestError> {
             .filter(|p| p.is_file())
             .unwrap_or_else(|| PathBuf::from("java"))
     });
-    let out = Command::new(&candidate).arg("-version").output().map_err(|e| {
-        IngestError::QuestDbStart(format!(
-            "java ({}) could not be run ({e}); install a JDK 17 or newer \
+    let out = Command::new(&candidate)
+        .arg("-version")
+        .output()
+        .map_err(|e| {
+            IngestError::QuestDbStart(format!(
+                "java ({}) could not be run ({e}); install a JDK 17 or newer \
              (e.g. `apt-get install openjdk-17-jre-headless`) or set questdb.managed.java",
-            candidate.display()
-        ))
-    })?;
+                candidate.display()
+            ))
+        })?;
     let text = String::from_utf8_lossy(&out.stderr);
     let major = text
         .split('"')
@@ -189,10 +193,8 @@ impl ManagedQuestDb {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_nanos())
                     .unwrap_or_default();
-                let dir = std::env::temp_dir().join(format!(
-                    "steward-questdb-{}-{nanos}",
-                    std::process::id()
-                ));
+                let dir = std::env::temp_dir()
+                    .join(format!("steward-questdb-{}-{nanos}", std::process::id()));
                 (dir.clone(), Some(TempRoot(dir)))
             }
         };
@@ -200,7 +202,12 @@ impl ManagedQuestDb {
             IngestError::QuestDbStart(format!("cannot create {}: {e}", root.display()))
         })?;
         let pick = |p: u16| if p == 0 { free_port() } else { Ok(p) };
-        let ports = [pick(cfg.http_port)?, pick(cfg.pg_port)?, free_port()?, free_port()?];
+        let ports = [
+            pick(cfg.http_port)?,
+            pick(cfg.pg_port)?,
+            free_port()?,
+            free_port()?,
+        ];
         let mut db = ManagedQuestDb {
             child: None,
             http_addr: SocketAddr::from(([127, 0, 0, 1], ports[0])),

@@ -1,0 +1,273 @@
+//! End-to-end benchmark: simulator load over TCP -> broker -> ingest -> QuestDB, next to
+//! a baseline measured in the same run: raw rumqttd (publish -> in-process subscriber, no
+//! decoding) under the same load, and Mosquitto with a subscriber when it is installed.
+//!
+//! `cargo run --release -p steward-tests --bin steward-bench -- --messages 300000`
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use steward_device_sim::{devices_from_estate, run_load, LoadConfig};
+use steward_estate::{EstateFile, Registry};
+use steward_tests::{load_estate, HubSandbox};
+
+#[derive(Parser)]
+struct Args {
+    /// Messages per run.
+    #[arg(long, default_value_t = 300_000)]
+    messages: u64,
+    /// Devices (and MQTT connections) publishing.
+    #[arg(long, default_value_t = 100)]
+    devices: usize,
+    #[arg(long, default_value_t = 1)]
+    qos: u8,
+    /// Skip the raw rumqttd baseline.
+    #[arg(long)]
+    no_baseline: bool,
+    /// Skip the Mosquitto baseline even if mosquitto is installed.
+    #[arg(long)]
+    no_mosquitto: bool,
+}
+
+struct Row {
+    name: String,
+    msgs: u64,
+    secs: f64,
+    note: String,
+}
+
+impl Row {
+    fn rate(&self) -> f64 {
+        self.msgs as f64 / self.secs
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let estate_text = load_estate(args.devices);
+    let estate = EstateFile::parse(&estate_text)?;
+    let devices = devices_from_estate(&estate);
+    let mut rows = Vec::new();
+
+    if !args.no_baseline {
+        rows.push(raw_rumqttd(&args, &estate, devices.clone()).await?);
+    }
+    if !args.no_mosquitto {
+        match mosquitto(&args, devices.clone()).await {
+            Ok(r) => rows.push(r),
+            Err(e) => eprintln!("mosquitto baseline skipped: {e:#}"),
+        }
+    }
+    rows.push(hub(&args, &estate_text, devices).await?);
+
+    let base = rows.first().map(|r| r.rate()).unwrap_or(1.0);
+    println!();
+    println!(
+        "| run | messages | seconds | msg/s | ratio to first row | note |\n|---|---|---|---|---|---|"
+    );
+    for r in &rows {
+        println!(
+            "| {} | {} | {:.2} | {:.0} | {:.2} | {} |",
+            r.name,
+            r.msgs,
+            r.secs,
+            r.rate(),
+            r.rate() / base,
+            r.note
+        );
+    }
+    Ok(())
+}
+
+fn load(args: &Args, broker: String, devices: Vec<steward_device_sim::SimDevice>) -> LoadConfig {
+    LoadConfig {
+        broker,
+        connections: devices.len(),
+        devices,
+        rate: 0,
+        total: Some(args.messages),
+        duration: None,
+        qos: args.qos,
+        seed: 7,
+        progress: false,
+    }
+}
+
+/// rumqttd with the same auth and an in-process subscriber that only counts.
+async fn raw_rumqttd(
+    args: &Args,
+    estate: &EstateFile,
+    devices: Vec<steward_device_sim::SimDevice>,
+) -> Result<Row> {
+    let registry = Registry::open_in_memory()?;
+    registry.apply(estate)?;
+    let cfg = steward_broker::BrokerConfig {
+        v4_listen: "127.0.0.1:0".parse()?,
+        v5_listen: None,
+        ..Default::default()
+    };
+    let broker = steward_broker::Broker::start(&cfg, registry, Default::default())?;
+    let (mut tx, mut rx) = broker.link("bench-counter")?;
+    tx.subscribe("#")?;
+    let count = Arc::new(AtomicU64::new(0));
+    let c2 = count.clone();
+    let counter = std::thread::spawn(move || {
+        let _keep = tx;
+        loop {
+            match rx.recv_deadline(Instant::now() + Duration::from_millis(200)) {
+                Ok(Some(steward_broker::Notification::Forward(_))) => {
+                    c2.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Some(steward_broker::Notification::Unschedule)) => {
+                    let _ = rx.ready();
+                }
+                Ok(_) => {}
+                Err(steward_broker::LinkError::RecvTimeout(_)) => {
+                    if c2.load(Ordering::Relaxed) == u64::MAX {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+    });
+    let start = Instant::now();
+    let report = run_load(load(args, broker.v4_addr.to_string(), devices)).await?;
+    let target = report.sent;
+    wait_for(
+        || count.load(Ordering::Relaxed) >= target,
+        Duration::from_secs(60),
+    )
+    .await;
+    let secs = start.elapsed().as_secs_f64();
+    let got = count.load(Ordering::Relaxed);
+    count.store(u64::MAX, Ordering::Relaxed);
+    let _ = counter.join();
+    broker.shutdown();
+    eprintln!(
+        "raw rumqttd: sent={} acked={} delivered={got}",
+        report.sent, report.acked
+    );
+    Ok(Row {
+        name: "raw rumqttd (publish -> in-process subscriber)".into(),
+        msgs: got,
+        secs,
+        note: format!("acked {} of {} sent", report.acked, report.sent),
+    })
+}
+
+async fn mosquitto(args: &Args, devices: Vec<steward_device_sim::SimDevice>) -> Result<Row> {
+    let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .context("mosquitto not installed (apt-get install mosquitto)")?;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?.port()
+    };
+    let dir = tempfile::tempdir()?;
+    let conf = dir.path().join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_inflight_messages 1000\nmax_queued_messages 1000000\n"),
+    )?;
+    let mut child = std::process::Command::new(bin)
+        .arg("-c")
+        .arg(&conf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut opts = rumqttc::MqttOptions::new("bench-sub", "127.0.0.1", port);
+    opts.set_keep_alive(Duration::from_secs(30));
+    opts.set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut ev) = rumqttc::AsyncClient::new(opts, 1000);
+    client.subscribe("#", rumqttc::QoS::AtMostOnce).await?;
+    let count = Arc::new(AtomicU64::new(0));
+    let c2 = count.clone();
+    let sub = tokio::spawn(async move {
+        while let Ok(e) = ev.poll().await {
+            if let rumqttc::Event::Incoming(rumqttc::Packet::Publish(_)) = e {
+                c2.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let start = Instant::now();
+    let report = run_load(load(args, format!("127.0.0.1:{port}"), devices)).await?;
+    let target = report.sent;
+    wait_for(
+        || count.load(Ordering::Relaxed) >= target,
+        Duration::from_secs(60),
+    )
+    .await;
+    let secs = start.elapsed().as_secs_f64();
+    let got = count.load(Ordering::Relaxed);
+    sub.abort();
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok(Row {
+        name: "Mosquitto (publish -> TCP subscriber)".into(),
+        msgs: got,
+        secs,
+        note: format!("acked {} of {} sent", report.acked, report.sent),
+    })
+}
+
+async fn hub(
+    args: &Args,
+    estate: &str,
+    devices: Vec<steward_device_sim::SimDevice>,
+) -> Result<Row> {
+    let sb = HubSandbox::start_with(estate, |c| {
+        c.ingest.flush_interval = Duration::from_millis(200);
+        c.questdb.managed.max_heap = "2g".into();
+    })
+    .await?;
+    let start = Instant::now();
+    let report = run_load(load(args, sb.mqtt_addr(), devices)).await?;
+    let publish_secs = start.elapsed().as_secs_f64();
+    let target = report.sent as i64;
+    let tables = "SELECT (SELECT count() FROM smoke_telemetry) + (SELECT count() FROM pump_telemetry) + (SELECT count() FROM lift_telemetry) + (SELECT count() FROM gate_telemetry)";
+    let mut rows = 0;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while Instant::now() < deadline {
+        rows = sb.count(tables).await.unwrap_or(0);
+        if rows >= target {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let m = &sb.hub.ingest_metrics;
+    eprintln!(
+        "hub: sent={} acked={} received={} readings={} rejected={} rows_written={} committed={rows} publish_s={publish_secs:.2}",
+        report.sent,
+        report.acked,
+        m.received.get(),
+        m.readings_total(),
+        m.rejected_total(),
+        m.rows_written.get()
+    );
+    let note = format!(
+        "rows visible in QuestDB {rows} of {} sent; publishing took {publish_secs:.2}s",
+        report.sent
+    );
+    sb.shutdown().await;
+    Ok(Row {
+        name: "Steward hub (publish -> decode -> QuestDB row visible)".into(),
+        msgs: rows as u64,
+        secs,
+        note,
+    })
+}
+
+async fn wait_for(f: impl Fn() -> bool, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while !f() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
