@@ -81,7 +81,7 @@ fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,rumqttd=warn".into()),
+                .unwrap_or_else(|_| "info,rumqttd=off".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -285,7 +285,8 @@ async fn run_demo(a: DemoArgs) -> Result<()> {
             _ => eprintln!("simulator did not stop in time"),
         }
     }
-    let m = &hub.ingest_metrics;
+    let m = hub.ingest_metrics.clone();
+    hub.shutdown().await;
     eprintln!(
         "ingest: received={} readings={} rejected={} rows_written={}",
         m.received.get(),
@@ -293,7 +294,6 @@ async fn run_demo(a: DemoArgs) -> Result<()> {
         m.rejected_total(),
         m.rows_written.get()
     );
-    hub.shutdown().await;
     drop(temp);
     Ok(())
 }
