@@ -38,7 +38,9 @@ impl ApiConfig {
     pub fn validate(&self) -> Vec<String> {
         let mut e = Vec::new();
         if !self.admin_token.is_empty() && self.admin_token.len() < 16 {
-            e.push("api.admin_token: must be at least 16 characters (or empty to generate one)".into());
+            e.push(
+                "api.admin_token: must be at least 16 characters (or empty to generate one)".into(),
+            );
         }
         e
     }
@@ -124,11 +126,17 @@ async fn readyz(State(s): State<AppState>) -> Response {
     let mut ready = true;
     let qdb = s.questdb.ping().await;
     ready &= qdb;
-    checks.insert("questdb".into(), json!(if qdb { "ok" } else { "unreachable" }));
+    checks.insert(
+        "questdb".into(),
+        json!(if qdb { "ok" } else { "unreachable" }),
+    );
     for (name, probe) in &s.probes {
         let r = probe();
         ready &= r.is_ok();
-        checks.insert((*name).into(), json!(r.err().unwrap_or_else(|| "ok".into())));
+        checks.insert(
+            (*name).into(),
+            json!(r.err().unwrap_or_else(|| "ok".into())),
+        );
     }
     let code = if ready {
         StatusCode::OK
@@ -252,7 +260,8 @@ async fn upsert_device(
     State(s): State<AppState>,
     body: Result<Json<DeviceUpsert>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body.map_err(|e| ApiError::BadRequest(format!("request body: {}", e.body_text())))?;
+    let Json(body) =
+        body.map_err(|e| ApiError::BadRequest(format!("request body: {}", e.body_text())))?;
     let reg = s.registry.clone();
     let id = body.id.clone();
     let issued = blocking(move || Ok(reg.upsert_device(&body)?)).await?;
@@ -334,11 +343,12 @@ async fn list_rejects(
     let sql = format!(
         "SELECT ts, device_id, reason, topic, detail, payload, payload_bytes FROM rejects{where_clause} ORDER BY ts DESC LIMIT {limit}"
     );
-    let result = s
-        .questdb
-        .exec(&sql)
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("history store unavailable: {}", short(&e.to_string()))))?;
+    let result = s.questdb.exec(&sql).await.map_err(|e| {
+        ApiError::Unavailable(format!(
+            "history store unavailable: {}",
+            short(&e.to_string())
+        ))
+    })?;
     let names: Vec<&str> = result.columns.iter().map(|c| c.name.as_str()).collect();
     let rows: Vec<Value> = result
         .dataset

@@ -55,12 +55,16 @@ impl BrokerConfig {
             errors.push("broker.max_inflight: must be between 1 and 65535".into());
         }
         if self.max_segment_bytes < self.max_payload_bytes {
-            errors.push("broker.max_segment_bytes: must be at least broker.max_payload_bytes".into());
+            errors
+                .push("broker.max_segment_bytes: must be at least broker.max_payload_bytes".into());
         }
         if self.max_segment_count < 2 {
             errors.push("broker.max_segment_count: must be at least 2".into());
         }
-        if self.v5_listen.is_some() && self.v5_listen == Some(self.v4_listen) && self.v4_listen.port() != 0 {
+        if self.v5_listen.is_some()
+            && self.v5_listen == Some(self.v4_listen)
+            && self.v4_listen.port() != 0
+        {
             errors.push("broker.v5_listen: must differ from broker.v4_listen".into());
         }
         errors

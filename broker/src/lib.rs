@@ -91,7 +91,10 @@ impl Broker {
                 if !matches!(outcome, AuthOutcome::Device | AuthOutcome::Gateway) {
                     warn!(client = %user, reason = outcome.reason(), "mqtt connect refused");
                 }
-                std::future::ready(matches!(outcome, AuthOutcome::Device | AuthOutcome::Gateway))
+                std::future::ready(matches!(
+                    outcome,
+                    AuthOutcome::Device | AuthOutcome::Gateway
+                ))
             });
             s
         };
@@ -156,11 +159,9 @@ fn check_bind(key: &'static str, addr: SocketAddr) -> Result<SocketAddr, BrokerE
         source,
     })?;
     // Port 0 asks for an ephemeral port: resolve it now so rumqttd binds the same one.
-    let resolved = l.local_addr().map_err(|source| BrokerError::Bind {
-        key,
-        addr,
-        source,
-    })?;
+    let resolved = l
+        .local_addr()
+        .map_err(|source| BrokerError::Bind { key, addr, source })?;
     drop(l);
     Ok(resolved)
 }

@@ -408,10 +408,13 @@ fn vendor_name_ok(name: &str) -> bool {
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
+/// Catalogue metrics in message order, and vendor `x_` metrics as JSON text.
+type MetricsAndExtras = (Vec<(&'static str, Value)>, Option<String>);
+
 fn metrics(
     device: &DeviceInfo,
     v: Option<&Json>,
-) -> Result<(Vec<(&'static str, Value)>, Option<String>), Reject> {
+) -> Result<MetricsAndExtras, Reject> {
     let id = &*device.id;
     let obj = match v {
         Some(Json::Object(o)) if !o.is_empty() => o,

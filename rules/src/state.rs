@@ -193,11 +193,17 @@ mod tests {
             }],
             ..Default::default()
         });
-        assert_eq!(s.get("lift-1").unwrap().liveness(3_000, 60), Liveness::Offline);
+        assert_eq!(
+            s.get("lift-1").unwrap().liveness(3_000, 60),
+            Liveness::Offline
+        );
         s.apply(&Decoded {
             readings: vec![reading(4_000, 6)],
             ..Default::default()
         });
-        assert_eq!(s.get("lift-1").unwrap().liveness(4_000, 60), Liveness::Online);
+        assert_eq!(
+            s.get("lift-1").unwrap().liveness(4_000, 60),
+            Liveness::Online
+        );
     }
 }

@@ -53,9 +53,17 @@ async fn api_serves_estate_state_rejects_and_metrics() -> anyhow::Result<()> {
         .unwrap_or_default();
     assert_eq!(ids, vec!["pump-1", "pump-9"]);
     let (_, body) = get(&sb, "/api/v1/devices/gate-1").await?;
-    assert_eq!(body["station"], json!("st-acme"), "routed to the property company's station");
+    assert_eq!(
+        body["station"],
+        json!("st-acme"),
+        "routed to the property company's station"
+    );
     let (_, body) = get(&sb, "/api/v1/devices/lift-1").await?;
-    assert_eq!(body["station"], json!("st-north"), "street fall-back station");
+    assert_eq!(
+        body["station"],
+        json!("st-north"),
+        "street fall-back station"
+    );
     let (s, _) = get(&sb, "/api/v1/devices/ghost").await?;
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (_, body) = get(&sb, "/api/v1/compounds").await?;
@@ -67,7 +75,10 @@ async fn api_serves_estate_state_rejects_and_metrics() -> anyhow::Result<()> {
         ("/api/v1/devices?colour=red", "colour"),
         ("/api/v1/rejects?limit=0", "limit"),
         ("/api/v1/rejects?limit=abc", "limit"),
-        ("/api/v1/rejects?device_id=x%27%20OR%20%271%27%3D%271", "device_id"),
+        (
+            "/api/v1/rejects?device_id=x%27%20OR%20%271%27%3D%271",
+            "device_id",
+        ),
         ("/api/v1/rejects?reason=bad_topic%27--", "reason"),
     ] {
         let (s, body) = get(&sb, path).await?;
@@ -104,13 +115,23 @@ async fn api_serves_estate_state_rejects_and_metrics() -> anyhow::Result<()> {
     assert_eq!(body["state"]["values"]["door"][0], json!("open"));
     sb.wait_count("SELECT count() FROM rejects", 1, Duration::from_secs(20))
         .await?;
-    let (s, body) = get(&sb, "/api/v1/rejects?device_id=lift-1&reason=wrong_type&limit=5").await?;
+    let (s, body) = get(
+        &sb,
+        "/api/v1/rejects?device_id=lift-1&reason=wrong_type&limit=5",
+    )
+    .await?;
     assert_eq!(s, StatusCode::OK);
     let rejects = body["rejects"].as_array().cloned().unwrap_or_default();
     assert_eq!(rejects.len(), 1, "{body}");
     assert_eq!(rejects[0]["reason"], json!("wrong_type"));
-    assert!(rejects[0]["detail"].as_str().unwrap_or("").contains("floor"));
-    assert!(rejects[0]["payload"].as_str().unwrap_or("").contains("four"));
+    assert!(rejects[0]["detail"]
+        .as_str()
+        .unwrap_or("")
+        .contains("floor"));
+    assert!(rejects[0]["payload"]
+        .as_str()
+        .unwrap_or("")
+        .contains("four"));
 
     // Metrics cover broker and ingest.
     let text = http.get(sb.api("/metrics")).send().await?.text().await?;
@@ -158,10 +179,22 @@ async fn devices_are_created_retired_and_rotated_through_the_api() -> anyhow::Re
 
     // Invalid bodies are refused with the field at fault.
     for (body, needle) in [
-        (json!({"id": "x/y", "kind": "smoke", "vendor": "v", "building": "b-1"}), "id"),
-        (json!({"id": "ok-1", "kind": "toaster", "vendor": "v", "building": "b-1"}), "kind"),
-        (json!({"id": "ok-1", "kind": "smoke", "vendor": "v", "building": "nowhere"}), "building"),
-        (json!({"id": "ok-1", "kind": "smoke", "vendor": "v", "building": "b-1", "colour": 1}), "colour"),
+        (
+            json!({"id": "x/y", "kind": "smoke", "vendor": "v", "building": "b-1"}),
+            "id",
+        ),
+        (
+            json!({"id": "ok-1", "kind": "toaster", "vendor": "v", "building": "b-1"}),
+            "kind",
+        ),
+        (
+            json!({"id": "ok-1", "kind": "smoke", "vendor": "v", "building": "nowhere"}),
+            "building",
+        ),
+        (
+            json!({"id": "ok-1", "kind": "smoke", "vendor": "v", "building": "b-1", "colour": 1}),
+            "colour",
+        ),
     ] {
         let r = http
             .post(sb.api("/api/v1/devices"))
@@ -171,7 +204,13 @@ async fn devices_are_created_retired_and_rotated_through_the_api() -> anyhow::Re
             .await?;
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{body}");
         let b: Value = r.json().await?;
-        assert!(b["error"]["message"].as_str().unwrap_or("").contains(needle), "{b}");
+        assert!(
+            b["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains(needle),
+            "{b}"
+        );
     }
     let r = http
         .post(sb.api("/api/v1/devices"))
@@ -187,8 +226,15 @@ async fn devices_are_created_retired_and_rotated_through_the_api() -> anyhow::Re
         .bearer_auth(&sb.hub.admin_token)
         .send()
         .await?;
-    let new_secret = r.json::<Value>().await?["secret"].as_str().unwrap_or_default().to_string();
-    assert!(TestClient::connect(&sb.mqtt_addr(), "smoke-77", "smoke-77", &secret).await.is_err());
+    let new_secret = r.json::<Value>().await?["secret"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        TestClient::connect(&sb.mqtt_addr(), "smoke-77", "smoke-77", &secret)
+            .await
+            .is_err()
+    );
     TestClient::connect(&sb.mqtt_addr(), "smoke-77", "smoke-77", &new_secret)
         .await?
         .disconnect()
@@ -199,7 +245,11 @@ async fn devices_are_created_retired_and_rotated_through_the_api() -> anyhow::Re
         .send()
         .await?;
     assert_eq!(r.status(), StatusCode::OK);
-    assert!(TestClient::connect(&sb.mqtt_addr(), "smoke-77", "smoke-77", &new_secret).await.is_err());
+    assert!(
+        TestClient::connect(&sb.mqtt_addr(), "smoke-77", "smoke-77", &new_secret)
+            .await
+            .is_err()
+    );
     sb.shutdown().await;
     Ok(())
 }
