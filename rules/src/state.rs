@@ -74,7 +74,8 @@ fn to_json(v: &Value) -> serde_json::Value {
 /// event time.
 #[derive(Clone, Default)]
 pub struct DeviceStates {
-    inner: Arc<RwLock<HashMap<String, DeviceState>>>,
+    // Keyed by the readings' shared id so the hot path clones an Arc instead of allocating.
+    inner: Arc<RwLock<HashMap<Arc<str>, DeviceState>>>,
 }
 
 impl DeviceStates {
@@ -110,7 +111,7 @@ impl DeviceStates {
         let mut states = self.inner.write();
         for r in &d.readings {
             let s = states
-                .entry(r.device_id.to_string())
+                .entry(r.device_id.clone())
                 .or_insert_with(|| DeviceState::new(&r.device_id));
             s.last_seen_ms = Some(s.last_seen_ms.map_or(r.ts_ms, |t| t.max(r.ts_ms)));
             s.last_reading_ms = Some(s.last_reading_ms.map_or(r.ts_ms, |t| t.max(r.ts_ms)));
@@ -127,14 +128,14 @@ impl DeviceStates {
         }
         for e in &d.events {
             let s = states
-                .entry(e.device_id.to_string())
+                .entry(e.device_id.clone())
                 .or_insert_with(|| DeviceState::new(&e.device_id));
             s.last_seen_ms = Some(s.last_seen_ms.map_or(e.ts_ms, |t| t.max(e.ts_ms)));
             s.last_event = Some(e.event.clone());
         }
         for st in &d.statuses {
             let s = states
-                .entry(st.device_id.to_string())
+                .entry(st.device_id.clone())
                 .or_insert_with(|| DeviceState::new(&st.device_id));
             s.status = Some(match st.status {
                 Status::Online => "online",

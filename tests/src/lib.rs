@@ -95,7 +95,7 @@ pub fn init_logging() {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_env("STEWARD_TEST_LOG")
-                    .unwrap_or_else(|_| "warn,rumqttd=error".into()),
+                    .unwrap_or_else(|_| "warn,rumqttd=off".into()),
             )
             .with_test_writer()
             .try_init();

@@ -23,6 +23,10 @@ struct Args {
     devices: usize,
     #[arg(long, default_value_t = 1)]
     qos: u8,
+    /// Messages sent to the hub before the measured run, so QuestDB's JIT has compiled
+    /// its hot paths (a cold JVM spends most of the first seconds compiling).
+    #[arg(long, default_value_t = 200_000)]
+    warmup: u64,
     /// Skip the raw rumqttd baseline.
     #[arg(long)]
     no_baseline: bool,
@@ -227,15 +231,61 @@ async fn hub(
         c.questdb.managed.max_heap = "2g".into();
     })
     .await?;
+    let count_rows = || async {
+        let mut rows = 0;
+        for t in [
+            "smoke_telemetry",
+            "pump_telemetry",
+            "lift_telemetry",
+            "gate_telemetry",
+        ] {
+            rows += sb
+                .count(&format!("SELECT count() FROM {t}"))
+                .await
+                .unwrap_or(0);
+        }
+        rows
+    };
+    let mut base_rows = 0;
+    if args.warmup > 0 {
+        let mut cfg = load(args, sb.mqtt_addr(), devices.clone());
+        cfg.total = Some(args.warmup);
+        cfg.seed = 1;
+        let w = run_load(cfg).await?;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while base_rows < w.sent as i64 && Instant::now() < deadline {
+            base_rows = count_rows().await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        eprintln!("hub warm-up: {} messages, {base_rows} rows visible", w.sent);
+    }
+    let base_received = sb.hub.ingest_metrics.received.get();
+    let base_written = sb.hub.ingest_metrics.rows_written.get();
     let start = Instant::now();
+    // Milestones: when ingest has seen every message and when QuestDB acknowledged every
+    // row, next to when the rows became visible to queries.
+    let m = sb.hub.ingest_metrics.clone();
+    let total = args.messages;
+    let watcher = tokio::spawn(async move {
+        let (mut decoded_at, mut written_at) = (None, None);
+        while written_at.is_none() && start.elapsed() < Duration::from_secs(180) {
+            if decoded_at.is_none() && m.received.get() >= base_received + total {
+                decoded_at = Some(start.elapsed().as_secs_f64());
+            }
+            if m.rows_written.get() >= base_written + total {
+                written_at = Some(start.elapsed().as_secs_f64());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        (decoded_at, written_at)
+    });
     let report = run_load(load(args, sb.mqtt_addr(), devices)).await?;
     let publish_secs = start.elapsed().as_secs_f64();
     let target = report.sent as i64;
-    let tables = "SELECT (SELECT count() FROM smoke_telemetry) + (SELECT count() FROM pump_telemetry) + (SELECT count() FROM lift_telemetry) + (SELECT count() FROM gate_telemetry)";
     let mut rows = 0;
     let deadline = Instant::now() + Duration::from_secs(180);
     while Instant::now() < deadline {
-        rows = sb.count(tables).await.unwrap_or(0);
+        rows = count_rows().await - base_rows;
         if rows >= target {
             break;
         }
@@ -252,9 +302,13 @@ async fn hub(
         m.rejected_total(),
         m.rows_written.get()
     );
+    let (decoded_at, written_at) = watcher.await.unwrap_or((None, None));
+    let fmt = |v: Option<f64>| v.map(|s| format!("{s:.2}s")).unwrap_or_else(|| "-".into());
     let note = format!(
-        "rows visible in QuestDB {rows} of {} sent; publishing took {publish_secs:.2}s",
-        report.sent
+        "rows visible {rows} of {} sent; all acked by broker at {publish_secs:.2}s, decoded at {}, acked by QuestDB at {}",
+        report.sent,
+        fmt(decoded_at),
+        fmt(written_at)
     );
     sb.shutdown().await;
     Ok(Row {
