@@ -69,6 +69,11 @@ impl HubConfig {
                 cfg.estate.file = Some(base.join(f));
             }
         }
+        if let Some(r) = &cfg.questdb.managed.root {
+            if r.is_relative() {
+                cfg.questdb.managed.root = Some(base.join(r));
+            }
+        }
         if cfg.estate.database.is_relative() {
             cfg.estate.database = base.join(&cfg.estate.database);
         }

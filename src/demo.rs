@@ -26,6 +26,7 @@ pub fn demo_config(dir: &Path, mqtt_port: u16, api_port: u16) -> std::io::Result
         if mqtt_port == 0 { 0 } else { mqtt_port + 1 },
     )));
     cfg.api.listen = SocketAddr::from(([127, 0, 0, 1], api_port));
+    cfg.questdb.managed.root = Some(dir.join("questdb"));
     Ok(cfg)
 }
 

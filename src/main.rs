@@ -76,7 +76,18 @@ enum Command {
     },
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    // Errors are printed as one clear chain, without a backtrace, whatever RUST_BACKTRACE says.
+    match real_main() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main() -> Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -346,7 +357,7 @@ fn check_payload(
         let values: serde_json::Map<String, serde_json::Value> = r
             .values
             .iter()
-            .map(|(n, v)| (n.to_string(), serde_json::Value::String(format!("{v:?}"))))
+            .map(|(n, v)| (n.to_string(), v.to_json()))
             .collect();
         println!(
             "accepted reading: device={} kind={} ts={} seq={:?} metrics={} extras={}",

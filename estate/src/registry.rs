@@ -191,7 +191,8 @@ impl Registry {
     }
 
     /// Upsert everything in an estate file in one transaction. Secrets given in plain are
-    /// hashed; an existing hash is kept when the file gives none.
+    /// hashed. The file seeds the registry: what changed through the API since (a rotated
+    /// secret, a retirement) is kept when the file is applied again at the next start.
     pub fn apply(&self, file: &EstateFile) -> Result<(), EstateError> {
         file.validate()?;
         {
@@ -245,7 +246,7 @@ impl Registry {
                 tx.execute(
                     "INSERT INTO gateways(id,vendor,compound,secret_hash) VALUES(?1,?2,?3,?4)
                      ON CONFLICT(id) DO UPDATE SET vendor=excluded.vendor,
-                       compound=excluded.compound, secret_hash=excluded.secret_hash, retired=0",
+                       compound=excluded.compound",
                     params![g.id, g.vendor, g.compound, hash],
                 )?;
             }
@@ -261,8 +262,8 @@ impl Registry {
                      ON CONFLICT(id) DO UPDATE SET kind=excluded.kind, vendor=excluded.vendor,
                        building=excluded.building, location=excluded.location,
                        gateway=excluded.gateway,
-                       secret_hash=COALESCE(excluded.secret_hash, devices.secret_hash),
-                       report_interval_s=excluded.report_interval_s, retired=0",
+                       secret_hash=COALESCE(devices.secret_hash, excluded.secret_hash),
+                       report_interval_s=excluded.report_interval_s",
                     params![
                         d.id,
                         d.kind.as_str(),
@@ -596,5 +597,61 @@ gateway = "gw-1"
         let err = reg.upsert_device(&bad).unwrap_err().to_string();
         assert!(err.contains("building: unknown building"), "{err}");
         assert_eq!(reg.compounds().unwrap().len(), 2);
+    }
+}
+
+#[cfg(test)]
+mod reapply_tests {
+    use super::*;
+
+    #[test]
+    fn reapplying_the_file_keeps_api_changes() {
+        let file = EstateFile::parse(
+            r#"
+[[stations]]
+id = "st-1"
+name = "North"
+[[streets]]
+id = "s-1"
+name = "Riverside"
+fallback_station = "st-1"
+[[communities]]
+id = "c-1"
+name = "Elm"
+street = "s-1"
+[[compounds]]
+id = "cmp-1"
+name = "Elm Court"
+community = "c-1"
+[[buildings]]
+id = "b-1"
+name = "Block 1"
+compound = "cmp-1"
+[[devices]]
+id = "lift-1"
+kind = "lift"
+vendor = "acme"
+building = "b-1"
+secret = "lift-1-secret"
+[[devices]]
+id = "lift-2"
+kind = "lift"
+vendor = "acme"
+building = "b-1"
+secret = "lift-2-secret"
+"#,
+        )
+        .unwrap();
+        let reg = Registry::open_in_memory().unwrap();
+        reg.apply(&file).unwrap();
+        let rotated = reg.rotate_secret("lift-1").unwrap();
+        reg.retire_device("lift-2").unwrap();
+        reg.apply(&file).unwrap();
+        let dir = reg.directory();
+        assert_eq!(dir.authenticate("lift-1", &rotated), AuthOutcome::Device);
+        assert_eq!(
+            dir.authenticate("lift-2", "lift-2-secret"),
+            AuthOutcome::Retired
+        );
     }
 }

@@ -411,10 +411,7 @@ fn vendor_name_ok(name: &str) -> bool {
 /// Catalogue metrics in message order, and vendor `x_` metrics as JSON text.
 type MetricsAndExtras = (Vec<(&'static str, Value)>, Option<String>);
 
-fn metrics(
-    device: &DeviceInfo,
-    v: Option<&Json>,
-) -> Result<MetricsAndExtras, Reject> {
+fn metrics(device: &DeviceInfo, v: Option<&Json>) -> Result<MetricsAndExtras, Reject> {
     let id = &*device.id;
     let obj = match v {
         Some(Json::Object(o)) if !o.is_empty() => o,

@@ -20,6 +20,19 @@ impl Value {
             _ => None,
         }
     }
+    /// The value as JSON, as a device would have sent it.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Value::Bool(b) => (*b).into(),
+            Value::Float(f) => serde_json::Number::from_f64(*f)
+                .map(serde_json::Value::Number)
+                .unwrap_or(serde_json::Value::Null),
+            Value::Int(i) => (*i).into(),
+            Value::Sym(s) => (*s).into(),
+            Value::Text(t) => t.clone().into(),
+        }
+    }
+
     pub fn as_bool(&self) -> Option<bool> {
         match self {
             Value::Bool(v) => Some(*v),

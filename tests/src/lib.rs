@@ -179,6 +179,15 @@ impl HubSandbox {
     pub async fn shutdown(self) {
         self.hub.shutdown().await;
     }
+
+    /// Stop the hub gracefully and start it again on the same data (registry and QuestDB
+    /// root); ports are ephemeral again.
+    pub async fn restart(self) -> Result<Self> {
+        let HubSandbox { hub, dir, config } = self;
+        hub.shutdown().await;
+        let hub = Hub::start(config.clone()).await.context("restarting hub")?;
+        Ok(HubSandbox { hub, dir, config })
+    }
 }
 
 /// Poll `check` until it returns true or `timeout` passes; returns whether it did.

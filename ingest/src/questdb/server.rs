@@ -21,8 +21,11 @@ pub struct ManagedConfig {
     pub jar: Option<PathBuf>,
     /// Java executable; default `$JAVA_HOME/bin/java`, then `java` on PATH.
     pub java: Option<PathBuf>,
-    /// Data root; default a temporary directory removed on exit.
+    /// Data root, kept across restarts (relative paths are taken from the config file's
+    /// directory).
     pub root: Option<PathBuf>,
+    /// Use a fresh temporary root removed on exit instead of `root` (demo, tests).
+    pub temporary: bool,
     /// 0 picks a free port.
     pub http_port: u16,
     pub pg_port: u16,
@@ -38,7 +41,8 @@ impl Default for ManagedConfig {
             version: QUESTDB_VERSION.to_string(),
             jar: None,
             java: None,
-            root: None,
+            root: Some(PathBuf::from("var/questdb")),
+            temporary: false,
             http_port: 0,
             pg_port: 0,
             max_heap: "1g".into(),
@@ -187,8 +191,8 @@ impl ManagedQuestDb {
         let jar = resolve_jar(cfg)?;
         let java = resolve_java(cfg)?;
         let (root, temp) = match &cfg.root {
-            Some(r) => (r.clone(), None),
-            None => {
+            Some(r) if !cfg.temporary => (r.clone(), None),
+            _ => {
                 let nanos = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_nanos())
