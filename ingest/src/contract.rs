@@ -5,6 +5,9 @@
 
 use crate::reading::*;
 use crate::IngestConfig;
+use wire::{EntryIn, MessageIn, MetricsIn, Scalar};
+
+mod wire;
 use serde_json::{Map, Value as Json};
 use std::sync::Arc;
 use steward_estate::catalog::{self, MetricType, VENDOR_PREFIX};
@@ -183,39 +186,6 @@ fn parse_json(payload: &[u8], device: &str) -> Result<Json, Reject> {
     })
 }
 
-/// Entries of a message that may be one object or an array of objects.
-fn entries(json: Json, ctx: &Ctx, device: &str) -> Result<Vec<Json>, Reject> {
-    match json {
-        Json::Array(items) => {
-            if items.is_empty() {
-                Err(reject(
-                    RejectReason::BadShape,
-                    Some(device),
-                    "array is empty",
-                ))
-            } else if items.len() > ctx.cfg.max_entries {
-                Err(reject(
-                    RejectReason::TooManyEntries,
-                    Some(device),
-                    format!(
-                        "array has {} entries; the limit is {}",
-                        items.len(),
-                        ctx.cfg.max_entries
-                    ),
-                ))
-            } else {
-                Ok(items)
-            }
-        }
-        obj @ Json::Object(_) => Ok(vec![obj]),
-        other => Err(reject(
-            RejectReason::BadShape,
-            Some(device),
-            format!("expected a JSON object or array, got {}", json_type(&other)),
-        )),
-    }
-}
-
 fn json_type(v: &Json) -> &'static str {
     match v {
         Json::Null => "null",
@@ -227,7 +197,7 @@ fn json_type(v: &Json) -> &'static str {
     }
 }
 
-fn timestamp(ctx: &Ctx, v: Option<&Json>, device: &str) -> Result<i64, Reject> {
+fn timestamp(ctx: &Ctx, v: Option<&Scalar>, device: &str) -> Result<i64, Reject> {
     let bad = |detail: String| reject(RejectReason::BadTimestamp, Some(device), detail);
     let ts = match v {
         None => {
@@ -237,26 +207,25 @@ fn timestamp(ctx: &Ctx, v: Option<&Json>, device: &str) -> Result<i64, Reject> {
                 "`ts` is missing",
             ))
         }
-        Some(Json::Number(n)) => match n.as_i64() {
-            Some(ms) if ms >= 0 => ms,
-            _ => {
-                return Err(bad(format!(
-                    "`ts` {n} is not a non-negative integer of milliseconds since the epoch"
-                )))
-            }
-        },
-        Some(Json::String(s)) => chrono::DateTime::parse_from_rfc3339(s)
+        Some(Scalar::I64(ms)) if *ms >= 0 => *ms,
+        Some(Scalar::U64(ms)) if *ms <= i64::MAX as u64 => *ms as i64,
+        Some(n @ (Scalar::I64(_) | Scalar::U64(_) | Scalar::F64(_))) => {
+            return Err(bad(format!(
+                "`ts` {n} is not a non-negative integer of milliseconds since the epoch"
+            )))
+        }
+        Some(Scalar::Str(s)) => chrono::DateTime::parse_from_rfc3339(s)
             .map_err(|e| bad(format!("`ts` `{}` is not RFC 3339: {e}", truncate(s, 64))))?
             .timestamp_millis(),
         Some(other) => {
             return Err(bad(format!(
                 "`ts` must be milliseconds or an RFC 3339 string, got {}",
-                json_type(other)
+                other.type_name()
             )))
         }
     };
-    let future = ts - ctx.now_ms;
-    let past = ctx.now_ms - ts;
+    let future = ts.saturating_sub(ctx.now_ms);
+    let past = ctx.now_ms.saturating_sub(ts);
     if future > ctx.cfg.max_future_skew.as_millis() as i64 {
         return Err(bad(format!(
             "`ts` {ts} is {} s in the future; at most {} s is accepted",
@@ -274,25 +243,41 @@ fn timestamp(ctx: &Ctx, v: Option<&Json>, device: &str) -> Result<i64, Reject> {
     Ok(ts)
 }
 
-fn seq(v: Option<&Json>, device: &str) -> Result<Option<u64>, Reject> {
+fn seq(v: Option<&Scalar>, device: &str) -> Result<Option<u64>, Reject> {
     match v {
-        None | Some(Json::Null) => Ok(None),
-        Some(Json::Number(n)) => n.as_u64().map(Some).ok_or_else(|| {
-            reject(
-                RejectReason::WrongType,
-                Some(device),
-                format!("`seq` {n} is not an unsigned integer"),
-            )
-        }),
+        None | Some(Scalar::Null) => Ok(None),
+        Some(Scalar::U64(n)) => Ok(Some(*n)),
+        Some(Scalar::I64(n)) if *n >= 0 => Ok(Some(*n as u64)),
+        Some(n @ (Scalar::I64(_) | Scalar::F64(_))) => Err(reject(
+            RejectReason::WrongType,
+            Some(device),
+            format!("`seq` {n} is not an unsigned integer"),
+        )),
         Some(other) => Err(reject(
             RejectReason::WrongType,
             Some(device),
             format!(
                 "`seq` must be an unsigned integer, got {}",
-                json_type(other)
+                other.type_name()
             ),
         )),
     }
+}
+
+/// Scalar view of a member of an event or status object (low-volume paths keep `Value`).
+fn scalar_of(v: Option<&Json>) -> Option<Scalar<'_>> {
+    v.map(|j| match j {
+        Json::Null => Scalar::Null,
+        Json::Bool(b) => Scalar::Bool(*b),
+        Json::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => Scalar::I64(i),
+            (None, Some(u), _) => Scalar::U64(u),
+            (_, _, f) => Scalar::F64(f.unwrap_or(f64::NAN)),
+        },
+        Json::String(s) => Scalar::Str(std::borrow::Cow::Borrowed(s.as_str())),
+        Json::Array(_) => Scalar::Array,
+        Json::Object(_) => Scalar::Object,
+    })
 }
 
 fn check_fields(obj: &Map<String, Json>, allowed: &[&str], device: &str) -> Result<(), Reject> {
@@ -313,7 +298,7 @@ fn check_fields(obj: &Map<String, Json>, allowed: &[&str], device: &str) -> Resu
 fn metric_value(
     kind: DeviceKind,
     name: &str,
-    v: &Json,
+    v: &Scalar,
     device: &str,
 ) -> Result<(&'static str, Value), Reject> {
     let Some(spec) = catalog::metric(kind, name) else {
@@ -333,7 +318,7 @@ fn metric_value(
             format!(
                 "metric `{}` must be {expected}, got {}",
                 spec.name,
-                json_type(v)
+                v.type_name()
             ),
         )
     };
@@ -345,21 +330,25 @@ fn metric_value(
         )
     };
     let value = match (spec.ty, v) {
-        (MetricType::Bool, Json::Bool(b)) => Value::Bool(*b),
+        (MetricType::Bool, Scalar::Bool(b)) => Value::Bool(*b),
         (MetricType::Bool, _) => return Err(wrong("a boolean")),
-        (MetricType::Float { min, max }, Json::Number(n)) => {
-            let x = n.as_f64().ok_or_else(|| wrong("a number"))?;
+        (MetricType::Float { min, max }, Scalar::I64(_) | Scalar::U64(_) | Scalar::F64(_)) => {
+            let x = v.as_f64().unwrap_or(f64::NAN);
             if !(min..=max).contains(&x) {
                 return Err(range(x.to_string(), min.to_string(), max.to_string()));
             }
             Value::Float(x)
         }
         (MetricType::Float { .. }, _) => return Err(wrong("a number")),
-        (MetricType::Int { min, max }, Json::Number(n)) => {
-            let x = match (n.as_i64(), n.as_f64()) {
-                (Some(i), _) => i,
+        (MetricType::Int { min, max }, Scalar::I64(_) | Scalar::U64(_) | Scalar::F64(_)) => {
+            let x = match v {
+                Scalar::I64(i) => *i,
+                Scalar::U64(u) if *u <= i64::MAX as u64 => *u as i64,
+                Scalar::U64(u) => {
+                    return Err(range(u.to_string(), min.to_string(), max.to_string()))
+                }
                 // 3.0 from a vendor that serialises every number as a float is still 3.
-                (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => f as i64,
+                Scalar::F64(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => *f as i64,
                 _ => return Err(wrong("an integer")),
             };
             if !(min..=max).contains(&x) {
@@ -368,25 +357,27 @@ fn metric_value(
             Value::Int(x)
         }
         (MetricType::Int { .. }, _) => return Err(wrong("an integer")),
-        (MetricType::Enum(values), Json::String(s)) => match values.iter().find(|v| *v == s) {
-            Some(v) => Value::Sym(v),
-            None => {
-                return Err(reject(
-                    RejectReason::OutOfRange,
-                    Some(device),
-                    format!(
-                        "metric `{}` = `{}` is not one of {}",
-                        spec.name,
-                        truncate(s, 64),
-                        values.join(", ")
-                    ),
-                ))
+        (MetricType::Enum(values), Scalar::Str(s)) => {
+            match values.iter().find(|v| **v == s.as_ref()) {
+                Some(v) => Value::Sym(v),
+                None => {
+                    return Err(reject(
+                        RejectReason::OutOfRange,
+                        Some(device),
+                        format!(
+                            "metric `{}` = `{}` is not one of {}",
+                            spec.name,
+                            truncate(s, 64),
+                            values.join(", ")
+                        ),
+                    ))
+                }
             }
-        },
+        }
         (MetricType::Enum(values), _) => {
             return Err(wrong(&format!("a string, one of {}", values.join(", "))))
         }
-        (MetricType::Text { max_len }, Json::String(s)) => {
+        (MetricType::Text { max_len }, Scalar::Str(s)) => {
             if s.len() > max_len {
                 return Err(range(
                     format!("a string of {} bytes", s.len()),
@@ -394,7 +385,7 @@ fn metric_value(
                     format!("{max_len} bytes"),
                 ));
             }
-            Value::Text(s.clone())
+            Value::Text(s.to_string())
         }
         (MetricType::Text { .. }, _) => return Err(wrong("a string")),
     };
@@ -411,25 +402,25 @@ fn vendor_name_ok(name: &str) -> bool {
 /// Catalogue metrics in message order, and vendor `x_` metrics as JSON text.
 type MetricsAndExtras = (Vec<(&'static str, Value)>, Option<String>);
 
-fn metrics(device: &DeviceInfo, v: Option<&Json>) -> Result<MetricsAndExtras, Reject> {
+fn metrics(device: &DeviceInfo, m: &MetricsIn) -> Result<MetricsAndExtras, Reject> {
     let id = &*device.id;
-    let obj = match v {
-        Some(Json::Object(o)) if !o.is_empty() => o,
-        Some(Json::Object(_)) => {
+    let entries = match m {
+        MetricsIn::Map(e) if !e.is_empty() => e,
+        MetricsIn::Map(_) => {
             return Err(reject(
                 RejectReason::BadShape,
                 Some(id),
                 "`metrics` is empty",
             ))
         }
-        Some(other) => {
+        MetricsIn::Not(t) => {
             return Err(reject(
                 RejectReason::BadShape,
                 Some(id),
-                format!("`metrics` must be an object, got {}", json_type(other)),
+                format!("`metrics` must be an object, got {t}"),
             ))
         }
-        None => {
+        MetricsIn::Missing => {
             return Err(reject(
                 RejectReason::BadShape,
                 Some(id),
@@ -437,9 +428,9 @@ fn metrics(device: &DeviceInfo, v: Option<&Json>) -> Result<MetricsAndExtras, Re
             ))
         }
     };
-    let mut values = Vec::with_capacity(obj.len());
+    let mut values: Vec<(&'static str, Value)> = Vec::with_capacity(entries.len());
     let mut extras: Option<Map<String, Json>> = None;
-    for (name, v) in obj {
+    for (name, v) in entries {
         if name.starts_with(VENDOR_PREFIX) {
             if !vendor_name_ok(name) {
                 return Err(reject(
@@ -451,7 +442,7 @@ fn metrics(device: &DeviceInfo, v: Option<&Json>) -> Result<MetricsAndExtras, Re
                     ),
                 ));
             }
-            if matches!(v, Json::Object(_) | Json::Array(_)) {
+            if matches!(v, Scalar::Object | Scalar::Array) {
                 return Err(reject(
                     RejectReason::WrongType,
                     Some(id),
@@ -460,29 +451,85 @@ fn metrics(device: &DeviceInfo, v: Option<&Json>) -> Result<MetricsAndExtras, Re
             }
             extras
                 .get_or_insert_with(Map::new)
-                .insert(name.clone(), v.clone());
+                .insert(name.to_string(), v.to_json());
             continue;
         }
-        values.push(metric_value(device.kind, name, v, id)?);
+        let (spec_name, value) = metric_value(device.kind, name, v, id)?;
+        // A repeated name would become two values for one column.
+        if values.iter().any(|(n, _)| *n == spec_name) {
+            return Err(reject(
+                RejectReason::BadShape,
+                Some(id),
+                format!("metric `{spec_name}` appears more than once"),
+            ));
+        }
+        values.push((spec_name, value));
     }
     let extras = extras.map(|m| Json::Object(m).to_string());
     Ok((values, extras))
 }
 
+fn parse_message<'a>(payload: &'a [u8], device: &str) -> Result<MessageIn<'a>, Reject> {
+    let text = std::str::from_utf8(payload).map_err(|e| {
+        reject(
+            RejectReason::NotUtf8,
+            Some(device),
+            format!(
+                "payload is not UTF-8 (invalid byte at offset {})",
+                e.valid_up_to()
+            ),
+        )
+    })?;
+    wire::parse(text).map_err(|e| {
+        reject(
+            RejectReason::MalformedJson,
+            Some(device),
+            format!("payload is not valid JSON: {e}"),
+        )
+    })
+}
+
+fn entries_of<'a>(msg: MessageIn<'a>, ctx: &Ctx, device: &str) -> Result<Vec<EntryIn<'a>>, Reject> {
+    match msg {
+        MessageIn::One(e) => Ok(vec![e]),
+        MessageIn::Many(items) if items.is_empty() => Err(reject(
+            RejectReason::BadShape,
+            Some(device),
+            "array is empty",
+        )),
+        MessageIn::Many(items) if items.len() > ctx.cfg.max_entries => Err(reject(
+            RejectReason::TooManyEntries,
+            Some(device),
+            format!(
+                "array has {} entries; the limit is {}",
+                items.len(),
+                ctx.cfg.max_entries
+            ),
+        )),
+        MessageIn::Many(items) => Ok(items),
+        MessageIn::Not(t) => Err(reject(
+            RejectReason::BadShape,
+            Some(device),
+            format!("expected a JSON object or array, got {t}"),
+        )),
+    }
+}
+
 fn decode_telemetry(ctx: &Ctx, device: &DeviceInfo, payload: &[u8], out: &mut Decoded) {
     let id = &*device.id;
-    let items = match parse_json(payload, id).and_then(|j| entries(j, ctx, id)) {
+    let items = match parse_message(payload, id).and_then(|m| entries_of(m, ctx, id)) {
         Ok(i) => i,
         Err(r) => {
             out.rejects.push(r);
             return;
         }
     };
+    let many = items.len() > 1;
     for (i, item) in items.iter().enumerate() {
-        match telemetry_entry(ctx, device, item, &["ts", "seq", "metrics"]) {
+        match telemetry_entry(ctx, device, item, false) {
             Ok(r) => out.readings.push(r),
             Err(mut r) => {
-                if items.len() > 1 {
+                if many {
                     r.detail = format!("entry {i}: {}", r.detail);
                 }
                 out.rejects.push(r)
@@ -494,21 +541,37 @@ fn decode_telemetry(ctx: &Ctx, device: &DeviceInfo, payload: &[u8], out: &mut De
 fn telemetry_entry(
     ctx: &Ctx,
     device: &DeviceInfo,
-    item: &Json,
-    allowed: &[&str],
+    item: &EntryIn,
+    via_gateway: bool,
 ) -> Result<Reading, Reject> {
     let id = &*device.id;
-    let Json::Object(obj) = item else {
+    if let Some(t) = item.not_object {
         return Err(reject(
             RejectReason::BadShape,
             Some(id),
-            format!("expected an object, got {}", json_type(item)),
+            format!("expected an object, got {t}"),
         ));
+    }
+    let allowed = if via_gateway {
+        "device_id, ts, seq, metrics"
+    } else {
+        "ts, seq, metrics"
     };
-    check_fields(obj, allowed, id)?;
-    let ts_ms = timestamp(ctx, obj.get("ts"), id)?;
-    let seq = seq(obj.get("seq"), id)?;
-    let (values, extras) = metrics(device, obj.get("metrics"))?;
+    let unexpected = match (&item.unexpected, &item.device_id) {
+        (Some(k), _) => Some(k.as_ref()),
+        (None, Some(_)) if !via_gateway => Some("device_id"),
+        _ => None,
+    };
+    if let Some(k) = unexpected {
+        return Err(reject(
+            RejectReason::BadShape,
+            Some(id),
+            format!("unexpected field `{}`; allowed: {allowed}", truncate(k, 64)),
+        ));
+    }
+    let ts_ms = timestamp(ctx, item.ts.as_ref(), id)?;
+    let seq = seq(item.seq.as_ref(), id)?;
+    let (values, extras) = metrics(device, &item.metrics)?;
     Ok(Reading {
         device_id: device.id.clone(),
         compound: device.compound.clone(),
@@ -532,8 +595,8 @@ fn decode_event(ctx: &Ctx, device: &DeviceInfo, payload: &[u8], out: &mut Decode
             ));
         };
         check_fields(obj, &["ts", "event", "data", "seq"], id)?;
-        let ts_ms = timestamp(ctx, obj.get("ts"), id)?;
-        seq(obj.get("seq"), id)?;
+        let ts_ms = timestamp(ctx, scalar_of(obj.get("ts")).as_ref(), id)?;
+        seq(scalar_of(obj.get("seq")).as_ref(), id)?;
         let event = match obj.get("event") {
             Some(Json::String(s)) => s.as_str(),
             Some(other) => {
@@ -622,7 +685,7 @@ fn decode_status(ctx: &Ctx, device: &DeviceInfo, payload: &[u8], out: &mut Decod
                     .ok_or_else(|| bad("`status` must be \"online\" or \"offline\"".into()))?;
                 let ts = match obj.get("ts") {
                     None => ctx.now_ms,
-                    v => timestamp(ctx, v, id)?,
+                    v => timestamp(ctx, scalar_of(v).as_ref(), id)?,
                 };
                 Ok((status, ts))
             })(),
@@ -669,15 +732,17 @@ fn decode_gateway(ctx: &Ctx, dir: &Directory, gateway: &str, payload: &[u8], out
         }
         Some(_) => {}
     }
-    let items = match parse_json(payload, gateway).and_then(|j| match j {
-        Json::Array(_) => entries(j, ctx, gateway),
-        other => Err(reject(
+    let items = match parse_message(payload, gateway).and_then(|m| match m {
+        MessageIn::Many(_) => entries_of(m, ctx, gateway),
+        MessageIn::One(_) => Err(reject(
             RejectReason::BadShape,
             Some(gateway),
-            format!(
-                "gateway telemetry must be a JSON array, got {}",
-                json_type(&other)
-            ),
+            "gateway telemetry must be a JSON array, got an object",
+        )),
+        MessageIn::Not(t) => Err(reject(
+            RejectReason::BadShape,
+            Some(gateway),
+            format!("gateway telemetry must be a JSON array, got {t}"),
         )),
     }) {
         Ok(i) => i,
@@ -688,8 +753,15 @@ fn decode_gateway(ctx: &Ctx, dir: &Directory, gateway: &str, payload: &[u8], out
     };
     for (i, item) in items.iter().enumerate() {
         let result = (|| {
-            let device_id = match item.get("device_id") {
-                Some(Json::String(s)) => s.as_str(),
+            let device_id = match &item.device_id {
+                Some(Scalar::Str(s)) => s.as_ref(),
+                _ if item.not_object.is_some() => {
+                    return Err(reject(
+                        RejectReason::BadShape,
+                        Some(gateway),
+                        format!("expected an object, got {}", item.not_object.unwrap_or("?")),
+                    ))
+                }
                 _ => {
                     return Err(reject(
                         RejectReason::BadShape,
@@ -706,7 +778,7 @@ fn decode_gateway(ctx: &Ctx, dir: &Directory, gateway: &str, payload: &[u8], out
                     format!("device `{device_id}` is not registered behind gateway `{gateway}`"),
                 ));
             }
-            telemetry_entry(ctx, device, item, &["device_id", "ts", "seq", "metrics"])
+            telemetry_entry(ctx, device, item, true)
         })();
         match result {
             Ok(r) => out.readings.push(r),

@@ -349,9 +349,29 @@ fn events_and_status() {
 
 #[test]
 fn hostile_inputs_never_panic() {
+    // Deep nesting is valid JSON; it is skipped without recursion and refused for its shape.
     let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
     let d = run("devices/smoke-1/telemetry", &deep);
-    assert_eq!(reason(&d), "malformed_json");
+    assert_eq!(reason(&d), "bad_shape");
+    let deep = format!(
+        r#"{{"ts":{NOW},"metrics":{{"x_a":{}{}}}}}"#,
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    assert_eq!(
+        reason(&run("devices/smoke-1/telemetry", &deep)),
+        "wrong_type"
+    );
+    let d = run(
+        "devices/smoke-1/telemetry",
+        &format!(r#"{{"ts":{NOW},"metrics":{{"co_ppm":1,"co_ppm":2}}}}"#),
+    );
+    assert_eq!(reason(&d), "bad_shape", "a metric given twice");
+    let d = run(
+        "devices/smoke-1/telemetry",
+        &format!(r#"{{"ts":{NOW},"device_id":"smoke-1","metrics":{{"co_ppm":1}}}}"#),
+    );
+    assert_eq!(reason(&d), "bad_shape", "device_id only on gateway topics");
     for payload in ["", " ", "null", "[]", "[1]", "{\"ts\":1e400}", "\u{0}"] {
         let d = run("devices/smoke-1/telemetry", payload);
         assert_eq!(d.rejects.len(), 1, "{payload:?}");
