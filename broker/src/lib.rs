@@ -108,6 +108,15 @@ impl Broker {
                 shutdown_rx.clone(),
             )?);
         }
+        // rumqttd binds inside its thread: wait until each listener answers, so callers
+        // (and devices) never meet a refused connection right after start.
+        let mut listeners = vec![("v4_listen", v4_addr)];
+        if let Some(a) = v5_addr {
+            listeners.push(("v5_listen", a));
+        }
+        for ((key, addr), thread) in listeners.into_iter().zip(&threads) {
+            wait_listening(key, addr, thread)?;
+        }
         info!(v4 = %v4_addr, v5 = ?v5_addr, "broker listening");
         let link_factory: LinkFactory = Box::new(move |client_id: &str| {
             LinkBuilder::new(client_id, router_tx.clone())
@@ -164,6 +173,34 @@ fn check_bind(key: &'static str, addr: SocketAddr) -> Result<SocketAddr, BrokerE
         .map_err(|source| BrokerError::Bind { key, addr, source })?;
     drop(l);
     Ok(resolved)
+}
+
+fn wait_listening(
+    key: &'static str,
+    addr: SocketAddr,
+    thread: &JoinHandle<()>,
+) -> Result<(), BrokerError> {
+    let target = if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if std::net::TcpStream::connect_timeout(&target, std::time::Duration::from_millis(200))
+            .is_ok()
+        {
+            return Ok(());
+        }
+        if thread.is_finished() || std::time::Instant::now() > deadline {
+            return Err(BrokerError::Bind {
+                key,
+                addr,
+                source: std::io::Error::other("listener did not come up (port taken?)"),
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 fn spawn_server<P: Protocol + Clone + Send + 'static>(

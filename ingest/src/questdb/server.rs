@@ -223,7 +223,21 @@ impl ManagedQuestDb {
             ports,
         };
         db.spawn(&cfg.max_heap)?;
-        db.wait_ready(cfg.start_timeout)?;
+        let mut attempt = 1;
+        while let Err(e) = db.wait_ready(cfg.start_timeout) {
+            // An ephemeral port picked here can be taken by another process before the
+            // JVM binds it; pick new ones and try again.
+            if attempt >= 3 || cfg.http_port != 0 || cfg.pg_port != 0 {
+                return Err(e);
+            }
+            warn!(error = %e, attempt, "questdb did not start; retrying on other ports");
+            db.stop();
+            db.ports = [free_port()?, free_port()?, free_port()?, free_port()?];
+            db.http_addr = SocketAddr::from(([127, 0, 0, 1], db.ports[0]));
+            db.pg_addr = SocketAddr::from(([127, 0, 0, 1], db.ports[1]));
+            db.spawn(&cfg.max_heap)?;
+            attempt += 1;
+        }
         info!(http = %db.http_addr, pg = %db.pg_addr, root = %db.root.display(), "questdb ready");
         Ok(db)
     }
