@@ -391,6 +391,42 @@ secret = "lift-1-secret"
     }
 
     #[test]
+    fn devices_from_csv() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = "id,kind,vendor,building,location,gateway,secret,report_interval_s\n\
+                   smoke-7,smoke,firesafe,b-1,attic,,smoke-7-secret,120\n\
+                   gate-7,gate,portalis,b-1,north gate,,gate-7-secret,\n";
+        std::fs::write(dir.path().join("devices.csv"), csv).unwrap();
+        let toml = format!("devices_csv = \"devices.csv\"\n{GOOD}");
+        std::fs::write(dir.path().join("estate.toml"), toml).unwrap();
+        let f = EstateFile::load(&dir.path().join("estate.toml")).unwrap();
+        assert_eq!(f.devices.len(), 3);
+        let smoke = f.devices.iter().find(|d| d.id == "smoke-7").unwrap();
+        assert_eq!(smoke.kind, DeviceKind::Smoke);
+        assert_eq!(smoke.report_interval_s, 120);
+        assert_eq!(
+            f.devices
+                .iter()
+                .find(|d| d.id == "gate-7")
+                .unwrap()
+                .report_interval_s,
+            60
+        );
+        std::fs::write(
+            dir.path().join("devices.csv"),
+            "id,kind,vendor,building\nx-1,fridge,v,b-1\n",
+        )
+        .unwrap();
+        let e = EstateFile::load(&dir.path().join("estate.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("devices.csv") && e.contains("row 1") && e.contains("fridge"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn names_the_key_at_fault() {
         let bad = GOOD.replace("building = \"b-1\"", "building = \"b-9\"");
         let err = EstateFile::parse(&bad).unwrap_err().to_string();

@@ -387,3 +387,35 @@ async fn graceful_restart_keeps_accepted_rows_and_the_registry() -> anyhow::Resu
     sb.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_questdb_mode_uses_a_running_server() -> anyhow::Result<()> {
+    use steward_ingest::questdb::{ManagedConfig, ManagedQuestDb, QuestDbMode};
+    let root = tempfile::tempdir()?;
+    let cfg = ManagedConfig {
+        root: Some(root.path().to_path_buf()),
+        max_heap: "512m".into(),
+        ..ManagedConfig::default()
+    };
+    let db = tokio::task::spawn_blocking(move || ManagedQuestDb::start(&cfg)).await??;
+    let addr = db.http_addr;
+    let sb = HubSandbox::start_with(steward_tests::TEST_ESTATE, |c| {
+        c.questdb.mode = QuestDbMode::External;
+        c.questdb.http_addr = Some(addr);
+    })
+    .await?;
+    assert_eq!(sb.hub.questdb_http, addr);
+    let dev = sb.device("smoke-1", "smoke-1-secret").await?;
+    dev.publish(
+        "devices/smoke-1/telemetry",
+        json!({"ts": now_ms(), "metrics": {"alarm": false}}).to_string(),
+    )
+    .await?;
+    sb.wait_count("SELECT count() FROM smoke_telemetry", 1, T)
+        .await?;
+    sb.shutdown().await;
+    // The hub does not own an external server: it is still up after the hub stopped.
+    assert!(steward_ingest::questdb::reachable(addr));
+    drop(db);
+    Ok(())
+}

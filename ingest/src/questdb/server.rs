@@ -364,3 +364,46 @@ pub fn ping(addr: SocketAddr) -> bool {
         Err(_) => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_java_names_what_to_install() {
+        let cfg = ManagedConfig {
+            java: Some(PathBuf::from("/nonexistent/bin/java")),
+            ..ManagedConfig::default()
+        };
+        let e = resolve_java(&cfg).unwrap_err().to_string();
+        assert!(e.contains("install a JDK 17"), "{e}");
+    }
+
+    #[test]
+    fn missing_jar_names_the_key() {
+        let cfg = ManagedConfig {
+            jar: Some(PathBuf::from("/nonexistent/questdb.jar")),
+            ..ManagedConfig::default()
+        };
+        let e = resolve_jar(&cfg).unwrap_err().to_string();
+        assert!(e.contains("questdb.managed.jar"), "{e}");
+    }
+
+    #[test]
+    fn missing_maven_names_what_to_install() {
+        // A version never cached, fetched with a PATH that has no mvn.
+        let cfg = ManagedConfig {
+            version: "9.0.0-never-cached".into(),
+            ..ManagedConfig::default()
+        };
+        let old = std::env::var_os("PATH");
+        // Safe here: this test is the only one in this binary that reads PATH.
+        unsafe { std::env::set_var("PATH", "/nonexistent") };
+        let r = resolve_jar(&cfg);
+        if let Some(p) = old {
+            unsafe { std::env::set_var("PATH", p) };
+        }
+        let e = r.unwrap_err().to_string();
+        assert!(e.contains("install Maven"), "{e}");
+    }
+}
