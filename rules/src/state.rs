@@ -29,7 +29,7 @@ pub struct DeviceState {
     pub status: Option<&'static str>,
     pub last_event: Option<String>,
     /// Latest value of every metric ever reported, with its event time.
-    pub values: BTreeMap<&'static str, (serde_json::Value, i64)>,
+    pub values: LatestValues,
 }
 
 impl DeviceState {
@@ -40,7 +40,7 @@ impl DeviceState {
             last_seen_ms: None,
             status: None,
             last_event: None,
-            values: BTreeMap::new(),
+            values: LatestValues::default(),
         }
     }
 
@@ -57,15 +57,55 @@ impl DeviceState {
     }
 }
 
-fn to_json(v: &Value) -> serde_json::Value {
-    match v {
-        Value::Bool(b) => (*b).into(),
-        Value::Float(f) => serde_json::Number::from_f64(*f)
-            .map(serde_json::Value::Number)
-            .unwrap_or(serde_json::Value::Null),
-        Value::Int(i) => (*i).into(),
-        Value::Sym(s) => (*s).into(),
-        Value::Text(t) => t.clone().into(),
+/// Latest value and event time per metric. A short vector keyed by the catalogue's
+/// `&'static str` names: a device kind has at most 15 metrics, and the profile showed a
+/// BTreeMap of strings costing more than decoding the reading.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LatestValues(Vec<(&'static str, Value, i64)>);
+
+impl LatestValues {
+    fn update(&mut self, name: &'static str, v: &Value, ts_ms: i64) {
+        match self
+            .0
+            .iter_mut()
+            .find(|(n, _, _)| std::ptr::eq(*n, name) || *n == name)
+        {
+            Some(slot) if slot.2 <= ts_ms => {
+                slot.1 = v.clone();
+                slot.2 = ts_ms;
+            }
+            Some(_) => {}
+            None => self.0.push((name, v.clone(), ts_ms)),
+        }
+    }
+
+    /// Latest value of `name` as JSON, with its event time.
+    pub fn get(&self, name: &str) -> Option<(serde_json::Value, i64)> {
+        self.0
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .map(|(_, v, t)| (v.to_json(), *t))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for LatestValues {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut sorted: Vec<_> = self.0.iter().collect();
+        sorted.sort_by_key(|(n, _, _)| *n);
+        let mut m = s.serialize_map(Some(sorted.len()))?;
+        for (n, v, t) in sorted {
+            m.serialize_entry(n, &(v.to_json(), t))?;
+        }
+        m.end()
     }
 }
 
@@ -120,10 +160,7 @@ impl DeviceStates {
                 s.status = Some("online");
             }
             for (name, v) in &r.values {
-                let newer = s.values.get(name).is_none_or(|(_, t)| *t <= r.ts_ms);
-                if newer {
-                    s.values.insert(name, (to_json(v), r.ts_ms));
-                }
+                s.values.update(name, v, r.ts_ms);
             }
         }
         for e in &d.events {
@@ -181,7 +218,7 @@ mod tests {
             ..Default::default()
         });
         let st = s.get("lift-1").unwrap();
-        assert_eq!(st.values["floor"], (serde_json::json!(5), 2_000));
+        assert_eq!(st.values.get("floor"), Some((serde_json::json!(5), 2_000)));
         assert_eq!(st.liveness(2_000 + 119_000, 60), Liveness::Online);
         assert_eq!(st.liveness(2_000 + 121_000, 60), Liveness::Silent);
         s.apply(&Decoded {

@@ -118,6 +118,34 @@ impl<'de> Deserialize<'de> for Scalar<'de> {
     }
 }
 
+/// An object key, borrowed from the payload when it has no escapes (serde's own
+/// `Cow<str>` always allocates).
+struct Key<'a>(Cow<'a, str>);
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Key<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Key(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Key(Cow::Owned(v.to_string())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Key(Cow::Owned(v)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
 /// The `metrics` member: its entries in message order, or the type it had instead.
 #[derive(Debug, Default)]
 pub(crate) enum MetricsIn<'a> {
@@ -136,7 +164,7 @@ impl<'de> Visitor<'de> for MetricsVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut v = Vec::with_capacity(map.size_hint().unwrap_or(12));
-        while let Some(k) = map.next_key::<Cow<'de, str>>()? {
+        while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
             let val: Scalar<'de> = map.next_value()?;
             v.push((k, val));
         }
@@ -193,7 +221,7 @@ impl<'de> Visitor<'de> for EntryVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut e = EntryIn::default();
-        while let Some(k) = map.next_key::<Cow<'de, str>>()? {
+        while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
             match &*k {
                 "ts" => e.ts = Some(map.next_value()?),
                 "seq" => e.seq = Some(map.next_value()?),

@@ -2,7 +2,7 @@
 
 use super::schema::{EVENTS_TABLE, REJECTS_TABLE, STATUS_TABLE};
 use crate::reading::{DeviceEvent, Reading, StatusChange, Value};
-use questdb::ingress::{Buffer, TimestampMicros};
+use questdb::ingress::{Buffer, ColumnName, TableName, TimestampMicros};
 
 pub type IlpResult = questdb::Result<()>;
 
@@ -25,30 +25,38 @@ fn guarded(buf: &mut Buffer, f: impl FnOnce(&mut Buffer) -> IlpResult) -> IlpRes
     }
 }
 
+/// Names from the catalogue and our own column names are checked once by a test
+/// (`catalogue_names_are_valid_ilp`), so the hot path skips questdb-rs's per-call
+/// validation, which the profile showed at ~10% of encoding.
+fn col(name: &'static str) -> ColumnName<'static> {
+    ColumnName::new_unchecked(name)
+}
+
 pub fn append_reading(buf: &mut Buffer, r: &Reading, received_us: i64) -> IlpResult {
     guarded(buf, |buf| {
-        buf.table(r.kind.table())?
-            .symbol("device_id", &*r.device_id)?
-            .symbol("compound_id", &*r.compound)?;
+        buf.table(TableName::new_unchecked(r.kind.table()))?
+            .symbol(col("device_id"), &*r.device_id)?
+            .symbol(col("compound_id"), &*r.compound)?;
         // ILP wants every symbol before the first column.
         for (name, v) in &r.values {
             if let Value::Sym(s) = v {
-                buf.symbol(*name, *s)?;
+                buf.symbol(col(name), *s)?;
             }
         }
         if let Some(seq) = r.seq {
-            buf.column_i64("seq", i64::try_from(seq).unwrap_or(i64::MAX))?;
+            buf.column_i64(col("seq"), i64::try_from(seq).unwrap_or(i64::MAX))?;
         }
-        buf.column_ts("received_at", TimestampMicros::new(received_us))?;
+        buf.column_ts(col("received_at"), TimestampMicros::new(received_us))?;
         if let Some(x) = &r.extras {
-            buf.column_str("extras", x)?;
+            buf.column_str(col("extras"), x)?;
         }
         for (name, v) in &r.values {
+            let name = col(name);
             match v {
-                Value::Bool(b) => buf.column_bool(*name, *b)?,
-                Value::Float(f) => buf.column_f64(*name, *f)?,
-                Value::Int(i) => buf.column_i64(*name, *i)?,
-                Value::Text(t) => buf.column_str(*name, t)?,
+                Value::Bool(b) => buf.column_bool(name, *b)?,
+                Value::Float(f) => buf.column_f64(name, *f)?,
+                Value::Int(i) => buf.column_i64(name, *i)?,
+                Value::Text(t) => buf.column_str(name, t)?,
                 Value::Sym(_) => buf,
             };
         }
@@ -107,4 +115,23 @@ pub fn append_reject(buf: &mut Buffer, r: &RejectRow) -> IlpResult {
             .column_i64("payload_bytes", r.payload.len() as i64)?
             .at(TimestampMicros::new(r.received_us))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use questdb::ingress::{ColumnName, TableName};
+    use steward_estate::{catalog, DeviceKind};
+
+    #[test]
+    fn catalogue_names_are_valid_ilp() {
+        for k in DeviceKind::ALL {
+            assert!(TableName::new(k.table()).is_ok());
+            for m in catalog::metrics(k) {
+                assert!(ColumnName::new(m.name).is_ok(), "{}", m.name);
+            }
+        }
+        for c in ["device_id", "compound_id", "seq", "received_at", "extras"] {
+            assert!(ColumnName::new(c).is_ok());
+        }
+    }
 }
