@@ -8,6 +8,7 @@ use steward_api::ApiConfig;
 use steward_broker::BrokerConfig;
 use steward_ingest::questdb::QuestDbConfig;
 use steward_ingest::IngestConfig;
+use steward_rules::RulesConfig;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -35,6 +36,7 @@ pub struct HubConfig {
     pub ingest: IngestConfig,
     pub questdb: QuestDbConfig,
     pub api: ApiConfig,
+    pub rules: RulesConfig,
 }
 
 impl HubConfig {
@@ -74,6 +76,14 @@ impl HubConfig {
                 cfg.questdb.managed.root = Some(base.join(r));
             }
         }
+        if cfg.rules.database.is_relative() {
+            cfg.rules.database = base.join(&cfg.rules.database);
+        }
+        if let Some(r) = &cfg.rules.rules {
+            if r.is_relative() {
+                cfg.rules.rules = Some(base.join(r));
+            }
+        }
         if cfg.estate.database.is_relative() {
             cfg.estate.database = base.join(&cfg.estate.database);
         }
@@ -88,6 +98,7 @@ impl HubConfig {
         errors.extend(self.ingest.validate());
         errors.extend(self.questdb.validate());
         errors.extend(self.api.validate());
+        errors.extend(self.rules.validate());
         if self.ingest.max_payload_bytes >= self.broker.max_payload_bytes {
             errors.push(format!(
                 "ingest.max_payload_bytes: must be below broker.max_payload_bytes ({}) so an \

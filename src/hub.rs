@@ -13,7 +13,9 @@ use steward_estate::{EstateFile, Registry};
 use steward_ingest::questdb::{ManagedQuestDb, QuestDbClient, QuestDbMode};
 use steward_ingest::writer::Writer;
 use steward_ingest::{Ingest, IngestMetrics};
-use steward_rules::DeviceStates;
+use steward_rules::{
+    DeviceStates, RulesHandle, RulesMetrics, RulesService, SystemClock, TicketStore,
+};
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
@@ -29,6 +31,11 @@ pub struct Hub {
     pub ingest_metrics: IngestMetrics,
     pub broker_metrics: BrokerMetrics,
     pub questdb: QuestDbClient,
+    /// Tickets and their audit trail (SQLite).
+    pub tickets: TicketStore,
+    pub rules_metrics: RulesMetrics,
+    rules: Option<RulesHandle>,
+    events_thread: Option<std::thread::JoinHandle<()>>,
     managed: Option<ManagedQuestDb>,
     broker: Option<Broker>,
     ingest: Option<Ingest>,
@@ -64,7 +71,24 @@ impl Hub {
         let broker_metrics = BrokerMetrics::new(&mut prom);
         let ingest_metrics = IngestMetrics::new(&mut prom);
 
+        let rules_metrics = RulesMetrics::new(&mut prom);
+
         let broker = Broker::start(&cfg.broker, registry.clone(), broker_metrics.clone())?;
+        let publisher = crate::alerts::HubPublisher::new(&broker)?;
+        let tickets = open_tickets(&cfg)?;
+        let (rules_sink, rules) = RulesService::start_with_metrics(
+            cfg.rules.clone(),
+            registry.clone(),
+            tickets.clone(),
+            Arc::new(SystemClock),
+            publisher.clone(),
+            rules_metrics.clone(),
+        )
+        .map_err(|e| HubError::Start(format!("rules: {e}")))?;
+        let events_writer = Writer::start(questdb_http, IngestMetrics::default())?;
+        let events_thread =
+            crate::alerts::forward_events(rules.events(), publisher.clone(), events_writer)
+                .map_err(|e| HubError::Start(format!("ticket events: {e}")))?;
         let link = broker.link("steward-ingest")?;
         let writer = Writer::start(questdb_http, ingest_metrics.clone())?;
         let states = DeviceStates::new();
@@ -74,7 +98,7 @@ impl Hub {
             cfg.ingest.clone(),
             writer,
             ingest_metrics.clone(),
-            vec![Box::new(states.clone())],
+            vec![Box::new(states.clone()), Box::new(rules_sink)],
         )?;
 
         let admin_token = if cfg.api.admin_token.is_empty() {
@@ -132,12 +156,21 @@ impl Hub {
             ingest_metrics,
             broker_metrics,
             questdb,
+            tickets,
+            rules_metrics,
+            rules: Some(rules),
+            events_thread: Some(events_thread),
             managed,
             broker: Some(broker),
             ingest: Some(ingest),
             api_stop: Some(api_stop),
             api_task: Some(api_task),
         })
+    }
+
+    /// The running rules stage (ticket transitions that publish events, reloads).
+    pub fn rules(&self) -> Option<&RulesHandle> {
+        self.rules.as_ref()
     }
 
     /// The managed QuestDB, for tests that stop and restart it.
@@ -154,6 +187,13 @@ impl Hub {
         if let Some(i) = self.ingest.take() {
             let _ = tokio::task::spawn_blocking(move || i.shutdown()).await;
         }
+        // After ingest: what it accepted last has reached the rules queue.
+        if let Some(r) = self.rules.take() {
+            let _ = tokio::task::spawn_blocking(move || r.shutdown()).await;
+        }
+        if let Some(t) = self.events_thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
         if let Some(s) = self.api_stop.take() {
             let _ = s.send(());
         }
@@ -165,6 +205,21 @@ impl Hub {
         }
         info!("hub stopped");
     }
+}
+
+fn open_tickets(cfg: &HubConfig) -> Result<TicketStore, HubError> {
+    if let Some(parent) = cfg.rules.database.parent() {
+        if !parent.as_os_str().is_empty() {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                HubError::Config(vec![format!(
+                    "rules.database: cannot create {}: {e}",
+                    parent.display()
+                )])
+            })?;
+        }
+    }
+    TicketStore::open(&cfg.rules.database)
+        .map_err(|e| HubError::Start(format!("rules.database: {e}")))
 }
 
 fn open_registry(cfg: &HubConfig) -> Result<Registry, HubError> {

@@ -1,6 +1,7 @@
 //! The `steward` hub: configuration, the wiring of broker -> ingest -> (QuestDB, rules)
 //! -> API into one process, and the demo estate. The binary in `main.rs` is a thin CLI.
 
+mod alerts;
 pub mod config;
 pub mod demo;
 mod hub;

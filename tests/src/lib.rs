@@ -127,6 +127,7 @@ impl HubSandbox {
         config.api.listen = "127.0.0.1:0".parse()?;
         config.questdb.managed.root = Some(dir.path().join("questdb"));
         config.questdb.managed.max_heap = "512m".into();
+        config.rules.database = dir.path().join("tickets.db");
         config.ingest.flush_interval = Duration::from_millis(50);
         tweak(&mut config);
         let hub = Hub::start(config.clone()).await.context("starting hub")?;
@@ -208,10 +209,15 @@ where
     }
 }
 
+/// Publishes a test client received: (topic, payload).
+pub type Received = Arc<parking_lot::Mutex<Vec<(String, Vec<u8>)>>>;
+
 /// A real MQTT client (rumqttc over TCP) with its event loop polled in the background.
 pub struct TestClient {
     pub client: AsyncClient,
     pub acks: Arc<AtomicU64>,
+    /// Publishes received on this client's subscriptions: (topic, payload).
+    pub received: Received,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -240,18 +246,28 @@ impl TestClient {
         connected?;
         let acks = Arc::new(AtomicU64::new(0));
         let acks2 = acks.clone();
+        let received: Received = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let received2 = received.clone();
         let task = tokio::spawn(async move {
             loop {
                 match ev.poll().await {
                     Ok(Event::Incoming(Packet::PubAck(_))) => {
                         acks2.fetch_add(1, Ordering::SeqCst);
                     }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        received2.lock().push((p.topic.clone(), p.payload.to_vec()));
+                    }
                     Ok(_) => {}
                     Err(_) => break,
                 }
             }
         });
-        Ok(TestClient { client, acks, task })
+        Ok(TestClient {
+            client,
+            acks,
+            received,
+            task,
+        })
     }
 
     pub async fn publish(&self, topic: &str, payload: impl Into<Vec<u8>>) -> Result<()> {

@@ -1,6 +1,6 @@
 //! Rows to ILP: one function per kind of row, each appending to a questdb-rs buffer.
 
-use super::schema::{EVENTS_TABLE, REJECTS_TABLE, STATUS_TABLE};
+use super::schema::{EVENTS_TABLE, REJECTS_TABLE, STATUS_TABLE, TICKET_EVENTS_TABLE};
 use crate::reading::{DeviceEvent, Reading, StatusChange, Value};
 use questdb::ingress::{Buffer, ColumnName, TableName, TimestampMicros};
 
@@ -86,6 +86,44 @@ pub fn append_status(buf: &mut Buffer, s: &StatusChange, received_us: i64) -> Il
             .symbol("status", s.status.as_str())?
             .column_ts("received_at", TimestampMicros::new(received_us))?
             .at(micros(s.ts_ms))
+    })
+}
+
+/// One ticket event (raised, transition, reminder, escalation, ...) for `ticket_events`.
+pub struct TicketEventRow<'a> {
+    pub ts_ms: i64,
+    pub ticket_id: Option<i64>,
+    pub kind: &'a str,
+    pub device_id: &'a str,
+    pub rule_id: &'a str,
+    pub station: &'a str,
+    pub compound: &'a str,
+    pub priority: &'a str,
+    pub state: Option<&'a str>,
+    pub escalation_level: i64,
+    pub audience: &'a str,
+    pub message: &'a str,
+}
+
+pub fn append_ticket_event(buf: &mut Buffer, e: &TicketEventRow) -> IlpResult {
+    guarded(buf, |buf| {
+        buf.table(TICKET_EVENTS_TABLE)?
+            .symbol("kind", e.kind)?
+            .symbol("device_id", e.device_id)?
+            .symbol("rule_id", e.rule_id)?
+            .symbol("station", e.station)?
+            .symbol("compound_id", e.compound)?
+            .symbol("priority", e.priority)?;
+        if let Some(s) = e.state {
+            buf.symbol("state", s)?;
+        }
+        buf.symbol("audience", e.audience)?;
+        if let Some(id) = e.ticket_id {
+            buf.column_i64("ticket_id", id)?;
+        }
+        buf.column_i64("escalation_level", e.escalation_level)?
+            .column_str("message", e.message)?
+            .at(micros(e.ts_ms))
     })
 }
 

@@ -7,6 +7,7 @@ use steward_estate::DeviceKind;
 pub const EVENTS_TABLE: &str = "device_events";
 pub const STATUS_TABLE: &str = "device_status";
 pub const REJECTS_TABLE: &str = "rejects";
+pub const TICKET_EVENTS_TABLE: &str = "ticket_events";
 
 pub fn telemetry_ddl(kind: DeviceKind) -> String {
     let mut cols = vec![
@@ -45,6 +46,13 @@ pub fn all_ddl() -> Vec<String> {
         "CREATE TABLE IF NOT EXISTS {REJECTS_TABLE} (ts TIMESTAMP, device_id SYMBOL CAPACITY 65536 CACHE, \
          reason SYMBOL, topic VARCHAR, detail VARCHAR, payload VARCHAR, payload_bytes LONG) \
          TIMESTAMP(ts) PARTITION BY DAY WAL"
+    ));
+    // Ticket events let managers chart response times next to the telemetry.
+    v.push(format!(
+        "CREATE TABLE IF NOT EXISTS {TICKET_EVENTS_TABLE} (ts TIMESTAMP, ticket_id LONG, kind SYMBOL, \
+         device_id SYMBOL CAPACITY 65536 CACHE, rule_id SYMBOL, station SYMBOL, compound_id SYMBOL, \
+         priority SYMBOL, state SYMBOL, escalation_level LONG, audience SYMBOL, message VARCHAR) \
+         TIMESTAMP(ts) PARTITION BY MONTH WAL"
     ));
     v
 }

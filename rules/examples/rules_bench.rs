@@ -1,0 +1,99 @@
+//! Throughput of the default pack on one thread: simulated telemetry of a mixed estate is
+//! decoded up front, then pushed through `Engine::on_decoded` (plus a tick per simulated
+//! second) and timed.
+//!
+//! `cargo run --release -p steward-rules --example rules_bench [compounds] [hours]`
+
+use std::sync::Arc;
+use std::time::Instant;
+use steward_device_sim::DeviceModel;
+use steward_estate::{DeviceKind, EstateFile, Registry};
+use steward_ingest::contract::decode;
+use steward_ingest::{Decoded, IngestConfig};
+use steward_rules::{Engine, RulePack};
+
+const T0: i64 = 1_740_960_000_000;
+
+fn estate(compounds: usize) -> String {
+    let mut s = String::from(
+        "[[stations]]\nid = \"st-1\"\nname = \"North\"\n[[streets]]\nid = \"street-1\"\nname = \"Riverside\"\nfallback_station = \"st-1\"\n[[communities]]\nid = \"com-1\"\nname = \"Elm\"\nstreet = \"street-1\"\n",
+    );
+    for c in 0..compounds {
+        s += &format!("[[compounds]]\nid = \"cmp-{c}\"\nname = \"C{c}\"\ncommunity = \"com-1\"\n[[buildings]]\nid = \"b-{c}\"\nname = \"B{c}\"\ncompound = \"cmp-{c}\"\n");
+        // A typical compound: detectors outnumber everything else.
+        for (kind, n) in [("smoke", 8), ("pump", 2), ("lift", 4), ("gate", 2)] {
+            for i in 0..n {
+                s += &format!("[[devices]]\nid = \"{kind}-{c}-{i}\"\nkind = \"{kind}\"\nvendor = \"v\"\nbuilding = \"b-{c}\"\nsecret = \"bench-secret\"\nreport_interval_s = 60\n");
+            }
+        }
+    }
+    s
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let compounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(20);
+    let hours: i64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(6);
+    let registry = Registry::open_in_memory()?;
+    registry.apply(&EstateFile::parse(&estate(compounds))?)?;
+    let dir = registry.directory();
+    let cfg = IngestConfig::default();
+
+    let mut models: Vec<(DeviceModel, i64)> = dir
+        .devices
+        .values()
+        .enumerate()
+        .map(|(i, d)| {
+            (
+                DeviceModel::new(&d.id, d.kind, 1),
+                T0 + (i as i64 * 997) % 60_000,
+            )
+        })
+        .collect();
+    models.sort_by(|a, b| a.0.id().cmp(b.0.id()));
+    println!("simulating {} devices for {hours} h ...", models.len());
+    let end = T0 + hours * 3_600_000;
+    let mut input: Vec<(i64, Decoded)> = Vec::new();
+    for (m, first) in &mut models {
+        let mut t = *first;
+        while t < end {
+            for msg in m.tick(t) {
+                input.push((t, decode(msg.topic.as_bytes(), &msg.payload, &dir, t, &cfg)));
+            }
+            t += 60_000;
+        }
+    }
+    input.sort_by_key(|(t, _)| *t);
+    let readings: usize = input
+        .iter()
+        .map(|(_, d)| d.readings.len() + d.events.len())
+        .sum();
+    let by_kind = |k: DeviceKind| dir.devices.values().filter(|d| d.kind == k).count();
+    println!(
+        "{readings} readings and events ({} smoke, {} pump, {} lift, {} gate devices)",
+        by_kind(DeviceKind::Smoke),
+        by_kind(DeviceKind::Pump),
+        by_kind(DeviceKind::Lift),
+        by_kind(DeviceKind::Gate)
+    );
+
+    let mut engine = Engine::new(Arc::new(RulePack::default_pack()));
+    let mut actions = 0usize;
+    let mut next_tick = T0 + 1_000;
+    let started = Instant::now();
+    for (t, d) in &input {
+        while next_tick <= *t {
+            actions += engine.tick(next_tick, &dir).len();
+            next_tick += 1_000;
+        }
+        actions += engine.on_decoded(d, &dir).len();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{readings} readings in {secs:.3} s: {:.0} readings/s ({} evaluations, {} ticks, {actions} actions)",
+        readings as f64 / secs,
+        engine.evaluations(),
+        (next_tick - T0) / 1_000
+    );
+    Ok(())
+}

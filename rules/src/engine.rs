@@ -1,0 +1,871 @@
+//! The evaluation engine: per-device state and rule conditions, advanced only by the event
+//! time of what ingest decoded and by `tick(now_ms)`. It reads no clock and does no I/O, so
+//! the same input always gives the same actions; the service and the backtest both drive it.
+
+use crate::pack::{CommandTarget, Form, OnClear, Op, Priority, Rule, RulePack, Tree};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+use steward_estate::catalog::{self, MetricType};
+use steward_estate::{DeviceInfo, DeviceKind, Directory};
+use steward_ingest::{Decoded, Reading, Status, Value};
+
+/// Raise (or repeat) the ticket of `(device_id, rule_id)`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Raise {
+    pub device_id: String,
+    pub rule_id: String,
+    pub kind: DeviceKind,
+    pub compound: String,
+    pub building: String,
+    /// Responsible station (property company or street fall-back), from the estate.
+    pub station: String,
+    pub priority: Priority,
+    pub title: String,
+    /// Values of the metrics the rule looks at, and the triggering event, if any.
+    pub detail: String,
+    pub ts_ms: i64,
+}
+
+/// The condition of `(device_id, rule_id)` no longer holds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Clear {
+    pub device_id: String,
+    pub rule_id: String,
+    pub on_clear: OnClear,
+    pub ts_ms: i64,
+}
+
+/// An outgoing alert for a station, published on `topic`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Notification {
+    pub station: String,
+    /// `stations/{station}/alerts`.
+    pub topic: String,
+    pub device_id: String,
+    pub compound: String,
+    pub rule_id: String,
+    pub priority: Priority,
+    pub message: String,
+    pub ts_ms: i64,
+}
+
+/// What evaluation asks the outside world to do.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    Raise(Raise),
+    Clear(Clear),
+    Notify(Notification),
+    /// Downlink to a device on `devices/{id}/commands`.
+    Command {
+        device_id: String,
+        topic: String,
+        payload: String,
+    },
+}
+
+pub fn alerts_topic(station: &str) -> String {
+    format!("stations/{station}/alerts")
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Val {
+    B(bool),
+    N(f64),
+    /// Index into the catalogue's allowed values.
+    E(u16),
+    T(String),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct DeviceData {
+    kind: DeviceKind,
+    compound: Arc<str>,
+    last_seen_ms: Option<i64>,
+    last_reading_ms: Option<i64>,
+    /// Last will received and nothing heard since.
+    offline: bool,
+    /// Newest event time seen: evaluation time never moves backwards for a device.
+    clock_ms: i64,
+    /// Latest value and its event time, by catalogue position.
+    values: Vec<Option<(Val, i64)>>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Window {
+    #[serde(default, skip_serializing_if = "VecDeque::is_empty")]
+    times: VecDeque<i64>,
+    #[serde(default, skip_serializing_if = "VecDeque::is_empty")]
+    samples: VecDeque<(i64, f64)>,
+    #[serde(default)]
+    prev: bool,
+    #[serde(default)]
+    mean: f64,
+    #[serde(default)]
+    n: u32,
+    #[serde(default)]
+    last: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct NodeRt {
+    #[serde(default)]
+    out: bool,
+    /// Hysteresis state of thresholds and rates.
+    #[serde(default)]
+    on: bool,
+    #[serde(default)]
+    held_ms: i64,
+    #[serde(default)]
+    held_last: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    win: Option<Box<Window>>,
+}
+
+impl NodeRt {
+    fn win(&mut self) -> &mut Window {
+        self.win.get_or_insert_with(Default::default)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RuleRt {
+    id: String,
+    fp: u64,
+    active: bool,
+    nodes: Vec<NodeRt>,
+}
+
+impl RuleRt {
+    fn fresh(rule: &Rule, kind: DeviceKind) -> RuleRt {
+        RuleRt {
+            id: rule.id.clone(),
+            fp: rule.fingerprint,
+            active: false,
+            nodes: vec![NodeRt::default(); rule.tree(kind).map_or(0, |t| t.nodes.len())],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Dev {
+    data: DeviceData,
+    rules: Vec<RuleRt>,
+}
+
+#[derive(Clone, Copy)]
+enum Which {
+    All,
+    Timed,
+    Only(usize),
+}
+
+/// Rule evaluation over every device the engine has heard from.
+pub struct Engine {
+    pack: Arc<RulePack>,
+    /// Ordered so ticks and snapshots are deterministic.
+    devices: BTreeMap<Arc<str>, Dev>,
+    compounds: BTreeMap<Arc<str>, Vec<Arc<str>>>,
+    dirty: BTreeSet<Arc<str>>,
+    evaluations: u64,
+}
+
+impl Engine {
+    pub fn new(pack: Arc<RulePack>) -> Engine {
+        Engine {
+            pack,
+            devices: BTreeMap::new(),
+            compounds: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+            evaluations: 0,
+        }
+    }
+
+    pub fn pack(&self) -> &Arc<RulePack> {
+        &self.pack
+    }
+
+    /// Rule evaluations so far (for the metrics).
+    pub fn evaluations(&self) -> u64 {
+        self.evaluations
+    }
+
+    pub fn device_count(&self) -> usize {
+        self.devices.len()
+    }
+
+    /// Whether the condition of `rule_id` currently holds on `device_id`.
+    pub fn is_active(&self, device_id: &str, rule_id: &str) -> bool {
+        self.devices
+            .get(device_id)
+            .and_then(|d| d.rules.iter().find(|r| r.id == rule_id))
+            .is_some_and(|r| r.active)
+    }
+
+    /// Swap in a new pack. Per-device state of rules whose id still exists is kept; when
+    /// a rule's condition changed, only whether it is active is kept (its timers restart),
+    /// so a changed rule neither re-raises nor loses track of an open condition.
+    pub fn set_pack(&mut self, pack: Arc<RulePack>) {
+        for dev in self.devices.values_mut() {
+            dev.rules = remap(&pack, dev.data.kind, std::mem::take(&mut dev.rules));
+        }
+        self.dirty.extend(self.devices.keys().cloned());
+        self.pack = pack;
+    }
+
+    pub fn on_decoded(&mut self, d: &Decoded, dir: &Directory) -> Vec<Action> {
+        let mut out = Vec::new();
+        // Event time order inside one message (a gateway batch, events before telemetry).
+        let mut items: Vec<(i64, u8, usize)> =
+            Vec::with_capacity(d.readings.len() + d.events.len() + d.statuses.len());
+        items.extend(d.readings.iter().enumerate().map(|(i, r)| (r.ts_ms, 0, i)));
+        items.extend(d.events.iter().enumerate().map(|(i, e)| (e.ts_ms, 1, i)));
+        items.extend(d.statuses.iter().enumerate().map(|(i, s)| (s.ts_ms, 2, i)));
+        if items.len() > 1 {
+            items.sort_by_key(|(ts, _, _)| *ts);
+        }
+        for (_, what, i) in items {
+            match what {
+                0 => {
+                    let r = &d.readings[i];
+                    let now = self.apply_reading(r);
+                    self.eval_device(&r.device_id, now, None, Which::All, dir, &mut out);
+                    self.eval_watchers(&r.device_id, r.kind, &r.compound, now, dir, &mut out);
+                }
+                1 => {
+                    let e = &d.events[i];
+                    let now = {
+                        let dev = self.touch(&e.device_id, e.kind, &e.compound);
+                        seen(&mut dev.data, e.ts_ms);
+                        dev.data.offline = false;
+                        dev.data.clock_ms = dev.data.clock_ms.max(e.ts_ms);
+                        dev.data.clock_ms
+                    };
+                    self.eval_device(&e.device_id, now, Some(&e.event), Which::All, dir, &mut out);
+                }
+                _ => {
+                    let s = &d.statuses[i];
+                    let now = {
+                        let dev = self.touch(&s.device_id, s.kind, &s.compound);
+                        // A retained status can be older than data already seen; only a
+                        // status newer than the last data says anything about now.
+                        let newer = dev.data.last_seen_ms.is_none_or(|t| s.ts_ms >= t);
+                        if newer {
+                            dev.data.offline = s.status == Status::Offline;
+                            if s.status == Status::Online {
+                                seen(&mut dev.data, s.ts_ms);
+                            }
+                        }
+                        dev.data.clock_ms = dev.data.clock_ms.max(s.ts_ms);
+                        dev.data.clock_ms
+                    };
+                    self.eval_device(&s.device_id, now, None, Which::All, dir, &mut out);
+                    self.eval_watchers(&s.device_id, s.kind, &s.compound, now, dir, &mut out);
+                }
+            }
+        }
+        out
+    }
+
+    /// Advance timers (durations, windows, silence) to `now_ms`.
+    pub fn tick(&mut self, now_ms: i64, dir: &Directory) -> Vec<Action> {
+        let mut out = Vec::new();
+        let pack = self.pack.clone();
+        let timed: Vec<(Arc<str>, i64)> = self
+            .devices
+            .iter()
+            .filter(|(_, d)| {
+                pack.for_kind(d.data.kind)
+                    .iter()
+                    .any(|ri| pack.at(*ri).timed)
+            })
+            .map(|(id, d)| (id.clone(), now_ms.max(d.data.clock_ms)))
+            .collect();
+        for (id, now) in timed {
+            self.eval_device(&id, now, None, Which::Timed, dir, &mut out);
+        }
+        out
+    }
+
+    fn touch(&mut self, id: &Arc<str>, kind: DeviceKind, compound: &Arc<str>) -> &mut Dev {
+        let pack = &self.pack;
+        let fresh = || Dev {
+            data: DeviceData {
+                kind,
+                compound: compound.clone(),
+                last_seen_ms: None,
+                last_reading_ms: None,
+                offline: false,
+                clock_ms: i64::MIN,
+                values: vec![None; catalog::metrics(kind).len()],
+            },
+            rules: remap(pack, kind, Vec::new()),
+        };
+        let dev = self.devices.entry(id.clone()).or_insert_with(fresh);
+        if dev.data.kind != kind {
+            // Re-registered as another kind: nothing of the old state applies.
+            *dev = fresh();
+        }
+        if dev.data.compound != *compound {
+            if let Some(m) = self.compounds.get_mut(&dev.data.compound) {
+                m.retain(|x| x != id);
+            }
+            dev.data.compound = compound.clone();
+        }
+        let members = self.compounds.entry(compound.clone()).or_default();
+        if !members.contains(id) {
+            members.push(id.clone());
+            members.sort();
+        }
+        self.dirty.insert(id.clone());
+        // The entry was just inserted above.
+        self.devices.get_mut(id).expect("device entry exists")
+    }
+
+    fn apply_reading(&mut self, r: &Reading) -> i64 {
+        let dev = self.touch(&r.device_id, r.kind, &r.compound);
+        let d = &mut dev.data;
+        seen(d, r.ts_ms);
+        d.last_reading_ms = Some(d.last_reading_ms.map_or(r.ts_ms, |t| t.max(r.ts_ms)));
+        d.offline = false;
+        d.clock_ms = d.clock_ms.max(r.ts_ms);
+        let specs = catalog::metrics(r.kind);
+        for (name, v) in &r.values {
+            let Some(pos) = specs.iter().position(|m| m.name == *name) else {
+                continue;
+            };
+            let val = match (v, specs[pos].ty) {
+                (Value::Bool(b), _) => Val::B(*b),
+                (Value::Float(f), _) => Val::N(*f),
+                (Value::Int(i), _) => Val::N(*i as f64),
+                (Value::Sym(s), MetricType::Enum(allowed)) => {
+                    match allowed.iter().position(|a| a == s) {
+                        Some(p) => Val::E(p as u16),
+                        None => continue,
+                    }
+                }
+                (Value::Sym(s), _) => Val::T((*s).to_string()),
+                (Value::Text(t), _) => Val::T(t.clone()),
+            };
+            if d.values[pos].as_ref().is_none_or(|(_, t)| *t <= r.ts_ms) {
+                d.values[pos] = Some((val, r.ts_ms));
+            }
+        }
+        d.clock_ms
+    }
+
+    fn eval_watchers(
+        &mut self,
+        id: &Arc<str>,
+        kind: DeviceKind,
+        compound: &Arc<str>,
+        now: i64,
+        dir: &Directory,
+        out: &mut Vec<Action>,
+    ) {
+        let pack = self.pack.clone();
+        let watchers = pack.watchers(kind);
+        if watchers.is_empty() {
+            return;
+        }
+        let members = self.compounds.get(compound).cloned().unwrap_or_default();
+        for ri in watchers {
+            let rule = pack.at(*ri);
+            for m in &members {
+                if m == id {
+                    continue;
+                }
+                let Some(dev) = self.devices.get(m) else {
+                    continue;
+                };
+                if !rule.kinds.contains(&dev.data.kind) {
+                    continue;
+                }
+                let t = now.max(dev.data.clock_ms);
+                self.eval_device(m, t, None, Which::Only(*ri), dir, out);
+            }
+        }
+    }
+
+    fn eval_device(
+        &mut self,
+        id: &str,
+        now: i64,
+        event: Option<&str>,
+        which: Which,
+        dir: &Directory,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(info) = dir.device(id) else {
+            return;
+        };
+        if info.retired {
+            return;
+        }
+        let pack = self.pack.clone();
+        let Some(dev) = self.devices.get_mut(id) else {
+            return;
+        };
+        let kind = dev.data.kind;
+        let mut rts = std::mem::take(&mut dev.rules);
+        let positions = pack.for_kind(kind);
+        if rts.len() != positions.len() {
+            rts = remap(&pack, kind, rts);
+        }
+        let Some(dev) = self.devices.get(id) else {
+            return;
+        };
+        let members: &[Arc<str>] = self
+            .compounds
+            .get(&dev.data.compound)
+            .map_or(&[], |v| v.as_slice());
+        let cx = Cx {
+            now,
+            event,
+            data: &dev.data,
+            self_id: id,
+            interval_ms: i64::from(info.report_interval_s.max(1)) * 1000,
+            devices: &self.devices,
+            members,
+        };
+        let mut evaluations = 0;
+        for (slot, ri) in positions.iter().enumerate() {
+            let rule = pack.at(*ri);
+            match which {
+                Which::Timed if !rule.timed => continue,
+                Which::Only(x) if x != *ri => continue,
+                _ => {}
+            }
+            let Some(tree) = rule.tree(kind) else {
+                continue;
+            };
+            let rt = &mut rts[slot];
+            evaluations += 1;
+            let val = eval(tree, 0, &cx, &mut rt.nodes);
+            if rule.momentary {
+                if val {
+                    fire(rule, info, &cx, dir, out);
+                }
+            } else if val != rt.active {
+                rt.active = val;
+                if val {
+                    fire(rule, info, &cx, dir, out);
+                } else if rule.on_clear != OnClear::Ignore {
+                    out.push(Action::Clear(Clear {
+                        device_id: id.to_string(),
+                        rule_id: rule.id.clone(),
+                        on_clear: rule.on_clear,
+                        ts_ms: now,
+                    }));
+                }
+            }
+        }
+        self.evaluations += evaluations;
+        if let Some(dev) = self.devices.get_mut(id) {
+            dev.rules = rts;
+        }
+        if let Some((k, _)) = self.devices.get_key_value(id) {
+            let k = k.clone();
+            self.dirty.insert(k);
+        }
+    }
+
+    /// Called after [`Engine::restore`] at start-up: the time the hub was down is not
+    /// device silence, so silence is measured from `now_ms` for devices whose silence
+    /// rules are not already active.
+    pub fn resume_at(&mut self, now_ms: i64) {
+        let pack = self.pack.clone();
+        for dev in self.devices.values_mut() {
+            let silent_active = pack
+                .for_kind(dev.data.kind)
+                .iter()
+                .zip(&dev.rules)
+                .any(|(ri, rt)| rt.active && pack.at(*ri).silence);
+            if !silent_active {
+                if let Some(t) = dev.data.last_seen_ms.as_mut() {
+                    *t = (*t).max(now_ms);
+                }
+            }
+        }
+    }
+
+    /// `(device_id, state JSON)` of devices changed since the last call.
+    pub fn take_dirty(&mut self) -> Vec<(String, String)> {
+        let dirty = std::mem::take(&mut self.dirty);
+        dirty
+            .iter()
+            .filter_map(|id| {
+                let dev = self.devices.get(id)?;
+                let json = serde_json::to_string(dev).ok()?;
+                Some((id.to_string(), json))
+            })
+            .collect()
+    }
+
+    /// Every device's state, for a full snapshot.
+    pub fn snapshot(&self) -> Vec<(String, String)> {
+        self.devices
+            .iter()
+            .filter_map(|(id, dev)| Some((id.to_string(), serde_json::to_string(dev).ok()?)))
+            .collect()
+    }
+
+    /// Load states saved by [`Engine::take_dirty`] / [`Engine::snapshot`]. Unreadable rows
+    /// are skipped (returned count tells how many were restored).
+    pub fn restore(&mut self, rows: impl IntoIterator<Item = (String, String)>) -> usize {
+        let mut n = 0;
+        for (id, json) in rows {
+            let mut dev: Dev = match serde_json::from_str(&json) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(device = %id, error = %e, "rule state unreadable, starting fresh");
+                    continue;
+                }
+            };
+            if dev.data.values.len() != catalog::metrics(dev.data.kind).len() {
+                continue;
+            }
+            dev.rules = remap(&self.pack, dev.data.kind, std::mem::take(&mut dev.rules));
+            let id: Arc<str> = Arc::from(id.as_str());
+            let members = self.compounds.entry(dev.data.compound.clone()).or_default();
+            if !members.contains(&id) {
+                members.push(id.clone());
+                members.sort();
+            }
+            self.devices.insert(id, dev);
+            n += 1;
+        }
+        n
+    }
+}
+
+fn seen(d: &mut DeviceData, ts: i64) {
+    d.last_seen_ms = Some(d.last_seen_ms.map_or(ts, |t| t.max(ts)));
+}
+
+fn remap(pack: &RulePack, kind: DeviceKind, old: Vec<RuleRt>) -> Vec<RuleRt> {
+    let mut old: BTreeMap<String, RuleRt> = old.into_iter().map(|r| (r.id.clone(), r)).collect();
+    pack.for_kind(kind)
+        .iter()
+        .map(|ri| {
+            let rule = pack.at(*ri);
+            let fresh = RuleRt::fresh(rule, kind);
+            match old.remove(&rule.id) {
+                Some(o) if o.fp == rule.fingerprint && o.nodes.len() == fresh.nodes.len() => o,
+                Some(o) => RuleRt {
+                    active: o.active,
+                    ..fresh
+                },
+                None => fresh,
+            }
+        })
+        .collect()
+}
+
+struct Cx<'a> {
+    now: i64,
+    event: Option<&'a str>,
+    data: &'a DeviceData,
+    self_id: &'a str,
+    interval_ms: i64,
+    devices: &'a BTreeMap<Arc<str>, Dev>,
+    members: &'a [Arc<str>],
+}
+
+fn num_at(d: &DeviceData, m: usize) -> Option<(f64, i64)> {
+    match d.values.get(m)? {
+        Some((Val::N(v), t)) => Some((*v, *t)),
+        _ => None,
+    }
+}
+
+fn flag(d: &DeviceData, m: usize) -> Option<bool> {
+    match d.values.get(m)? {
+        Some((Val::B(b), _)) => Some(*b),
+        _ => None,
+    }
+}
+
+fn enum_idx(d: &DeviceData, m: usize) -> Option<u16> {
+    match d.values.get(m)? {
+        Some((Val::E(e), _)) => Some(*e),
+        _ => None,
+    }
+}
+
+fn prune(times: &mut VecDeque<i64>, from: i64) {
+    while times.front().is_some_and(|t| *t <= from) {
+        times.pop_front();
+    }
+}
+
+fn hysteresis(on: bool, op: Op, v: f64, raise: f64, clear: f64) -> bool {
+    if on {
+        op.holds(v, clear)
+    } else {
+        op.holds(v, raise)
+    }
+}
+
+fn eval(tree: &Tree, i: usize, cx: &Cx, st: &mut [NodeRt]) -> bool {
+    let node = &tree.nodes[i];
+    if let Some(g) = node.only_while {
+        if flag(cx.data, g) != Some(true) {
+            // Frozen: keep the last verdict and pause the duration timer.
+            st[i].held_last = None;
+            return st[i].out;
+        }
+    }
+    let raw = match &node.form {
+        Form::Threshold {
+            metric,
+            op,
+            raise,
+            clear,
+        } => {
+            if let Some((v, _)) = num_at(cx.data, *metric) {
+                st[i].on = hysteresis(st[i].on, *op, v, *raise, *clear);
+            }
+            st[i].on
+        }
+        Form::Flag { metric, is } => flag(cx.data, *metric) == Some(*is),
+        Form::Enum {
+            metric,
+            values,
+            negate,
+        } => enum_idx(cx.data, *metric).is_some_and(|x| values.contains(&x) != *negate),
+        Form::Event { names } => cx.event.is_some_and(|e| names.iter().any(|n| n == e)),
+        Form::CountEvents {
+            names,
+            n,
+            within_ms,
+        } => {
+            let w = st[i].win();
+            if cx.event.is_some_and(|e| names.iter().any(|n| n == e)) {
+                w.times.push_back(cx.now);
+            }
+            prune(&mut w.times, cx.now - within_ms);
+            w.times.len() >= *n
+        }
+        Form::CountRises {
+            child,
+            n,
+            within_ms,
+        } => {
+            let c = eval(tree, *child, cx, st);
+            let w = st[i].win();
+            if c && !w.prev {
+                w.times.push_back(cx.now);
+            }
+            w.prev = c;
+            prune(&mut w.times, cx.now - within_ms);
+            w.times.len() >= *n
+        }
+        Form::Silent { periods, ms } => {
+            let limit = ms.unwrap_or(i64::from(periods.unwrap_or(2)) * cx.interval_ms);
+            cx.data.last_seen_ms.is_some_and(|t| cx.now - t > limit)
+        }
+        Form::Offline => cx.data.offline,
+        Form::Rate {
+            metric,
+            op,
+            raise,
+            clear,
+            window_ms,
+        } => {
+            let on = st[i].on;
+            let w = st[i].win();
+            if let Some((v, ts)) = num_at(cx.data, *metric) {
+                if w.samples.back().is_none_or(|(t, _)| ts > *t) {
+                    w.samples.push_back((ts, v));
+                }
+            }
+            // Keep one sample at or before the window start so the delta spans the window.
+            while w.samples.len() > 2 && w.samples[1].0 <= cx.now - window_ms {
+                w.samples.pop_front();
+            }
+            let mut next = on;
+            if let (Some((t0, v0)), Some((t1, v1))) = (w.samples.front(), w.samples.back()) {
+                if t1 > t0 {
+                    let per_min = (v1 - v0) / ((t1 - t0) as f64 / 60_000.0);
+                    next = hysteresis(on, *op, per_min, *raise, *clear);
+                }
+            }
+            st[i].on = next;
+            next
+        }
+        Form::Baseline {
+            metric,
+            op,
+            share,
+            while_flag,
+            min_samples,
+        } => {
+            if flag(cx.data, *while_flag) != Some(true) {
+                false
+            } else if let Some((v, ts)) = num_at(cx.data, *metric) {
+                let w = st[i].win();
+                let fresh = ts > w.last;
+                let trig = w.n >= *min_samples && op.holds(v, share * w.mean);
+                // Learn only from healthy samples, so a fault does not become the norm.
+                if fresh && !trig {
+                    w.n = w.n.saturating_add(1);
+                    let alpha = (1.0 / f64::from(w.n)).max(0.05);
+                    w.mean += alpha * (v - w.mean);
+                    w.last = ts;
+                }
+                trig
+            } else {
+                false
+            }
+        }
+        Form::All(kids) => {
+            // Every child is evaluated: stateful children must see every sample.
+            let mut r = true;
+            for k in kids {
+                r &= eval(tree, *k, cx, st);
+            }
+            r
+        }
+        Form::Any(kids) => {
+            let mut r = false;
+            for k in kids {
+                r |= eval(tree, *k, cx, st);
+            }
+            r
+        }
+        Form::Compound { kind, tree: sub } => cx.members.iter().any(|m| {
+            &**m != cx.self_id
+                && cx
+                    .devices
+                    .get(m)
+                    .is_some_and(|d| d.data.kind == *kind && eval_now(sub, 0, &d.data))
+        }),
+    };
+    let out = match node.for_ms {
+        None => raw,
+        Some(d) => {
+            let s = &mut st[i];
+            if raw {
+                if let Some(t) = s.held_last {
+                    s.held_ms += (cx.now - t).max(0);
+                }
+                s.held_last = Some(cx.now);
+                s.held_ms >= d
+            } else {
+                s.held_ms = 0;
+                s.held_last = None;
+                false
+            }
+        }
+    };
+    st[i].out = out;
+    out
+}
+
+/// Stateless evaluation against another device's current values (`compound.where`).
+fn eval_now(tree: &Tree, i: usize, d: &DeviceData) -> bool {
+    match &tree.nodes[i].form {
+        Form::Threshold {
+            metric, op, raise, ..
+        } => num_at(d, *metric).is_some_and(|(v, _)| op.holds(v, *raise)),
+        Form::Flag { metric, is } => flag(d, *metric) == Some(*is),
+        Form::Enum {
+            metric,
+            values,
+            negate,
+        } => enum_idx(d, *metric).is_some_and(|x| values.contains(&x) != *negate),
+        Form::Offline => d.offline,
+        Form::All(k) => k.iter().all(|c| eval_now(tree, *c, d)),
+        Form::Any(k) => k.iter().any(|c| eval_now(tree, *c, d)),
+        // Stateful forms are refused inside `where` when the pack is loaded.
+        _ => false,
+    }
+}
+
+fn fire(rule: &Rule, info: &DeviceInfo, cx: &Cx, dir: &Directory, out: &mut Vec<Action>) {
+    let kind = cx.data.kind;
+    if rule.ticket {
+        out.push(Action::Raise(Raise {
+            device_id: info.id.to_string(),
+            rule_id: rule.id.clone(),
+            kind,
+            compound: info.compound.to_string(),
+            building: info.building.clone(),
+            station: info.station.clone(),
+            priority: rule.priority,
+            title: rule.title.clone(),
+            detail: detail(rule, cx),
+            ts_ms: cx.now,
+        }));
+    }
+    if rule.notify {
+        out.push(Action::Notify(Notification {
+            station: info.station.clone(),
+            topic: alerts_topic(&info.station),
+            device_id: info.id.to_string(),
+            compound: info.compound.to_string(),
+            rule_id: rule.id.clone(),
+            priority: rule.priority,
+            message: format!(
+                "{} {}: {} {} in {} / {}",
+                rule.priority, rule.title, kind, info.id, info.compound, info.building
+            ),
+            ts_ms: cx.now,
+        }));
+    }
+    for c in &rule.commands {
+        let targets: Vec<String> = match &c.target {
+            CommandTarget::Device => vec![info.id.to_string()],
+            CommandTarget::Compound(k) => {
+                // The estate, not what has reported so far, says which devices exist.
+                let mut v: Vec<String> = dir
+                    .devices
+                    .values()
+                    .filter(|d| d.compound == info.compound && d.kind == *k && !d.retired)
+                    .map(|d| d.id.to_string())
+                    .collect();
+                v.sort();
+                v
+            }
+        };
+        let mut payload = c.payload.clone();
+        payload.insert("rule".into(), rule.id.clone().into());
+        payload.insert("source_device".into(), info.id.to_string().into());
+        payload.insert("ts".into(), cx.now.into());
+        let payload = serde_json::Value::Object(payload).to_string();
+        for t in targets {
+            out.push(Action::Command {
+                topic: format!("devices/{t}/commands"),
+                device_id: t,
+                payload: payload.clone(),
+            });
+        }
+    }
+}
+
+fn detail(rule: &Rule, cx: &Cx) -> String {
+    let kind = cx.data.kind;
+    let specs = catalog::metrics(kind);
+    let mut parts = Vec::new();
+    if let Some(e) = cx.event {
+        parts.push(format!("event={e}"));
+    }
+    for m in &rule.metrics[crate::pack::kind_index(kind)] {
+        let Some(Some((v, _))) = cx.data.values.get(*m) else {
+            continue;
+        };
+        let text = match v {
+            Val::B(b) => b.to_string(),
+            Val::N(n) => format!("{n}"),
+            Val::E(e) => match specs[*m].ty {
+                MetricType::Enum(allowed) => allowed.get(*e as usize).unwrap_or(&"?").to_string(),
+                _ => "?".into(),
+            },
+            Val::T(t) => t.clone(),
+        };
+        parts.push(format!("{}={text}", specs[*m].name));
+    }
+    parts.join(", ")
+}

@@ -1,0 +1,132 @@
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::pack::Priority;
+use crate::store::{SlaStage, TicketState};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PriorityLabel {
+    pub priority: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    pub to: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabel {
+    pub stage: &'static str,
+}
+
+/// Counters of the rules stage (`steward_rules_*`).
+#[derive(Clone, Default)]
+pub struct RulesMetrics {
+    /// Decoded messages handed to the rules thread.
+    pub received: Counter,
+    /// Decoded messages dropped because the rules queue was full.
+    pub dropped: Counter,
+    pub evaluations: Counter,
+    /// New tickets by priority.
+    pub tickets_raised: Family<PriorityLabel, Counter>,
+    /// Repeats counted on an already active ticket.
+    pub occurrences: Counter,
+    /// Ticket transitions by target state.
+    pub transitions: Family<StateLabel, Counter>,
+    pub sla_breaches: Family<StageLabel, Counter>,
+    pub reminders: Counter,
+    pub notifications: Counter,
+    pub commands: Counter,
+    /// Ticket store or persistence failures.
+    pub errors: Counter,
+    pub reloads: Counter,
+    pub reload_errors: Counter,
+    /// Devices with rule state.
+    pub devices: Gauge,
+}
+
+impl RulesMetrics {
+    pub fn new(registry: &mut Registry) -> Self {
+        let m = RulesMetrics::default();
+        for p in Priority::ALL {
+            let _ = m.tickets_raised.get_or_create(&PriorityLabel {
+                priority: p.as_str(),
+            });
+        }
+        for s in TicketState::ALL {
+            let _ = m.transitions.get_or_create(&StateLabel { to: s.as_str() });
+        }
+        for s in [SlaStage::Ack, SlaStage::OnSite, SlaStage::Resolve] {
+            let _ = m
+                .sla_breaches
+                .get_or_create(&StageLabel { stage: s.as_str() });
+        }
+        let r = registry.sub_registry_with_prefix("steward_rules");
+        r.register(
+            "received",
+            "Decoded messages handed to rules",
+            m.received.clone(),
+        );
+        r.register(
+            "dropped",
+            "Decoded messages dropped: rules queue full",
+            m.dropped.clone(),
+        );
+        r.register("evaluations", "Rule evaluations", m.evaluations.clone());
+        r.register(
+            "tickets_raised",
+            "New tickets by priority",
+            m.tickets_raised.clone(),
+        );
+        r.register(
+            "occurrences",
+            "Repeats counted on active tickets",
+            m.occurrences.clone(),
+        );
+        r.register(
+            "transitions",
+            "Ticket transitions by target state",
+            m.transitions.clone(),
+        );
+        r.register(
+            "sla_breaches",
+            "SLA breaches by stage",
+            m.sla_breaches.clone(),
+        );
+        r.register(
+            "reminders",
+            "Reminders for unacknowledged tickets",
+            m.reminders.clone(),
+        );
+        r.register(
+            "notifications",
+            "Station notifications",
+            m.notifications.clone(),
+        );
+        r.register("commands", "Device commands sent", m.commands.clone());
+        r.register(
+            "errors",
+            "Ticket store or persistence failures",
+            m.errors.clone(),
+        );
+        r.register("reloads", "Rule packs swapped in", m.reloads.clone());
+        r.register(
+            "reload_errors",
+            "Rule packs refused on reload",
+            m.reload_errors.clone(),
+        );
+        r.register("devices", "Devices with rule state", m.devices.clone());
+        m
+    }
+
+    pub fn raised(&self, p: Priority) -> u64 {
+        self.tickets_raised
+            .get_or_create(&PriorityLabel {
+                priority: p.as_str(),
+            })
+            .get()
+    }
+}

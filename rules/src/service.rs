@@ -1,0 +1,742 @@
+//! The running rules stage: a thread that owns the engine, takes decoded messages from a
+//! bounded queue, ticks every second for timers and SLA clocks, applies actions to the
+//! ticket store and publishes what happened as [`TicketEvent`]s.
+
+use crate::clock::Clock;
+use crate::engine::{alerts_topic, Action, Engine};
+use crate::metrics::{RulesMetrics, StageLabel, StateLabel};
+use crate::pack::{pack_files, Priority, RulePack};
+use crate::store::{SlaConfig, SlaEvent, SlaPolicy, Ticket, TicketState, TicketStore};
+use crate::RulesError;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+use steward_estate::Registry;
+use steward_ingest::{Decoded, DecodedSink};
+use tokio::sync::broadcast;
+use tracing::{debug, error, info, warn};
+
+/// Downlink to devices; the hub publishes `payload` on `devices/{device_id}/commands`.
+pub trait CommandSink: Send + Sync {
+    fn send(&self, device_id: &str, payload: &str);
+}
+
+/// A sink that drops commands (backtests, hubs without downlink).
+pub struct NoCommands;
+
+impl CommandSink for NoCommands {
+    fn send(&self, _device_id: &str, _payload: &str) {}
+}
+
+/// `[rules]` section of the hub configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// Rule file or directory of `*.toml`; unset means the built-in default pack.
+    pub rules: Option<PathBuf>,
+    /// Tickets, audit trail and persisted rule state.
+    pub database: PathBuf,
+    /// Reload the rules when their files change (polling).
+    pub watch: bool,
+    #[serde(with = "humantime_serde")]
+    pub watch_interval: Duration,
+    pub sla: SlaConfig,
+    /// Reminders repeat this often until a ticket is acknowledged.
+    #[serde(with = "humantime_serde")]
+    pub reminder_interval: Duration,
+    /// Escalation levels, first = the responsible station; each breach moves one up.
+    pub escalation_levels: Vec<String>,
+    /// Decoded messages waiting for the rules thread; beyond it they are dropped and counted.
+    pub queue_capacity: usize,
+    #[serde(with = "humantime_serde")]
+    pub tick_interval: Duration,
+    /// Rule state of changed devices is saved this often (and at shutdown).
+    #[serde(with = "humantime_serde")]
+    pub snapshot_interval: Duration,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        let p = SlaPolicy::default();
+        RulesConfig {
+            rules: None,
+            database: PathBuf::from("var/tickets.db"),
+            watch: true,
+            watch_interval: Duration::from_secs(2),
+            sla: p.sla,
+            reminder_interval: Duration::from_millis(p.reminder_interval_ms as u64),
+            escalation_levels: p.levels,
+            queue_capacity: 65_536,
+            tick_interval: Duration::from_secs(1),
+            snapshot_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RulesConfig {
+    /// Every problem, each naming its key (`rules.sla.p1_ack: ...`).
+    pub fn validate(&self) -> Vec<String> {
+        let mut e = self.sla.validate("rules.sla");
+        if self.reminder_interval < Duration::from_secs(1) {
+            e.push("rules.reminder_interval: must be at least 1s".into());
+        }
+        if self.escalation_levels.is_empty() {
+            e.push("rules.escalation_levels: must name at least one level".into());
+        }
+        if self.escalation_levels.iter().any(|l| l.trim().is_empty()) {
+            e.push("rules.escalation_levels: names must not be empty".into());
+        }
+        if self.queue_capacity == 0 {
+            e.push("rules.queue_capacity: must be positive".into());
+        }
+        if self.tick_interval < Duration::from_millis(10)
+            || self.tick_interval > Duration::from_secs(60)
+        {
+            e.push("rules.tick_interval: must be between 10ms and 60s".into());
+        }
+        if self.watch_interval < Duration::from_millis(100) {
+            e.push("rules.watch_interval: must be at least 100ms".into());
+        }
+        if self.snapshot_interval < Duration::from_millis(100) {
+            e.push("rules.snapshot_interval: must be at least 100ms".into());
+        }
+        if let Some(p) = &self.rules {
+            if !p.exists() {
+                e.push(format!("rules.rules: {} does not exist", p.display()));
+            }
+        }
+        if self.database.as_os_str().is_empty() {
+            e.push("rules.database: must not be empty".into());
+        }
+        e
+    }
+
+    pub fn sla_policy(&self) -> SlaPolicy {
+        SlaPolicy {
+            sla: self.sla.clone(),
+            reminder_interval_ms: self.reminder_interval.as_millis().min(i64::MAX as u128) as i64,
+            levels: self.escalation_levels.clone(),
+        }
+    }
+
+    /// The pack this configuration names (or the default pack).
+    pub fn load_pack(&self) -> Result<RulePack, RulesError> {
+        match &self.rules {
+            Some(p) => RulePack::load(p),
+            None => Ok(RulePack::default_pack()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TicketEventKind {
+    /// A new ticket.
+    Raised,
+    /// One more occurrence on an active ticket.
+    Repeated,
+    ConditionCleared,
+    Transition,
+    /// Unacknowledged ticket, again.
+    Reminder,
+    /// An SLA target was missed; `escalation_level`/`audience` say who is told now.
+    Escalated,
+    /// A rule's notification for the station.
+    Notification,
+}
+
+impl TicketEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TicketEventKind::Raised => "raised",
+            TicketEventKind::Repeated => "repeated",
+            TicketEventKind::ConditionCleared => "condition_cleared",
+            TicketEventKind::Transition => "transition",
+            TicketEventKind::Reminder => "reminder",
+            TicketEventKind::Escalated => "escalated",
+            TicketEventKind::Notification => "notification",
+        }
+    }
+
+    /// Whether crews' devices get this event on the station's MQTT alert topic.
+    pub fn is_alert(self) -> bool {
+        matches!(
+            self,
+            TicketEventKind::Raised
+                | TicketEventKind::Reminder
+                | TicketEventKind::Escalated
+                | TicketEventKind::Notification
+        )
+    }
+}
+
+/// Something that happened to a ticket, for the alert stream (SSE) and MQTT
+/// (`topic`, i.e. `stations/{station}/alerts`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TicketEvent {
+    pub kind: TicketEventKind,
+    pub ts_ms: i64,
+    pub ticket_id: Option<i64>,
+    pub device_id: String,
+    pub rule_id: String,
+    pub station: String,
+    pub compound: String,
+    pub priority: Priority,
+    pub state: Option<TicketState>,
+    pub topic: String,
+    pub escalation_level: u32,
+    /// Name of the escalation level this event is for (`station`, `street_platform`, ...).
+    pub audience: String,
+    pub message: String,
+}
+
+impl TicketEvent {
+    fn of(
+        kind: TicketEventKind,
+        t: &Ticket,
+        ts_ms: i64,
+        policy: &SlaPolicy,
+        message: String,
+    ) -> Self {
+        TicketEvent {
+            kind,
+            ts_ms,
+            ticket_id: Some(t.id),
+            device_id: t.device_id.clone(),
+            rule_id: t.rule_id.clone(),
+            station: t.station.clone(),
+            compound: t.compound.clone(),
+            priority: t.priority,
+            state: Some(t.state),
+            topic: alerts_topic(&t.station),
+            escalation_level: t.escalation_level,
+            audience: policy.level_name(t.escalation_level),
+            message,
+        }
+    }
+}
+
+/// Applies engine actions and SLA events: the one place tickets, notifications and
+/// commands leave the rules stage. Shared by the service thread and by tests.
+pub struct Dispatcher {
+    pub store: TicketStore,
+    pub policy: SlaPolicy,
+    pub events: broadcast::Sender<TicketEvent>,
+    pub commands: Arc<dyn CommandSink>,
+    pub metrics: RulesMetrics,
+}
+
+impl Dispatcher {
+    fn emit(&self, e: TicketEvent) {
+        // No subscriber is fine: the tickets themselves are in the store.
+        let _ = self.events.send(e);
+    }
+
+    pub fn apply(&self, actions: Vec<Action>) {
+        for a in actions {
+            match a {
+                Action::Raise(r) => match self.store.raise(&r, &self.policy) {
+                    Ok(o) => {
+                        let kind = if o.created {
+                            self.metrics
+                                .tickets_raised
+                                .get_or_create(&crate::metrics::PriorityLabel {
+                                    priority: r.priority.as_str(),
+                                })
+                                .inc();
+                            info!(ticket = o.ticket.id, device = %r.device_id, rule = %r.rule_id, priority = %r.priority, station = %r.station, "ticket raised");
+                            TicketEventKind::Raised
+                        } else {
+                            self.metrics.occurrences.inc();
+                            TicketEventKind::Repeated
+                        };
+                        self.emit(TicketEvent::of(
+                            kind,
+                            &o.ticket,
+                            r.ts_ms,
+                            &self.policy,
+                            r.detail.clone(),
+                        ));
+                    }
+                    Err(e) => {
+                        self.metrics.errors.inc();
+                        error!(device = %r.device_id, rule = %r.rule_id, error = %e, "cannot raise ticket");
+                    }
+                },
+                Action::Clear(c) => match self.store.condition_cleared(&c) {
+                    Ok(Some(o)) => {
+                        self.emit(TicketEvent::of(
+                            TicketEventKind::ConditionCleared,
+                            &o.ticket,
+                            c.ts_ms,
+                            &self.policy,
+                            "condition cleared".into(),
+                        ));
+                        if let Some(s) = o.new_state {
+                            self.metrics
+                                .transitions
+                                .get_or_create(&StateLabel { to: s.as_str() })
+                                .inc();
+                            self.emit(TicketEvent::of(
+                                TicketEventKind::Transition,
+                                &o.ticket,
+                                c.ts_ms,
+                                &self.policy,
+                                format!("{s} by the rule: condition cleared"),
+                            ));
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        self.metrics.errors.inc();
+                        error!(device = %c.device_id, rule = %c.rule_id, error = %e, "cannot record cleared condition");
+                    }
+                },
+                Action::Notify(n) => {
+                    self.metrics.notifications.inc();
+                    let ticket_id = self
+                        .store
+                        .active_for(&n.device_id, &n.rule_id)
+                        .ok()
+                        .flatten()
+                        .map(|t| t.id);
+                    self.emit(TicketEvent {
+                        kind: TicketEventKind::Notification,
+                        ts_ms: n.ts_ms,
+                        ticket_id,
+                        device_id: n.device_id,
+                        rule_id: n.rule_id,
+                        station: n.station,
+                        compound: n.compound,
+                        priority: n.priority,
+                        state: None,
+                        topic: n.topic,
+                        escalation_level: 1,
+                        audience: self.policy.level_name(1),
+                        message: n.message,
+                    });
+                }
+                Action::Command {
+                    device_id, payload, ..
+                } => {
+                    self.metrics.commands.inc();
+                    debug!(device = %device_id, "device command");
+                    self.commands.send(&device_id, &payload);
+                }
+            }
+        }
+    }
+
+    pub fn sla_tick(&self, now_ms: i64) {
+        let events = match self.store.sla_tick(now_ms, &self.policy) {
+            Ok(e) => e,
+            Err(e) => {
+                self.metrics.errors.inc();
+                error!(error = %e, "sla clock failed");
+                return;
+            }
+        };
+        for e in events {
+            match e {
+                SlaEvent::Reminder { ticket, ts_ms } => {
+                    self.metrics.reminders.inc();
+                    let msg = format!(
+                        "reminder {}: {} not acknowledged",
+                        ticket.reminders, ticket.title
+                    );
+                    self.emit(TicketEvent::of(
+                        TicketEventKind::Reminder,
+                        &ticket,
+                        ts_ms,
+                        &self.policy,
+                        msg,
+                    ));
+                }
+                SlaEvent::Breach {
+                    ticket,
+                    stage,
+                    level,
+                    audience,
+                    ts_ms,
+                } => {
+                    self.metrics
+                        .sla_breaches
+                        .get_or_create(&StageLabel {
+                            stage: stage.as_str(),
+                        })
+                        .inc();
+                    warn!(ticket = ticket.id, stage = stage.as_str(), level, audience = %audience, "sla breached, escalated");
+                    let msg = format!(
+                        "{} target missed on {}; escalated to level {level} ({audience})",
+                        stage.as_str(),
+                        ticket.title
+                    );
+                    self.emit(TicketEvent::of(
+                        TicketEventKind::Escalated,
+                        &ticket,
+                        ts_ms,
+                        &self.policy,
+                        msg,
+                    ));
+                }
+            }
+        }
+    }
+
+    /// A crew's (or the API's) move of a ticket, published like the rules' own.
+    pub fn transition(
+        &self,
+        id: i64,
+        to: TicketState,
+        actor: &str,
+        note: &str,
+        now_ms: i64,
+    ) -> Result<Ticket, RulesError> {
+        let t = self.store.transition(id, to, actor, note, now_ms)?;
+        self.metrics
+            .transitions
+            .get_or_create(&StateLabel { to: to.as_str() })
+            .inc();
+        self.emit(TicketEvent::of(
+            TicketEventKind::Transition,
+            &t,
+            now_ms,
+            &self.policy,
+            format!("{to} by {actor}: {note}"),
+        ));
+        Ok(t)
+    }
+}
+
+enum Msg {
+    Decoded(Box<Decoded>),
+    Reload(Arc<RulePack>, flume::Sender<()>),
+    Shutdown,
+}
+
+/// The ingest side: hands decoded messages to the rules thread without blocking.
+#[derive(Clone)]
+pub struct RulesSink {
+    tx: flume::Sender<Msg>,
+    metrics: RulesMetrics,
+}
+
+impl DecodedSink for RulesSink {
+    fn accept(&mut self, decoded: &Decoded) {
+        if decoded.readings.is_empty() && decoded.events.is_empty() && decoded.statuses.is_empty() {
+            return;
+        }
+        match self.tx.try_send(Msg::Decoded(Box::new(decoded.clone()))) {
+            Ok(()) => {
+                self.metrics.received.inc();
+            }
+            Err(flume::TrySendError::Full(_)) => {
+                // Dropping beats stalling ingest; the loss is counted and, for silence
+                // rules, made good by the next report.
+                let n = self.metrics.dropped.inc();
+                if n.is_power_of_two() {
+                    warn!(dropped = n + 1, "rules queue full, decoded message dropped");
+                }
+            }
+            Err(flume::TrySendError::Disconnected(_)) => {}
+        }
+    }
+}
+
+/// The hub's handle on the running rules stage.
+pub struct RulesHandle {
+    tx: flume::Sender<Msg>,
+    thread: Option<JoinHandle<()>>,
+    dispatcher: Arc<Dispatcher>,
+    clock: Arc<dyn Clock>,
+}
+
+impl RulesHandle {
+    /// Ticket events from now on (new tickets, repeats, transitions, reminders,
+    /// escalations, notifications).
+    pub fn events(&self) -> broadcast::Receiver<TicketEvent> {
+        self.dispatcher.events.subscribe()
+    }
+
+    pub fn store(&self) -> &TicketStore {
+        &self.dispatcher.store
+    }
+
+    pub fn metrics(&self) -> &RulesMetrics {
+        &self.dispatcher.metrics
+    }
+
+    pub fn sla_policy(&self) -> &SlaPolicy {
+        &self.dispatcher.policy
+    }
+
+    /// Move a ticket (acknowledge, dispatch, ...) at the clock's now and publish it.
+    pub fn transition(
+        &self,
+        id: i64,
+        to: TicketState,
+        actor: &str,
+        note: &str,
+    ) -> Result<Ticket, RulesError> {
+        self.dispatcher
+            .transition(id, to, actor, note, self.clock.now_ms())
+    }
+
+    /// Validate the rules at `path` and swap them in atomically; per-device state of
+    /// rules whose id still exists is kept. On error the running pack stays.
+    pub fn reload(&self, path: &Path) -> Result<usize, RulesError> {
+        let pack = match RulePack::load(path) {
+            Ok(p) => p,
+            Err(e) => {
+                self.dispatcher.metrics.reload_errors.inc();
+                return Err(e);
+            }
+        };
+        let n = pack.rules().len();
+        let (done_tx, done_rx) = flume::bounded(1);
+        self.tx
+            .send(Msg::Reload(Arc::new(pack), done_tx))
+            .map_err(|_| RulesError::Service("rules thread stopped".into()))?;
+        done_rx
+            .recv_timeout(Duration::from_secs(30))
+            .map_err(|_| RulesError::Service("rules thread did not confirm the reload".into()))?;
+        Ok(n)
+    }
+
+    /// Stop the thread after it has drained its queue and saved rule state.
+    pub fn shutdown(mut self) {
+        let _ = self.tx.send(Msg::Shutdown);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for RulesHandle {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            let _ = self.tx.send(Msg::Shutdown);
+        }
+    }
+}
+
+pub struct RulesService;
+
+impl RulesService {
+    pub fn start(
+        cfg: RulesConfig,
+        registry: Registry,
+        store: TicketStore,
+        clock: Arc<dyn Clock>,
+        commands: Arc<dyn CommandSink>,
+    ) -> Result<(RulesSink, RulesHandle), RulesError> {
+        Self::start_with_metrics(
+            cfg,
+            registry,
+            store,
+            clock,
+            commands,
+            RulesMetrics::default(),
+        )
+    }
+
+    pub fn start_with_metrics(
+        cfg: RulesConfig,
+        registry: Registry,
+        store: TicketStore,
+        clock: Arc<dyn Clock>,
+        commands: Arc<dyn CommandSink>,
+        metrics: RulesMetrics,
+    ) -> Result<(RulesSink, RulesHandle), RulesError> {
+        let problems = cfg.validate();
+        if !problems.is_empty() {
+            return Err(RulesError::Config(problems));
+        }
+        let pack = Arc::new(cfg.load_pack()?);
+        let mut engine = Engine::new(pack.clone());
+        let restored = engine.restore(store.load_rule_states()?);
+        // Hub downtime is not device silence: restart silence timers from now.
+        engine.resume_at(clock.now_ms());
+        info!(
+            rules = pack.rules().len(),
+            devices = restored,
+            "rules started"
+        );
+        let (events, _) = broadcast::channel(4096);
+        let dispatcher = Arc::new(Dispatcher {
+            store,
+            policy: cfg.sla_policy(),
+            events,
+            commands,
+            metrics: metrics.clone(),
+        });
+        let (tx, rx) = flume::bounded(cfg.queue_capacity);
+        let worker = Worker {
+            engine,
+            rx,
+            registry,
+            dispatcher: dispatcher.clone(),
+            clock: clock.clone(),
+            watch: cfg.rules.clone().filter(|_| cfg.watch),
+            watch_stamp: cfg.rules.as_deref().map(stamp),
+            cfg,
+        };
+        let thread = std::thread::Builder::new()
+            .name("rules".into())
+            .spawn(move || worker.run())
+            .map_err(|e| RulesError::Service(format!("cannot start rules thread: {e}")))?;
+        Ok((
+            RulesSink {
+                tx: tx.clone(),
+                metrics,
+            },
+            RulesHandle {
+                tx,
+                thread: Some(thread),
+                dispatcher,
+                clock,
+            },
+        ))
+    }
+}
+
+/// Names, sizes and modification times of the rule files: changes when any of them does.
+fn stamp(path: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+    let files = if path.is_dir() {
+        pack_files(path).unwrap_or_default()
+    } else {
+        vec![path.to_path_buf()]
+    };
+    files
+        .into_iter()
+        .map(|f| {
+            let m = std::fs::metadata(&f).ok();
+            let len = m.as_ref().map_or(0, |m| m.len());
+            let mtime = m.and_then(|m| m.modified().ok());
+            (f, len, mtime)
+        })
+        .collect()
+}
+
+struct Worker {
+    engine: Engine,
+    rx: flume::Receiver<Msg>,
+    registry: Registry,
+    dispatcher: Arc<Dispatcher>,
+    clock: Arc<dyn Clock>,
+    cfg: RulesConfig,
+    watch: Option<PathBuf>,
+    watch_stamp: Option<Vec<(PathBuf, u64, Option<SystemTime>)>>,
+}
+
+impl Worker {
+    fn run(mut self) {
+        let mut next_tick = Instant::now() + self.cfg.tick_interval;
+        let mut next_snapshot = Instant::now() + self.cfg.snapshot_interval;
+        let mut next_watch = Instant::now() + self.cfg.watch_interval;
+        loop {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(wait) {
+                Ok(Msg::Decoded(d)) => {
+                    let dir = self.registry.directory();
+                    let before = self.engine.evaluations();
+                    let actions = self.engine.on_decoded(&d, &dir);
+                    self.dispatcher
+                        .metrics
+                        .evaluations
+                        .inc_by(self.engine.evaluations() - before);
+                    self.dispatcher.apply(actions);
+                }
+                Ok(Msg::Reload(pack, done)) => {
+                    let n = pack.rules().len();
+                    self.engine.set_pack(pack);
+                    self.dispatcher.metrics.reloads.inc();
+                    info!(rules = n, "rule pack reloaded");
+                    let _ = done.send(());
+                }
+                Ok(Msg::Shutdown) | Err(flume::RecvTimeoutError::Disconnected) => break,
+                Err(flume::RecvTimeoutError::Timeout) => {}
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                self.tick();
+                next_tick = now + self.cfg.tick_interval;
+            }
+            if now >= next_snapshot {
+                self.save(false);
+                next_snapshot = now + self.cfg.snapshot_interval;
+            }
+            if now >= next_watch {
+                self.poll_files();
+                next_watch = now + self.cfg.watch_interval;
+            }
+        }
+        // Drain what ingest already handed over, so a clean stop loses nothing.
+        while let Ok(Msg::Decoded(d)) = self.rx.try_recv() {
+            let dir = self.registry.directory();
+            let actions = self.engine.on_decoded(&d, &dir);
+            self.dispatcher.apply(actions);
+        }
+        self.save(true);
+        info!("rules stopped");
+    }
+
+    fn tick(&mut self) {
+        let now_ms = self.clock.now_ms();
+        let dir = self.registry.directory();
+        let before = self.engine.evaluations();
+        let actions = self.engine.tick(now_ms, &dir);
+        self.dispatcher
+            .metrics
+            .evaluations
+            .inc_by(self.engine.evaluations() - before);
+        self.dispatcher.apply(actions);
+        self.dispatcher.sla_tick(now_ms);
+        self.dispatcher
+            .metrics
+            .devices
+            .set(self.engine.device_count() as i64);
+    }
+
+    fn save(&mut self, all: bool) {
+        let rows = if all {
+            let _ = self.engine.take_dirty();
+            self.engine.snapshot()
+        } else {
+            self.engine.take_dirty()
+        };
+        if let Err(e) = self
+            .dispatcher
+            .store
+            .save_rule_states(&rows, self.clock.now_ms())
+        {
+            self.dispatcher.metrics.errors.inc();
+            error!(error = %e, devices = rows.len(), "cannot save rule state");
+        }
+    }
+
+    fn poll_files(&mut self) {
+        let Some(path) = self.watch.clone() else {
+            return;
+        };
+        let now = stamp(&path);
+        if self.watch_stamp.as_ref() == Some(&now) {
+            return;
+        }
+        self.watch_stamp = Some(now);
+        match RulePack::load(&path) {
+            Ok(pack) => {
+                let n = pack.rules().len();
+                self.engine.set_pack(Arc::new(pack));
+                self.dispatcher.metrics.reloads.inc();
+                info!(rules = n, path = %path.display(), "rule files changed, pack reloaded");
+            }
+            Err(e) => {
+                self.dispatcher.metrics.reload_errors.inc();
+                warn!(error = %e, "rule files changed but are invalid, keeping the running pack");
+            }
+        }
+    }
+}
