@@ -88,6 +88,28 @@ async fn trapped_passenger_over_mqtt_raises_a_p1_ticket_for_the_right_station() 
     )
     .await?;
 
+    // Backtest over the same history in QuestDB finds the same ticket.
+    sb.wait_count(
+        "SELECT count() FROM lift_telemetry WHERE device_id = 'lift-1'",
+        30,
+        Duration::from_secs(20),
+    )
+    .await?;
+    let would = steward_rules::backtest(
+        &sb.hub.questdb,
+        &steward_rules::RulePack::default_pack(),
+        &sb.hub.registry.directory(),
+        start - 1_000,
+        now_ms(),
+    )
+    .await?;
+    assert!(
+        would
+            .iter()
+            .any(|b| b.rule_id == "lift-trapped" && b.station == "st-north"),
+        "backtest: {would:?}"
+    );
+
     // A crew acknowledges; the ticket and its audit trail survive a restart.
     let id = t.id;
     let rules = sb.hub.rules().expect("rules running");
