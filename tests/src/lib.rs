@@ -86,6 +86,12 @@ kind = "pump"
 vendor = "aquaflow"
 building = "b-2"
 gateway = "gw-1"
+[[devices]]
+id = "smoke-2"
+kind = "smoke"
+vendor = "firesafe"
+building = "b-2"
+secret = "smoke-2-secret"
 "#;
 
 static LOG: std::sync::Once = std::sync::Once::new();

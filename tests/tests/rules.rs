@@ -124,3 +124,44 @@ async fn trapped_passenger_over_mqtt_raises_a_p1_ticket_for_the_right_station() 
     sb.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fire_alarm_sends_the_compounds_gates_to_free_passage() -> anyhow::Result<()> {
+    let sb = HubSandbox::start().await?;
+    // gate-1 stands in cmp-2 with smoke-2; it listens on its command topic, as devices do.
+    let gate = sb.device("gate-1", "gate-1-secret").await?;
+    gate.client
+        .subscribe("devices/gate-1/commands", QoS::AtLeastOnce)
+        .await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let smoke = sb.device("smoke-2", "smoke-2-secret").await?;
+    smoke
+        .publish(
+            "devices/smoke-2/telemetry",
+            serde_json::json!({"ts": now_ms(), "metrics": {"alarm": true, "obscuration_pct_per_m": 12.0}})
+                .to_string(),
+        )
+        .await?;
+    let received = gate.received.clone();
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            let got = received.lock().iter().any(|(topic, body)| {
+                let body = String::from_utf8_lossy(body);
+                topic == "devices/gate-1/commands" && body.contains("free_passage")
+            });
+            async move { got }
+        })
+        .await,
+        "gate-1 got no free-passage command; got {:?}",
+        gate.received.lock()
+    );
+    let t = sb.hub.tickets.list(&TicketFilter {
+        device_id: Some("smoke-2".into()),
+        ..TicketFilter::default()
+    })?;
+    assert!(t.iter().any(|t| t.rule_id == "smoke-fire-alarm"
+        && t.priority == Priority::P1
+        && t.station == "st-acme"));
+    sb.shutdown().await;
+    Ok(())
+}
