@@ -4,6 +4,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v java >/dev/null 2>&1 || { echo "java not found: install a JDK 17+ (apt-get install openjdk-17-jre-headless)" >&2; exit 1; }
+if ! command -v mosquitto_pub >/dev/null 2>&1; then
+  # The third-party client check publishes with Mosquitto's client.
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto-clients >/dev/null
+  else
+    echo "mosquitto_pub not found: install mosquitto-clients (apt-get install mosquitto-clients)" >&2
+    exit 1
+  fi
+fi
 scripts/fetch-questdb.sh
 # Each end-to-end test runs its own QuestDB (a JVM); two at a time suits a 2-core machine.
 cargo test --workspace --locked -- --test-threads="${STEWARD_TEST_THREADS:-2}"
