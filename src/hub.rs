@@ -128,6 +128,7 @@ impl Hub {
             metrics: Arc::new(Mutex::new(prom)),
             admin_token: Arc::from(admin_token.as_str()),
             probes: vec![("sqlite", sqlite_probe), ("broker", broker_probe)],
+            tickets: rules.desk(),
         };
         let listener = steward_api::bind(cfg.api.listen).await?;
         let api_addr = listener
@@ -181,6 +182,14 @@ impl Hub {
     /// Stop in reverse order of the data flow: no new connections, then flush what was
     /// accepted, then stop the API and QuestDB.
     pub async fn shutdown(mut self) {
+        // The API goes first: no new requests, and its handles on the rules stage are
+        // dropped so the ticket-event channel can close.
+        if let Some(s) = self.api_stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.api_task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
         if let Some(b) = self.broker.take() {
             let _ = tokio::task::spawn_blocking(move || b.shutdown()).await;
         }
@@ -192,13 +201,16 @@ impl Hub {
             let _ = tokio::task::spawn_blocking(move || r.shutdown()).await;
         }
         if let Some(t) = self.events_thread.take() {
-            let _ = tokio::task::spawn_blocking(move || t.join()).await;
-        }
-        if let Some(s) = self.api_stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.api_task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+            // Bounded: a handle still held elsewhere must not hold up the shutdown.
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while !t.is_finished() && std::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            } else {
+                warn!("ticket event forwarder still running at shutdown");
+            }
         }
         if let Some(mut m) = self.managed.take() {
             let _ = tokio::task::spawn_blocking(move || m.stop()).await;

@@ -14,6 +14,8 @@ pub enum ApiError {
     Unauthorized,
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("internal error")]
     Internal(String),
     #[error("{0}")]
@@ -28,6 +30,7 @@ impl ApiError {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Internal(_) | ApiError::Startup(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
@@ -63,6 +66,27 @@ impl From<steward_estate::EstateError> for ApiError {
         match e {
             E::Invalid(errors) => ApiError::BadRequest(errors.join("; ")),
             E::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<steward_rules::TicketError> for ApiError {
+    fn from(e: steward_rules::TicketError) -> Self {
+        use steward_rules::TicketError as E;
+        match e {
+            E::NotFound(_) => ApiError::NotFound(e.to_string()),
+            E::IllegalTransition { .. } => ApiError::Conflict(e.to_string()),
+            E::NoActor { .. } | E::BadMonth(_) => ApiError::BadRequest(e.to_string()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<steward_rules::RulesError> for ApiError {
+    fn from(e: steward_rules::RulesError) -> Self {
+        match e {
+            steward_rules::RulesError::Ticket(t) => t.into(),
             other => ApiError::Internal(other.to_string()),
         }
     }

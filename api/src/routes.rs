@@ -57,6 +57,8 @@ pub struct AppState {
     pub metrics: Arc<Mutex<prometheus_client::registry::Registry>>,
     pub admin_token: Arc<str>,
     pub probes: Vec<(&'static str, ReadinessProbe)>,
+    /// Tickets of the rules stage.
+    pub tickets: steward_rules::TicketDesk,
 }
 
 pub fn app(state: AppState) -> Router {
@@ -66,7 +68,11 @@ pub fn app(state: AppState) -> Router {
         .route("/devices/{id}", get(get_device).delete(retire_device))
         .route("/devices/{id}/state", get(device_state))
         .route("/devices/{id}/rotate-secret", post(rotate_secret))
-        .route("/rejects", get(list_rejects));
+        .route("/rejects", get(list_rejects))
+        .route("/tickets", get(list_tickets))
+        .route("/tickets/{id}", get(get_ticket))
+        .route("/tickets/{id}/transition", post(transition_ticket))
+        .route("/reports/rating", get(rating));
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
@@ -368,4 +374,160 @@ async fn list_rejects(
 
 fn short(s: &str) -> &str {
     s.split(':').next().unwrap_or(s)
+}
+
+fn ticket_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|i| *i > 0)
+        .ok_or_else(|| ApiError::BadRequest("id: expected a positive integer".into()))
+}
+
+fn time_param(name: &str, v: &str) -> Result<i64, ApiError> {
+    v.parse::<i64>().ok().filter(|t| *t >= 0).ok_or_else(|| {
+        ApiError::BadRequest(format!("{name}: expected milliseconds since the epoch"))
+    })
+}
+
+async fn list_tickets(
+    _: Admin,
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    params(
+        &q,
+        &[
+            "station",
+            "compound",
+            "device_id",
+            "rule_id",
+            "priority",
+            "state",
+            "active",
+            "from",
+            "to",
+            "limit",
+        ],
+    )?;
+    let mut f = steward_rules::TicketFilter::default();
+    for (name, slot) in [
+        ("station", &mut f.station),
+        ("compound", &mut f.compound),
+        ("device_id", &mut f.device_id),
+        ("rule_id", &mut f.rule_id),
+    ] {
+        if let Some(v) = q.get(name) {
+            id_param(name, v)?;
+            *slot = Some(v.clone());
+        }
+    }
+    if let Some(p) = q.get("priority") {
+        f.priority = Some(
+            steward_rules::Priority::parse(p)
+                .ok_or_else(|| ApiError::BadRequest("priority: expected P1, P2 or P3".into()))?,
+        );
+    }
+    if let Some(st) = q.get("state") {
+        f.state = Some(steward_rules::TicketState::parse(st).ok_or_else(|| {
+            ApiError::BadRequest(
+                "state: expected open, acknowledged, dispatched, on_site, resolved, closed, on_hold or cancelled".into(),
+            )
+        })?);
+    }
+    f.active_only = match q.get("active").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            return Err(ApiError::BadRequest(
+                "active: expected true or false".into(),
+            ))
+        }
+    };
+    if let Some(v) = q.get("from") {
+        f.from_ms = Some(time_param("from", v)?);
+    }
+    if let Some(v) = q.get("to") {
+        f.to_ms = Some(time_param("to", v)?);
+    }
+    if let Some(l) = q.get("limit") {
+        f.limit = Some(match l.parse::<u32>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            _ => {
+                return Err(ApiError::BadRequest(
+                    "limit: expected an integer between 1 and 1000".into(),
+                ))
+            }
+        });
+    }
+    let desk = s.tickets.clone();
+    let tickets = blocking(move || Ok(desk.store().list(&f)?)).await?;
+    Ok(Json(json!({ "tickets": tickets })))
+}
+
+async fn get_ticket(
+    _: Admin,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = ticket_id(&id)?;
+    let desk = s.tickets.clone();
+    let detail = blocking(move || Ok(desk.store().get(id)?)).await?;
+    Ok(Json(json!(detail)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransitionBody {
+    /// Target state: acknowledged, dispatched, on_site, resolved, closed, on_hold, cancelled.
+    to: String,
+    /// Who does it (crew member, dispatcher).
+    actor: String,
+    #[serde(default)]
+    note: String,
+}
+
+async fn transition_ticket(
+    _: Admin,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<TransitionBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let id = ticket_id(&id)?;
+    let Json(b) =
+        body.map_err(|e| ApiError::BadRequest(format!("request body: {}", e.body_text())))?;
+    let to = steward_rules::TicketState::parse(&b.to).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "to: unknown state `{}`",
+            b.to.chars().take(32).collect::<String>()
+        ))
+    })?;
+    if b.actor.trim().is_empty() || b.actor.len() > 64 {
+        return Err(ApiError::BadRequest("actor: 1 to 64 characters".into()));
+    }
+    if b.note.len() > 2000 {
+        return Err(ApiError::BadRequest("note: at most 2000 characters".into()));
+    }
+    let desk = s.tickets.clone();
+    let ticket = blocking(move || Ok(desk.transition(id, to, &b.actor, &b.note)?)).await?;
+    Ok(Json(json!(ticket)))
+}
+
+async fn rating(
+    _: Admin,
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    params(&q, &["of", "month"])?;
+    let of = q
+        .get("of")
+        .ok_or_else(|| ApiError::BadRequest("of: required (a station or compound id)".into()))?
+        .clone();
+    id_param("of", &of)?;
+    let month = q
+        .get("month")
+        .ok_or_else(|| ApiError::BadRequest("month: required (YYYY-MM)".into()))?
+        .clone();
+    let desk = s.tickets.clone();
+    let r = blocking(move || Ok(desk.store().rating(&of, &month)?)).await?;
+    Ok(Json(json!(r)))
 }

@@ -35,7 +35,7 @@ pub use metrics::{PriorityLabel, RulesMetrics, StageLabel, StateLabel};
 pub use pack::{CommandDef, CommandTarget, OnClear, Priority, Rule, RulePack, DEFAULT_PACK};
 pub use service::{
     CommandSink, Dispatcher, NoCommands, RulesConfig, RulesHandle, RulesService, RulesSink,
-    TicketEvent, TicketEventKind,
+    TicketDesk, TicketEvent, TicketEventKind,
 };
 pub use state::{DeviceState, DeviceStates, Liveness};
 pub use store::{

@@ -445,6 +445,35 @@ impl DecodedSink for RulesSink {
     }
 }
 
+/// What the API needs of the rules stage: move tickets (publishing the event) and read
+/// them; cheap to clone, does not keep the rules thread alive.
+#[derive(Clone)]
+pub struct TicketDesk {
+    dispatcher: Arc<Dispatcher>,
+    clock: Arc<dyn Clock>,
+}
+
+impl TicketDesk {
+    pub fn store(&self) -> &TicketStore {
+        &self.dispatcher.store
+    }
+
+    pub fn transition(
+        &self,
+        id: i64,
+        to: TicketState,
+        actor: &str,
+        note: &str,
+    ) -> Result<Ticket, RulesError> {
+        self.dispatcher
+            .transition(id, to, actor, note, self.clock.now_ms())
+    }
+
+    pub fn sla_policy(&self) -> &SlaPolicy {
+        &self.dispatcher.policy
+    }
+}
+
 /// The hub's handle on the running rules stage.
 pub struct RulesHandle {
     tx: flume::Sender<Msg>,
@@ -470,6 +499,14 @@ impl RulesHandle {
 
     pub fn sla_policy(&self) -> &SlaPolicy {
         &self.dispatcher.policy
+    }
+
+    /// A handle for the API to read and move tickets.
+    pub fn desk(&self) -> TicketDesk {
+        TicketDesk {
+            dispatcher: self.dispatcher.clone(),
+            clock: self.clock.clone(),
+        }
     }
 
     /// Move a ticket (acknowledge, dispatch, ...) at the clock's now and publish it.

@@ -253,3 +253,106 @@ async fn devices_are_created_retired_and_rotated_through_the_api() -> anyhow::Re
     sb.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crews_list_read_and_move_tickets_through_the_api() -> anyhow::Result<()> {
+    let sb = HubSandbox::start().await?;
+    let http = sb.http();
+    let lift = sb.device("lift-1", "lift-1-secret").await?;
+    lift.publish(
+        "devices/lift-1/telemetry",
+        json!({"ts": now_ms(), "metrics": {"trapped": true, "occupied": true, "door": "closed"}})
+            .to_string(),
+    )
+    .await?;
+    let mut id = 0;
+    let found = wait_until(Duration::from_secs(15), || async {
+        get(
+            &sb,
+            "/api/v1/tickets?station=st-north&priority=P1&active=true",
+        )
+        .await
+        .map(|(_, b)| b["tickets"].as_array().map(Vec::len) == Some(1))
+        .unwrap_or(false)
+    })
+    .await;
+    assert!(found, "P1 ticket listed for st-north");
+    let (_, body) = get(&sb, "/api/v1/tickets?station=st-north&priority=P1").await?;
+    id = body["tickets"][0]["id"].as_i64().unwrap_or(id);
+    assert_eq!(body["tickets"][0]["rule_id"], json!("lift-trapped"));
+    let (_, other) = get(&sb, "/api/v1/tickets?station=st-acme").await?;
+    assert_eq!(
+        other["tickets"].as_array().map(Vec::len),
+        Some(0),
+        "scoped by station"
+    );
+
+    let post = |path: String, body: Value| {
+        let http = http.clone();
+        let token = sb.hub.admin_token.clone();
+        async move {
+            let r = http
+                .post(path)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await?;
+            let status = r.status();
+            let b: Value = r.json().await.unwrap_or(Value::Null);
+            anyhow::Ok((status, b))
+        }
+    };
+    let (s, t) = post(
+        sb.api(&format!("/api/v1/tickets/{id}/transition")),
+        json!({"to": "acknowledged", "actor": "crew-7", "note": "on our way"}),
+    )
+    .await?;
+    assert_eq!(s, StatusCode::OK, "{t}");
+    assert_eq!(t["state"], json!("acknowledged"));
+    // Skipping stages is refused with a clear reason.
+    let (s, b) = post(
+        sb.api(&format!("/api/v1/tickets/{id}/transition")),
+        json!({"to": "closed", "actor": "crew-7"}),
+    )
+    .await?;
+    assert_eq!(s, StatusCode::CONFLICT, "{b}");
+    assert!(b["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("illegal transition"));
+    let (s, _) = post(
+        sb.api(&format!("/api/v1/tickets/{id}/transition")),
+        json!({"to": "teleported", "actor": "crew-7"}),
+    )
+    .await?;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, detail) = get(&sb, &format!("/api/v1/tickets/{id}")).await?;
+    assert_eq!(s, StatusCode::OK);
+    assert!(detail["audit"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|r| r["actor"] == json!("crew-7"))));
+    for (path, name) in [
+        ("/api/v1/tickets?priority=P9", "priority"),
+        ("/api/v1/tickets?state=lost", "state"),
+        ("/api/v1/tickets?station=st%27--", "station"),
+        ("/api/v1/tickets/abc", "id"),
+        ("/api/v1/reports/rating?of=st-north", "month"),
+    ] {
+        let (s, b) = get(&sb, path).await?;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{path}");
+        assert!(
+            b["error"]["message"].as_str().unwrap_or("").contains(name),
+            "{path}: {b}"
+        );
+    }
+    let (s, _) = get(&sb, "/api/v1/tickets/999999").await?;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let month = {
+        let (_, b) = get(&sb, &format!("/api/v1/tickets/{id}")).await?;
+        b["ticket"]["opened_ms"].as_i64().unwrap_or(0)
+    };
+    assert!(month > 0);
+    lift.disconnect().await;
+    sb.shutdown().await;
+    Ok(())
+}
