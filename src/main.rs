@@ -313,6 +313,10 @@ async fn run_demo(a: DemoArgs) -> Result<()> {
         "  curl -H 'Authorization: Bearer {}' http://{}/api/v1/devices",
         hub.admin_token, hub.api_addr
     );
+    println!(
+        "  curl -H 'Authorization: Bearer {}' 'http://{}/api/v1/tickets?active=true'",
+        hub.admin_token, hub.api_addr
+    );
     println!("  curl http://{}/metrics", hub.api_addr);
     println!(
         "  curl -G http://{}/exec --data-urlencode 'query=SELECT * FROM lift_telemetry LIMIT -10'",
@@ -397,6 +401,9 @@ fn check_payload(
                     bail!(
                         "gateway topics need --estate to know which devices are behind the gateway"
                     )
+                }
+                Ok(contract::Topic::StationAlerts { .. }) => {
+                    bail!("stations/{{id}}/alerts is the hub's downlink, not a device topic")
                 }
                 Err(e) => bail!("bad_topic: {e}"),
             };

@@ -25,8 +25,17 @@ pub enum Channel {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Topic<'a> {
-    Device { id: &'a str, channel: Channel },
-    Gateway { id: &'a str },
+    Device {
+        id: &'a str,
+        channel: Channel,
+    },
+    Gateway {
+        id: &'a str,
+    },
+    /// `stations/{id}/alerts`: the hub's own alerts to crews; ingest ignores them.
+    StationAlerts {
+        id: &'a str,
+    },
 }
 
 /// Parse a topic of contract v1; the error is the detail of a `bad_topic` reject.
@@ -60,6 +69,7 @@ pub fn parse_topic(topic: &[u8]) -> Result<Topic<'_>, String> {
             channel: Channel::Commands,
         }),
         ("gateways", "telemetry") => Ok(Topic::Gateway { id }),
+        ("stations", "alerts") => Ok(Topic::StationAlerts { id }),
         _ => Err(format!(
             "topic `{}` is not devices/{{id}}/{{telemetry|events|status}} or gateways/{{id}}/telemetry",
             truncate(topic, 200)
@@ -112,6 +122,7 @@ pub fn decode(
     };
     let topic_device = match parsed {
         Topic::Device { id, .. } | Topic::Gateway { id } => id,
+        Topic::StationAlerts { .. } => return out,
     };
     if payload.len() > cfg.max_payload_bytes {
         out.rejects.push(reject(
@@ -146,6 +157,7 @@ pub fn decode(
             }
         }
         Topic::Gateway { id } => decode_gateway(&ctx, dir, id, payload, &mut out),
+        Topic::StationAlerts { .. } => {}
     }
     out
 }

@@ -345,6 +345,11 @@ fn events_and_status() {
     assert_eq!(d.statuses[0].status, Status::Online);
     assert_eq!(d.statuses[0].ts_ms, NOW - 5);
     assert!(run("devices/gate-1/commands", "{}").rejects.is_empty());
+    let d = run("stations/st-1/alerts", "{}");
+    assert!(
+        d.rejects.is_empty() && d.readings.is_empty(),
+        "hub downlink is not telemetry"
+    );
 }
 
 #[test]
