@@ -311,21 +311,31 @@ pub fn now_ms() -> i64 {
     steward_ingest::pipeline::now_ms()
 }
 
-/// An estate of `n` directly connected devices (kinds in rotation) for load tests and
-/// benchmarks; device `i` has id `dev-{i:05}` and secret `secret-{i:05}`.
+/// An estate of `n` directly connected devices for load tests and benchmarks, in
+/// compounds of 16 like a real one (8 smoke detectors, 2 pumps, 4 lifts, 2 gates): device
+/// `i` has id `dev-{i:05}` and secret `secret-{i:05}`. Compound size matters to the rules
+/// stage, whose compound-scope rules look at the other devices of the same compound.
 pub fn load_estate(n: usize) -> String {
     let mut s = String::from(
         "[[stations]]\nid = \"st-1\"\nname = \"Load station\"\n\
          [[streets]]\nid = \"street-1\"\nname = \"Load street\"\nfallback_station = \"st-1\"\n\
-         [[communities]]\nid = \"com-1\"\nname = \"Load community\"\nstreet = \"street-1\"\n\
-         [[compounds]]\nid = \"cmp-1\"\nname = \"Load compound\"\ncommunity = \"com-1\"\n\
-         [[buildings]]\nid = \"b-1\"\nname = \"Block 1\"\ncompound = \"cmp-1\"\n",
+         [[communities]]\nid = \"com-1\"\nname = \"Load community\"\nstreet = \"street-1\"\n",
     );
-    let kinds = ["smoke", "pump", "lift", "gate"];
+    const PATTERN: [&str; 16] = [
+        "smoke", "smoke", "smoke", "smoke", "smoke", "smoke", "smoke", "smoke", "pump", "pump",
+        "lift", "lift", "lift", "lift", "gate", "gate",
+    ];
+    for c in 0..n.div_ceil(16) {
+        s.push_str(&format!(
+            "[[compounds]]\nid = \"cmp-{c}\"\nname = \"Load compound {c}\"\ncommunity = \"com-1\"\n\
+             [[buildings]]\nid = \"b-{c}\"\nname = \"Block {c}\"\ncompound = \"cmp-{c}\"\n"
+        ));
+    }
     for i in 0..n {
         s.push_str(&format!(
-            "[[devices]]\nid = \"dev-{i:05}\"\nkind = \"{}\"\nvendor = \"load\"\nbuilding = \"b-1\"\nsecret = \"secret-{i:05}\"\nreport_interval_s = 10\n",
-            kinds[i % 4]
+            "[[devices]]\nid = \"dev-{i:05}\"\nkind = \"{}\"\nvendor = \"load\"\nbuilding = \"b-{}\"\nsecret = \"secret-{i:05}\"\nreport_interval_s = 10\n",
+            PATTERN[i % 16],
+            i / 16
         ));
     }
     s
