@@ -178,8 +178,8 @@ fn lookup<'d>(dir: &'d Directory, id: &str) -> Result<&'d DeviceInfo, Reject> {
     }
 }
 
-fn parse_json(payload: &[u8], device: &str) -> Result<Json, Reject> {
-    let text = std::str::from_utf8(payload).map_err(|e| {
+fn utf8<'a>(payload: &'a [u8], device: &str) -> Result<&'a str, Reject> {
+    std::str::from_utf8(payload).map_err(|e| {
         reject(
             RejectReason::NotUtf8,
             Some(device),
@@ -188,14 +188,19 @@ fn parse_json(payload: &[u8], device: &str) -> Result<Json, Reject> {
                 e.valid_up_to()
             ),
         )
-    })?;
-    serde_json::from_str(text).map_err(|e| {
-        reject(
-            RejectReason::MalformedJson,
-            Some(device),
-            format!("payload is not valid JSON: {e}"),
-        )
     })
+}
+
+fn malformed(device: &str, e: serde_json::Error) -> Reject {
+    reject(
+        RejectReason::MalformedJson,
+        Some(device),
+        format!("payload is not valid JSON: {e}"),
+    )
+}
+
+fn parse_json(payload: &[u8], device: &str) -> Result<Json, Reject> {
+    serde_json::from_str(utf8(payload, device)?).map_err(|e| malformed(device, e))
 }
 
 fn json_type(v: &Json) -> &'static str {
@@ -482,23 +487,7 @@ fn metrics(device: &DeviceInfo, m: &MetricsIn) -> Result<MetricsAndExtras, Rejec
 }
 
 fn parse_message<'a>(payload: &'a [u8], device: &str) -> Result<MessageIn<'a>, Reject> {
-    let text = std::str::from_utf8(payload).map_err(|e| {
-        reject(
-            RejectReason::NotUtf8,
-            Some(device),
-            format!(
-                "payload is not UTF-8 (invalid byte at offset {})",
-                e.valid_up_to()
-            ),
-        )
-    })?;
-    wire::parse(text).map_err(|e| {
-        reject(
-            RejectReason::MalformedJson,
-            Some(device),
-            format!("payload is not valid JSON: {e}"),
-        )
-    })
+    wire::parse(utf8(payload, device)?).map_err(|e| malformed(device, e))
 }
 
 fn entries_of<'a>(msg: MessageIn<'a>, ctx: &Ctx, device: &str) -> Result<Vec<EntryIn<'a>>, Reject> {
