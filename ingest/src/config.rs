@@ -31,7 +31,7 @@ impl Default for IngestConfig {
             max_entries: 1000,
             max_future_skew: Duration::from_secs(300),
             max_past_age: Duration::from_secs(30 * 86_400),
-            batch_rows: 10_000,
+            batch_rows: 50_000,
             flush_interval: Duration::from_millis(200),
             reject_payload_bytes: 4096,
         }
