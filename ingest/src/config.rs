@@ -20,6 +20,10 @@ pub struct IngestConfig {
     /// A batch that is not full is flushed after this long.
     #[serde(with = "humantime_serde")]
     pub flush_interval: Duration,
+    /// Rows ingest keeps in memory while the QuestDB writer is busy or QuestDB is down;
+    /// at this bound ingest waits for the writer (backpressure to the broker). Decoding
+    /// and rules go on until then.
+    pub max_buffered_rows: usize,
     /// Bytes of a rejected payload kept in the `rejects` table.
     pub reject_payload_bytes: usize,
 }
@@ -33,6 +37,7 @@ impl Default for IngestConfig {
             max_past_age: Duration::from_secs(30 * 86_400),
             batch_rows: 50_000,
             flush_interval: Duration::from_millis(200),
+            max_buffered_rows: 1_000_000,
             reject_payload_bytes: 4096,
         }
     }
@@ -54,6 +59,9 @@ impl IngestConfig {
             || self.flush_interval > Duration::from_secs(60)
         {
             e.push("ingest.flush_interval: must be between 1ms and 60s".to_string());
+        }
+        if self.max_buffered_rows < self.batch_rows {
+            e.push("ingest.max_buffered_rows: must be at least ingest.batch_rows".to_string());
         }
         if self.max_past_age < Duration::from_secs(60) {
             e.push("ingest.max_past_age: must be at least 1m".to_string());

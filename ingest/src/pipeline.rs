@@ -151,7 +151,21 @@ impl Loop {
             .is_some_and(|t| t.elapsed() >= self.cfg.flush_interval);
         if force || due || rows >= self.cfg.batch_rows {
             let full = std::mem::replace(&mut self.buf, new_buffer());
-            self.buf = self.writer.submit(full);
+            if force || rows >= self.cfg.max_buffered_rows {
+                // At the memory bound (or at shutdown) wait for the writer: backpressure
+                // reaches the broker instead of memory growing without limit.
+                self.buf = self.writer.submit(full);
+            } else {
+                match self.writer.try_submit(full) {
+                    Ok(empty) => self.buf = empty,
+                    // The writer is still busy (QuestDB slow or down): keep the rows and
+                    // go on decoding, so rules still see every message.
+                    Err(kept) => {
+                        self.buf = kept;
+                        return;
+                    }
+                }
+            }
             self.first_row_at = None;
         }
     }

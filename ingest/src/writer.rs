@@ -66,6 +66,23 @@ impl Writer {
         self.recycle.try_recv().unwrap_or_else(|_| new_buffer())
     }
 
+    /// Hand a filled buffer over if the queue has room; otherwise give it back, so the
+    /// caller can keep decoding (and feeding rules) while QuestDB is slow or down.
+    pub fn try_submit(&self, buf: Buffer) -> Result<Buffer, Buffer> {
+        match &self.tx {
+            Some(tx) => match tx.try_send(buf) {
+                Ok(()) => Ok(self.recycle.try_recv().unwrap_or_else(|_| new_buffer())),
+                Err(std::sync::mpsc::TrySendError::Full(b)) => Err(b),
+                Err(std::sync::mpsc::TrySendError::Disconnected(b)) => {
+                    error!("questdb writer is gone; batch lost");
+                    drop(b);
+                    Ok(new_buffer())
+                }
+            },
+            None => Ok(new_buffer()),
+        }
+    }
+
     /// Flush what is queued and stop. `deadline` bounds how long an unreachable QuestDB
     /// may delay shutdown.
     pub fn shutdown(mut self, deadline: Duration) {

@@ -165,3 +165,58 @@ async fn fire_alarm_sends_the_compounds_gates_to_free_passage() -> anyhow::Resul
     sb.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tickets_are_raised_while_questdb_is_down_and_rows_arrive_once_it_returns(
+) -> anyhow::Result<()> {
+    let mut sb = HubSandbox::start().await?;
+    let qdb_stop = sb.hub.managed_questdb().expect("managed questdb");
+    qdb_stop.stop();
+    let lift = sb.device("lift-1", "lift-1-secret").await?;
+    let t0 = now_ms() - 60_000;
+    // Paced over more flush intervals than the writer queue holds, so a stalled writer
+    // would have stopped ingest (and the rules behind it) before the alarm arrives.
+    for i in 0..40i64 {
+        let trapped = i >= 35;
+        lift.publish(
+            "devices/lift-1/telemetry",
+            serde_json::json!({"ts": t0 + i * 1000, "seq": i, "metrics": {"floor": 3, "trapped": trapped, "occupied": true}})
+                .to_string(),
+        )
+        .await?;
+        if i % 4 == 3 {
+            tokio::time::sleep(Duration::from_millis(120)).await;
+        }
+    }
+    lift.wait_acks(40).await?;
+    // Rules do not wait for storage: the crew gets its ticket during the outage.
+    let tickets = sb.hub.tickets.clone();
+    let filter = TicketFilter {
+        device_id: Some("lift-1".into()),
+        ..TicketFilter::default()
+    };
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            let t = tickets.list(&filter).unwrap_or_default();
+            async move { t.iter().any(|t| t.rule_id == "lift-trapped") }
+        })
+        .await,
+        "no ticket while QuestDB is down"
+    );
+    let qdb = sb.hub.managed_questdb().expect("managed questdb");
+    tokio::task::block_in_place(|| qdb.restart("512m", Duration::from_secs(90)))?;
+    sb.wait_count(
+        "SELECT count() FROM lift_telemetry WHERE device_id = 'lift-1'",
+        40,
+        Duration::from_secs(60),
+    )
+    .await?;
+    assert_eq!(
+        sb.count("SELECT count() FROM lift_telemetry WHERE device_id = 'lift-1'")
+            .await?,
+        40,
+        "every accepted reading exactly once"
+    );
+    sb.shutdown().await;
+    Ok(())
+}
