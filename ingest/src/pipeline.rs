@@ -53,6 +53,10 @@ struct Loop {
     sinks: Vec<Box<dyn DecodedSink>>,
     buf: Buffer,
     first_row_at: Option<Instant>,
+    /// Full batches the writer could not take yet (QuestDB slow or down), oldest first.
+    /// Each stays at most `batch_rows` so no HTTP request grows past that.
+    pending: std::collections::VecDeque<Buffer>,
+    pending_rows: usize,
     writer: Writer,
 }
 
@@ -77,6 +81,8 @@ impl Ingest {
             sinks,
             buf: new_buffer(),
             first_row_at: None,
+            pending: std::collections::VecDeque::new(),
+            pending_rows: 0,
             writer,
         };
         let thread = std::thread::Builder::new()
@@ -142,6 +148,7 @@ impl Loop {
     }
 
     fn maybe_flush(&mut self, force: bool) {
+        self.drain_pending(force);
         let rows = self.buf.row_count();
         if rows == 0 {
             return;
@@ -149,24 +156,53 @@ impl Loop {
         let due = self
             .first_row_at
             .is_some_and(|t| t.elapsed() >= self.cfg.flush_interval);
-        if force || due || rows >= self.cfg.batch_rows {
-            let full = std::mem::replace(&mut self.buf, new_buffer());
-            if force || rows >= self.cfg.max_buffered_rows {
-                // At the memory bound (or at shutdown) wait for the writer: backpressure
-                // reaches the broker instead of memory growing without limit.
-                self.buf = self.writer.submit(full);
-            } else {
-                match self.writer.try_submit(full) {
-                    Ok(empty) => self.buf = empty,
-                    // The writer is still busy (QuestDB slow or down): keep the rows and
-                    // go on decoding, so rules still see every message.
-                    Err(kept) => {
-                        self.buf = kept;
-                        return;
-                    }
+        if !(force || due || rows >= self.cfg.batch_rows) {
+            return;
+        }
+        let full = std::mem::replace(&mut self.buf, new_buffer());
+        self.first_row_at = None;
+        if force {
+            self.buf = self.writer.submit(full);
+            return;
+        }
+        if self.pending.is_empty() {
+            match self.writer.try_submit(full) {
+                Ok(empty) => {
+                    self.buf = empty;
+                    return;
+                }
+                Err(kept) => {
+                    self.pending_rows += kept.row_count();
+                    self.pending.push_back(kept);
                 }
             }
-            self.first_row_at = None;
+        } else {
+            self.pending_rows += full.row_count();
+            self.pending.push_back(full);
+        }
+        // The writer is busy (QuestDB slow or down): keep the batch and go on decoding,
+        // so rules still see every message. At the memory bound, wait for the writer:
+        // backpressure reaches the broker instead of memory growing without limit.
+        if self.pending_rows >= self.cfg.max_buffered_rows {
+            warn!(
+                rows = self.pending_rows,
+                "ingest buffer full; waiting for questdb"
+            );
+            self.drain_pending(true);
+        }
+    }
+
+    /// Hand waiting batches to the writer in order; `block` waits until all are taken.
+    fn drain_pending(&mut self, block: bool) {
+        while let Some(b) = self.pending.pop_front() {
+            let rows = b.row_count();
+            if block {
+                let _ = self.writer.submit(b);
+            } else if let Err(kept) = self.writer.try_submit(b) {
+                self.pending.push_front(kept);
+                return;
+            }
+            self.pending_rows -= rows;
         }
     }
 
