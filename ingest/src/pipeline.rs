@@ -166,14 +166,25 @@ impl Loop {
             return;
         }
         if self.pending.is_empty() {
-            match self.writer.try_submit(full) {
-                Ok(empty) => {
-                    self.buf = empty;
-                    return;
-                }
-                Err(kept) => {
-                    self.pending_rows += kept.row_count();
-                    self.pending.push_back(kept);
+            // A healthy but busy writer is waited for: on two cores that backpressure
+            // leaves QuestDB the CPU it needs (bench: 107-130K msg/s vs 98-110K without).
+            // A failing writer is not: rules must go on while QuestDB is down.
+            let mut full = full;
+            loop {
+                match self.writer.try_submit(full) {
+                    Ok(empty) => {
+                        self.buf = empty;
+                        return;
+                    }
+                    Err(kept) if self.writer.is_failing() => {
+                        self.pending_rows += kept.row_count();
+                        self.pending.push_back(kept);
+                        break;
+                    }
+                    Err(kept) => {
+                        full = kept;
+                        std::thread::sleep(Duration::from_micros(500));
+                    }
                 }
             }
         } else {

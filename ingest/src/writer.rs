@@ -21,6 +21,8 @@ const QUEUE: usize = 4;
 const MAX_INVALID_ATTEMPTS: u32 = 5;
 
 pub struct Writer {
+    /// Set while flushes fail (QuestDB down or refusing); cleared by the next success.
+    failing: Arc<AtomicBool>,
     tx: Option<SyncSender<Buffer>>,
     recycle: Receiver<Buffer>,
     handle: Option<JoinHandle<()>>,
@@ -42,11 +44,14 @@ impl Writer {
         );
         Sender::from_conf(&conf).map_err(|e| IngestError::Writer(e.to_string()))?;
         let stop2 = stop.clone();
+        let failing = Arc::new(AtomicBool::new(false));
+        let failing2 = failing.clone();
         let handle = std::thread::Builder::new()
             .name("questdb-writer".into())
-            .spawn(move || run(conf, rx, recycle_tx, metrics, stop2))
+            .spawn(move || run(conf, rx, recycle_tx, metrics, stop2, failing2))
             .map_err(|e| IngestError::Writer(e.to_string()))?;
         Ok(Writer {
+            failing,
             tx: Some(tx),
             recycle,
             handle: Some(handle),
@@ -64,6 +69,11 @@ impl Writer {
             }
         }
         self.recycle.try_recv().unwrap_or_else(|_| new_buffer())
+    }
+
+    /// Whether the last flush attempt failed (QuestDB down or refusing).
+    pub fn is_failing(&self) -> bool {
+        self.failing.load(Ordering::Relaxed)
     }
 
     /// Hand a filled buffer over if the queue has room; otherwise give it back, so the
@@ -111,6 +121,7 @@ fn run(
     recycle: SyncSender<Buffer>,
     metrics: IngestMetrics,
     stop: Arc<AtomicBool>,
+    failing: Arc<AtomicBool>,
 ) {
     let mut sender: Option<Sender> = None;
     while let Ok(mut buf) = rx.recv() {
@@ -133,12 +144,14 @@ fn run(
             };
             match result {
                 Ok(()) => {
+                    failing.store(false, Ordering::Relaxed);
                     metrics.rows_written.inc_by(rows as u64);
                     metrics.flushes.inc();
                     metrics.pending_rows.dec_by(rows);
                     break;
                 }
                 Err(e) => {
+                    failing.store(true, Ordering::Relaxed);
                     metrics.flush_errors.inc();
                     if e.code() == ErrorCode::ServerFlushError {
                         invalid_attempts += 1;
