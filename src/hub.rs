@@ -219,32 +219,29 @@ impl Hub {
     }
 }
 
-fn open_tickets(cfg: &HubConfig) -> Result<TicketStore, HubError> {
-    if let Some(parent) = cfg.rules.database.parent() {
-        if !parent.as_os_str().is_empty() {
+/// Create the folder a database file lives in; an error names the config key.
+fn ensure_parent(path: &std::path::Path, key: &str) -> Result<(), HubError> {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => {
             std::fs::create_dir_all(parent).map_err(|e| {
                 HubError::Config(vec![format!(
-                    "rules.database: cannot create {}: {e}",
+                    "{key}: cannot create {}: {e}",
                     parent.display()
                 )])
-            })?;
+            })
         }
+        _ => Ok(()),
     }
+}
+
+fn open_tickets(cfg: &HubConfig) -> Result<TicketStore, HubError> {
+    ensure_parent(&cfg.rules.database, "rules.database")?;
     TicketStore::open(&cfg.rules.database)
         .map_err(|e| HubError::Start(format!("rules.database: {e}")))
 }
 
 fn open_registry(cfg: &HubConfig) -> Result<Registry, HubError> {
-    if let Some(parent) = cfg.estate.database.parent() {
-        if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                HubError::Config(vec![format!(
-                    "estate.database: cannot create {}: {e}",
-                    parent.display()
-                )])
-            })?;
-        }
-    }
+    ensure_parent(&cfg.estate.database, "estate.database")?;
     let registry = Registry::open(&cfg.estate.database)?;
     if let Some(file) = &cfg.estate.file {
         let estate = EstateFile::load(file)?;

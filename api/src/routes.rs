@@ -115,6 +115,18 @@ fn params(q: &HashMap<String, String>, allowed: &[&str]) -> Result<(), ApiError>
     Ok(())
 }
 
+/// `limit`, when given: 1 to 1000 rows.
+fn limit_param(q: &HashMap<String, String>) -> Result<Option<u32>, ApiError> {
+    q.get("limit")
+        .map(|l| match l.parse::<u32>() {
+            Ok(n) if (1..=1000).contains(&n) => Ok(n),
+            _ => Err(ApiError::BadRequest(
+                "limit: expected an integer between 1 and 1000".into(),
+            )),
+        })
+        .transpose()
+}
+
 fn id_param(name: &str, v: &str) -> Result<(), ApiError> {
     validate_id(v).map_err(|e| ApiError::BadRequest(format!("{name}: {e}")))
 }
@@ -330,17 +342,7 @@ async fn list_rejects(
             })?;
         filters.push(format!("reason = '{}'", reason.as_str()));
     }
-    let limit = match q.get("limit") {
-        None => 100,
-        Some(l) => match l.parse::<u32>() {
-            Ok(n) if (1..=1000).contains(&n) => n,
-            _ => {
-                return Err(ApiError::BadRequest(
-                    "limit: expected an integer between 1 and 1000".into(),
-                ))
-            }
-        },
-    };
+    let limit = limit_param(&q)?.unwrap_or(100);
     let where_clause = if filters.is_empty() {
         String::new()
     } else {
@@ -449,16 +451,7 @@ async fn list_tickets(
     if let Some(v) = q.get("to") {
         f.to_ms = Some(time_param("to", v)?);
     }
-    if let Some(l) = q.get("limit") {
-        f.limit = Some(match l.parse::<u32>() {
-            Ok(n) if (1..=1000).contains(&n) => n,
-            _ => {
-                return Err(ApiError::BadRequest(
-                    "limit: expected an integer between 1 and 1000".into(),
-                ))
-            }
-        });
-    }
+    f.limit = limit_param(&q)?;
     let desk = s.tickets.clone();
     let tickets = blocking(move || Ok(desk.store().list(&f)?)).await?;
     Ok(Json(json!({ "tickets": tickets })))

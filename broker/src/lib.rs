@@ -11,7 +11,7 @@ mod metrics;
 pub use config::BrokerConfig;
 pub use metrics::BrokerMetrics;
 pub use rumqttd::local::{LinkError, LinkRx, LinkTx};
-pub use rumqttd::{Forward, Notification};
+pub use rumqttd::Notification;
 
 use rumqttd::protocol::v4::V4;
 use rumqttd::protocol::v5::V5;

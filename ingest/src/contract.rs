@@ -9,7 +9,6 @@ use wire::{EntryIn, MessageIn, MetricsIn, Scalar};
 
 mod wire;
 use serde_json::{Map, Value as Json};
-use std::sync::Arc;
 use steward_estate::catalog::{self, MetricType, VENDOR_PREFIX};
 use steward_estate::{DeviceInfo, DeviceKind, Directory};
 
@@ -789,11 +788,6 @@ fn decode_gateway(ctx: &Ctx, dir: &Directory, gateway: &str, payload: &[u8], out
             }
         }
     }
-}
-
-/// Convenience for callers that only have an id: the reading's device id as shared text.
-pub fn shared(id: &str) -> Arc<str> {
-    Arc::from(id)
 }
 
 #[cfg(test)]
