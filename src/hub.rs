@@ -72,6 +72,7 @@ impl Hub {
         let ingest_metrics = IngestMetrics::new(&mut prom);
 
         let rules_metrics = RulesMetrics::new(&mut prom);
+        let api_metrics = steward_api::ApiMetrics::new(&mut prom);
 
         let broker = Broker::start(&cfg.broker, registry.clone(), broker_metrics.clone())?;
         let publisher = crate::alerts::HubPublisher::new(&broker)?;
@@ -129,6 +130,7 @@ impl Hub {
             admin_token: Arc::from(admin_token.as_str()),
             probes: vec![("sqlite", sqlite_probe), ("broker", broker_probe)],
             tickets: rules.desk(),
+            api_metrics,
         };
         let listener = steward_api::bind(cfg.api.listen).await?;
         let api_addr = listener

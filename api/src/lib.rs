@@ -6,9 +6,11 @@
 //! device payloads or write telemetry.
 
 mod error;
+mod metrics;
 mod routes;
 
 pub use error::ApiError;
+pub use metrics::ApiMetrics;
 pub use routes::{app, ApiConfig, AppState, ReadinessProbe};
 
 use std::net::SocketAddr;

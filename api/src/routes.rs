@@ -59,6 +59,7 @@ pub struct AppState {
     pub probes: Vec<(&'static str, ReadinessProbe)>,
     /// Tickets of the rules stage.
     pub tickets: steward_rules::TicketDesk,
+    pub api_metrics: crate::ApiMetrics,
 }
 
 pub fn app(state: AppState) -> Router {
@@ -79,7 +80,35 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .nest("/api/v1", api)
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            record_latency,
+        ))
         .with_state(state)
+}
+
+async fn record_latency(
+    State(s): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().as_str().to_string();
+    let start = std::time::Instant::now();
+    let resp = next.run(req).await;
+    s.api_metrics
+        .requests
+        .get_or_create(&crate::metrics::RequestLabels {
+            method,
+            route,
+            status: resp.status().as_u16(),
+        })
+        .observe(start.elapsed().as_secs_f64());
+    resp
 }
 
 /// A request that presented the admin token.

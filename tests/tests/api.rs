@@ -141,6 +141,8 @@ async fn api_serves_estate_state_rejects_and_metrics() -> anyhow::Result<()> {
         "steward_ingest_readings_total{kind=\"lift\"} 1",
         "steward_broker_connect_auth_total{result=\"ok\"}",
         "steward_ingest_rows_written_total",
+        "steward_api_request_seconds_count{method=\"GET\",route=\"/api/v1/devices/{id}/state\",status=\"200\"}",
+        "steward_rules_",
     ] {
         assert!(text.contains(name), "metrics lack {name}:\n{text}");
     }
