@@ -271,12 +271,18 @@ async fn get_device(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    id_param("id", &id)?;
-    let dir = s.registry.directory();
-    let d = dir
-        .device(&id)
-        .ok_or_else(|| ApiError::NotFound(format!("device `{id}` not found")))?;
-    Ok(Json(device_json(d)))
+    let d = find_device(&s, &id)?;
+    Ok(Json(device_json(&d)))
+}
+
+/// A registered device by its (validated) id, or a 400/404 naming it.
+fn find_device(s: &AppState, id: &str) -> Result<steward_estate::DeviceInfo, ApiError> {
+    id_param("id", id)?;
+    s.registry
+        .directory()
+        .device(id)
+        .cloned()
+        .ok_or_else(|| ApiError::NotFound(format!("device `{id}` not found")))
 }
 
 async fn device_state(
@@ -284,11 +290,7 @@ async fn device_state(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    id_param("id", &id)?;
-    let dir = s.registry.directory();
-    let d = dir
-        .device(&id)
-        .ok_or_else(|| ApiError::NotFound(format!("device `{id}` not found")))?;
+    let d = find_device(&s, &id)?;
     let now = steward_ingest::pipeline::now_ms();
     let state = s.states.get(&id);
     let liveness = state
