@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use steward_broker::{Broker, LinkRx, LinkTx};
 use steward_ingest::questdb::ilp::{self, TicketEventRow};
-use steward_ingest::writer::{new_buffer, Writer};
+use steward_ingest::outbox::Outbox;
+use steward_ingest::writer::new_buffer;
 use steward_rules::{CommandSink, TicketEvent};
 use tokio::sync::broadcast;
 use tracing::{info, warn};
@@ -49,7 +50,7 @@ impl CommandSink for HubPublisher {
 pub fn forward_events(
     mut rx: broadcast::Receiver<TicketEvent>,
     publisher: Arc<HubPublisher>,
-    writer: Writer,
+    mut outbox: Outbox,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("ticket-events".into())
@@ -69,6 +70,7 @@ pub fn forward_events(
                         Err(e) => warn!(error = %e, "cannot encode ticket event"),
                     }
                 }
+                // Ticket events are rare: one spooled segment each, sent at once.
                 let mut buf = new_buffer();
                 let state = ev.state.map(|s| s.as_str());
                 let row = TicketEventRow {
@@ -87,11 +89,13 @@ pub fn forward_events(
                 };
                 match ilp::append_ticket_event(&mut buf, &row) {
                     Ok(()) => {
-                        writer.submit(buf);
+                        if outbox.append(buf.as_bytes(), 1) {
+                            outbox.send(buf, false);
+                        }
                     }
                     Err(e) => warn!(error = %e, "cannot encode ticket event row"),
                 }
             }
-            writer.shutdown(std::time::Duration::from_secs(5));
+            outbox.shutdown(new_buffer(), std::time::Duration::from_secs(5));
         })
 }

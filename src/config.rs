@@ -87,6 +87,9 @@ impl HubConfig {
         if cfg.estate.database.is_relative() {
             cfg.estate.database = base.join(&cfg.estate.database);
         }
+        if cfg.ingest.spool_dir.is_relative() {
+            cfg.ingest.spool_dir = base.join(&cfg.ingest.spool_dir);
+        }
         cfg.validate()?;
         Ok(cfg)
     }

@@ -11,7 +11,7 @@ use steward_api::{AppState, ReadinessProbe};
 use steward_broker::{Broker, BrokerMetrics};
 use steward_estate::{EstateFile, Registry};
 use steward_ingest::questdb::{ManagedQuestDb, QuestDbClient, QuestDbMode};
-use steward_ingest::writer::Writer;
+use steward_ingest::outbox::Outbox;
 use steward_ingest::{Ingest, IngestMetrics};
 use steward_rules::{
     DeviceStates, RulesHandle, RulesMetrics, RulesService, SystemClock, TicketStore,
@@ -86,18 +86,23 @@ impl Hub {
             rules_metrics.clone(),
         )
         .map_err(|e| HubError::Start(format!("rules: {e}")))?;
-        let events_writer = Writer::start(questdb_http, IngestMetrics::default())?;
+        let events_outbox = Outbox::open(
+            &cfg.ingest.spool_dir.join("ticket-events"),
+            cfg.ingest.spool_max_bytes,
+            cfg.ingest.spool_fsync,
+            questdb_http,
+            IngestMetrics::default(),
+        )?;
         let events_thread =
-            crate::alerts::forward_events(rules.events(), publisher.clone(), events_writer)
+            crate::alerts::forward_events(rules.events(), publisher.clone(), events_outbox)
                 .map_err(|e| HubError::Start(format!("ticket events: {e}")))?;
         let link = broker.link("steward-ingest")?;
-        let writer = Writer::start(questdb_http, ingest_metrics.clone())?;
         let states = DeviceStates::new();
         let ingest = Ingest::start(
             link,
             registry.clone(),
             cfg.ingest.clone(),
-            writer,
+            questdb_http,
             ingest_metrics.clone(),
             vec![Box::new(states.clone()), Box::new(rules_sink)],
         )?;

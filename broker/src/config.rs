@@ -21,6 +21,12 @@ pub struct BrokerConfig {
     /// lag behind before rumqttd drops old segments.
     pub max_segment_bytes: usize,
     pub max_segment_count: usize,
+    /// Sustained publishes per second one device (or gateway) may send, over all its
+    /// connections; 0 disables the limit. Excess is shed and counted, so one chatty device
+    /// cannot starve the others.
+    pub device_rate_per_s: u32,
+    /// Publishes a device may send in a burst above `device_rate_per_s`.
+    pub device_burst: u32,
 }
 
 impl Default for BrokerConfig {
@@ -34,6 +40,8 @@ impl Default for BrokerConfig {
             max_inflight: 1000,
             max_segment_bytes: 64 * 1024 * 1024,
             max_segment_count: 16,
+            device_rate_per_s: 2_000,
+            device_burst: 20_000,
         }
     }
 }
@@ -60,6 +68,9 @@ impl BrokerConfig {
         }
         if self.max_segment_count < 2 {
             errors.push("broker.max_segment_count: must be at least 2".into());
+        }
+        if self.device_rate_per_s > 0 && self.device_burst < self.device_rate_per_s {
+            errors.push("broker.device_burst: must be at least broker.device_rate_per_s".into());
         }
         if self.v5_listen.is_some()
             && self.v5_listen == Some(self.v4_listen)

@@ -1,18 +1,23 @@
 //! The broker stage: rumqttd embedded in-process, with MQTT 3.1.1 and 5 listeners whose
 //! CONNECT is authenticated against the estate registry (device or gateway id and secret).
 //! Ingest and the hub's own publishers reach the router through in-process links.
+//! Every device connection goes through a guard (`guard.rs`) that keeps a client to its own
+//! topics and its publish rate.
 //!
 //! This stage moves bytes only: it may not decode payloads, write to QuestDB or touch
 //! tickets. It reads the estate registry's directory snapshot and nothing else of it.
 
 mod config;
+mod guard;
 mod metrics;
 
 pub use config::BrokerConfig;
+pub use guard::{may_publish, may_subscribe, SHED_PREFIX, UNAUTHORIZED_PREFIX};
 pub use metrics::BrokerMetrics;
 pub use rumqttd::local::{LinkError, LinkRx, LinkTx};
 pub use rumqttd::Notification;
 
+use guard::Guarded;
 use rumqttd::protocol::v4::V4;
 use rumqttd::protocol::v5::V5;
 use rumqttd::{local::LinkBuilder, ConnectionSettings, Router, ServerSettings};
@@ -67,6 +72,7 @@ impl Broker {
         let router = Router::new(0, config.router_config());
         let router_tx = router.spawn();
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let limiter = guard::limiter(config.device_rate_per_s, config.device_burst);
         let mut threads = Vec::new();
         let settings = |name: &str, addr: SocketAddr| {
             let mut s = ServerSettings {
@@ -99,12 +105,20 @@ impl Broker {
             s
         };
         threads.push(spawn_server(
-            Server::new(settings("mqtt-v4", v4_addr), router_tx.clone(), V4),
+            Server::new(
+                settings("mqtt-v4", v4_addr),
+                router_tx.clone(),
+                Guarded::new(V4, limiter.clone(), metrics.clone()),
+            ),
             shutdown_rx.clone(),
         )?);
         if let Some(addr) = v5_addr {
             threads.push(spawn_server(
-                Server::new(settings("mqtt-v5", addr), router_tx.clone(), V5),
+                Server::new(
+                    settings("mqtt-v5", addr),
+                    router_tx.clone(),
+                    Guarded::new(V5, limiter.clone(), metrics.clone()),
+                ),
                 shutdown_rx.clone(),
             )?);
         }

@@ -14,6 +14,12 @@ pub struct ResultLabel {
 pub struct BrokerMetrics {
     /// CONNECT attempts by result: ok, unknown_client, bad_secret, retired.
     pub auth: Family<ResultLabel, Counter>,
+    /// PUBLISHes (and last wills) outside the sender's own topics, diverted to ingest.
+    pub unauthorized_publish: Counter,
+    /// SUBSCRIBE filters outside the client's own topics, neutralised.
+    pub denied_subscribe: Counter,
+    /// PUBLISHes over the per-device rate, shed.
+    pub rate_limited: Counter,
 }
 
 impl BrokerMetrics {
@@ -23,6 +29,21 @@ impl BrokerMetrics {
             "steward_broker_connect_auth",
             "MQTT CONNECT authentications by result",
             m.auth.clone(),
+        );
+        registry.register(
+            "steward_broker_unauthorized_publish",
+            "Publishes refused because the topic is not the sender's own (spoofing attempts)",
+            m.unauthorized_publish.clone(),
+        );
+        registry.register(
+            "steward_broker_denied_subscribe",
+            "Subscription filters refused because they reach beyond the client's own topics",
+            m.denied_subscribe.clone(),
+        );
+        registry.register(
+            "steward_broker_rate_limited",
+            "Publishes shed because the device exceeded its publish rate",
+            m.rate_limited.clone(),
         );
         m
     }

@@ -20,10 +20,16 @@ pub struct IngestConfig {
     /// A batch that is not full is flushed after this long.
     #[serde(with = "humantime_serde")]
     pub flush_interval: Duration,
-    /// Rows ingest keeps in memory while the QuestDB writer is busy or QuestDB is down;
-    /// at this bound ingest waits for the writer (backpressure to the broker). Decoding
-    /// and rules go on until then.
-    pub max_buffered_rows: usize,
+    /// Directory of the durable spool: every accepted row is written here before it is
+    /// sent to QuestDB, and stays until QuestDB has taken it (across restarts).
+    pub spool_dir: std::path::PathBuf,
+    /// Size bound of the spool. When QuestDB stays down this long, new rows are not
+    /// kept (counted in `steward_ingest_spool_full_dropped_rows`) while the rows already
+    /// spooled are; decoding and rules go on, so alarms still become tickets.
+    pub spool_max_bytes: u64,
+    /// Sync each segment to disk when it is sealed (protects against power loss; a
+    /// killed process loses nothing written either way).
+    pub spool_fsync: bool,
     /// Bytes of a rejected payload kept in the `rejects` table.
     pub reject_payload_bytes: usize,
 }
@@ -37,7 +43,9 @@ impl Default for IngestConfig {
             max_past_age: Duration::from_secs(30 * 86_400),
             batch_rows: 50_000,
             flush_interval: Duration::from_millis(200),
-            max_buffered_rows: 1_000_000,
+            spool_dir: std::path::PathBuf::from("var/spool"),
+            spool_max_bytes: 1 << 30,
+            spool_fsync: true,
             reject_payload_bytes: 4096,
         }
     }
@@ -60,8 +68,11 @@ impl IngestConfig {
         {
             e.push("ingest.flush_interval: must be between 1ms and 60s".to_string());
         }
-        if self.max_buffered_rows < self.batch_rows {
-            e.push("ingest.max_buffered_rows: must be at least ingest.batch_rows".to_string());
+        if self.spool_max_bytes < 1 << 20 {
+            e.push("ingest.spool_max_bytes: must be at least 1 MiB".to_string());
+        }
+        if self.spool_dir.as_os_str().is_empty() {
+            e.push("ingest.spool_dir: must not be empty".to_string());
         }
         if self.max_past_age < Duration::from_secs(60) {
             e.push("ingest.max_past_age: must be at least 1m".to_string());

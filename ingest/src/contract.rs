@@ -10,6 +10,7 @@ use wire::{EntryIn, MessageIn, MetricsIn, Scalar};
 mod wire;
 use serde_json::{Map, Value as Json};
 use steward_estate::catalog::{self, MetricType, VENDOR_PREFIX};
+use steward_broker::{SHED_PREFIX, UNAUTHORIZED_PREFIX};
 use steward_estate::{DeviceInfo, DeviceKind, Directory};
 
 /// Which channel of a device a topic addresses.
@@ -111,6 +112,22 @@ pub fn decode(
 ) -> Decoded {
     let mut out = Decoded::default();
     let ctx = Ctx { cfg, now_ms };
+    if let Some(rest) = topic.strip_prefix(UNAUTHORIZED_PREFIX.as_bytes()) {
+        out.rejects.push(unauthorized(rest, dir));
+        return out;
+    }
+    if let Some(sender) = topic.strip_prefix(SHED_PREFIX.as_bytes()) {
+        let sender = String::from_utf8_lossy(sender);
+        out.rejects.push(reject(
+            RejectReason::RateLimited,
+            Some(&sender),
+            format!(
+                "`{}` published faster than its rate limit; this message was dropped",
+                truncate(&sender, 64)
+            ),
+        ));
+        return out;
+    }
     let parsed = match parse_topic(topic) {
         Ok(t) => t,
         Err(detail) => {
@@ -159,6 +176,49 @@ pub fn decode(
         Topic::StationAlerts { .. } => {}
     }
     out
+}
+
+/// A publish the broker diverted because its topic is not the sender's own
+/// (`steward/unauthorized/{sender}/{topic}`). The reasons a wrong topic or an unknown id
+/// would get from its owner come first, so the answer does not depend on who sent it.
+fn unauthorized(rest: &[u8], dir: &Directory) -> Reject {
+    let split = rest.iter().position(|b| *b == b'/').unwrap_or(rest.len());
+    let sender = String::from_utf8_lossy(&rest[..split]);
+    let original = rest.get(split + 1..).unwrap_or_default();
+    let shown = String::from_utf8_lossy(original);
+    let not_authorized = || {
+        reject(
+            RejectReason::NotAuthorized,
+            Some(&sender),
+            format!(
+                "`{sender}` may not publish to `{}`: a client publishes only under its own id",
+                truncate(&shown, 200)
+            ),
+        )
+    };
+    match parse_topic(original) {
+        Err(detail) => reject(RejectReason::BadTopic, Some(&sender), detail),
+        Ok(Topic::Device { id, .. } | Topic::Gateway { id }) => {
+            let known = dir
+                .device(id)
+                .map(|d| d.retired)
+                .or_else(|| dir.gateways.get(id).map(|g| g.retired));
+            match known {
+                None => reject(
+                    RejectReason::UnknownDevice,
+                    Some(&sender),
+                    format!("`{id}` is not in the registry"),
+                ),
+                Some(true) => reject(
+                    RejectReason::RetiredDevice,
+                    Some(&sender),
+                    format!("`{id}` is retired"),
+                ),
+                Some(false) => not_authorized(),
+            }
+        }
+        Ok(Topic::StationAlerts { .. }) => not_authorized(),
+    }
 }
 
 fn lookup<'d>(dir: &'d Directory, id: &str) -> Result<&'d DeviceInfo, Reject> {

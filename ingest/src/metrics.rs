@@ -36,6 +36,14 @@ pub struct IngestMetrics {
     pub pending_rows: Gauge,
     /// Times the router paused our link because we lagged (`Notification::Unschedule`).
     pub link_unscheduled: Counter,
+    /// Bytes of spool segments on disk, waiting for QuestDB.
+    pub spool_bytes: Gauge,
+    /// Sealed spool segments waiting for QuestDB.
+    pub spool_segments: Gauge,
+    /// Rows not spooled because the spool was full (`ingest.spool_max_bytes`).
+    pub spool_full_dropped_rows: Counter,
+    /// Segments found on disk at start and sent again.
+    pub spool_replayed_segments: Counter,
 }
 
 impl IngestMetrics {
@@ -47,6 +55,26 @@ impl IngestMetrics {
                 .get_or_create(&ReasonLabel { reason: r.as_str() });
         }
         let r = registry.sub_registry_with_prefix("steward_ingest");
+        r.register(
+            "spool_bytes",
+            "Bytes of spool segments on disk waiting for QuestDB",
+            m.spool_bytes.clone(),
+        );
+        r.register(
+            "spool_segments",
+            "Sealed spool segments waiting for QuestDB",
+            m.spool_segments.clone(),
+        );
+        r.register(
+            "spool_full_dropped_rows",
+            "Rows not kept because the spool was full",
+            m.spool_full_dropped_rows.clone(),
+        );
+        r.register(
+            "spool_replayed_segments",
+            "Spool segments left by a previous run and sent again",
+            m.spool_replayed_segments.clone(),
+        );
         r.register(
             "received",
             "MQTT messages seen by ingest",

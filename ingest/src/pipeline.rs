@@ -6,9 +6,12 @@ use crate::contract;
 use crate::metrics::{IngestMetrics, KindLabel, ReasonLabel};
 use crate::questdb::ilp::{self, RejectRow};
 use crate::reading::Decoded;
-use crate::writer::{new_buffer, Writer};
+use crate::outbox::Outbox;
+use crate::writer::new_buffer;
 use crate::{IngestConfig, IngestError};
 use questdb::ingress::Buffer;
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -52,26 +55,41 @@ struct Loop {
     metrics: IngestMetrics,
     sinks: Vec<Box<dyn DecodedSink>>,
     buf: Buffer,
+    /// Bytes and rows at the start of `buf` already appended to the spool.
+    spooled_len: usize,
+    spooled_rows: usize,
     first_row_at: Option<Instant>,
-    /// Full batches the writer could not take yet (QuestDB slow or down), oldest first.
-    /// Each stays at most `batch_rows` so no HTTP request grows past that.
-    pending: std::collections::VecDeque<Buffer>,
-    pending_rows: usize,
-    writer: Writer,
+    outbox: Outbox,
+    /// Last time a `rate_limited` reject row was written per device: a flood is counted
+    /// in full but leaves at most one row per second in QuestDB.
+    shed_rows_at: HashMap<String, Instant>,
 }
 
+/// Unspooled bytes after which the ingest loop writes to the spool even in the middle of
+/// a burst: bounds what a killed hub can lose from its own memory.
+const SPOOL_CHUNK: usize = 64 * 1024;
+
 impl Ingest {
+    /// Start the ingest thread: subscribe on `link`, open the spool (sending again what a
+    /// previous run left in it) and the writer to QuestDB at `questdb_http`.
     pub fn start(
         link: (LinkTx, LinkRx),
         registry: Registry,
         cfg: IngestConfig,
-        writer: Writer,
+        questdb_http: SocketAddr,
         metrics: IngestMetrics,
         sinks: Vec<Box<dyn DecodedSink>>,
     ) -> Result<Ingest, IngestError> {
         let (mut tx, rx) = link;
         tx.subscribe(FILTER)
             .map_err(|e| IngestError::Link(e.to_string()))?;
+        let outbox = Outbox::open(
+            &cfg.spool_dir,
+            cfg.spool_max_bytes,
+            cfg.spool_fsync,
+            questdb_http,
+            metrics.clone(),
+        )?;
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
         let state = Loop {
@@ -80,10 +98,11 @@ impl Ingest {
             metrics,
             sinks,
             buf: new_buffer(),
+            spooled_len: 0,
+            spooled_rows: 0,
             first_row_at: None,
-            pending: std::collections::VecDeque::new(),
-            pending_rows: 0,
-            writer,
+            outbox,
+            shed_rows_at: HashMap::new(),
         };
         let thread = std::thread::Builder::new()
             .name("ingest".into())
@@ -95,7 +114,7 @@ impl Ingest {
         })
     }
 
-    /// Flush the current batch, let the writer drain (bounded by `deadline`) and stop.
+    /// Spool and send the current batch, let the writer drain (bounded) and stop.
     pub fn shutdown(mut self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
@@ -114,11 +133,21 @@ impl Loop {
     fn run(mut self, _tx: LinkTx, mut rx: LinkRx, stop: Arc<AtomicBool>) {
         info!("ingest started");
         while !stop.load(Ordering::Relaxed) {
-            let deadline = match self.first_row_at {
-                Some(t) => t + self.cfg.flush_interval,
-                None => Instant::now() + Duration::from_millis(100),
+            // Take what the router has queued without waiting; when nothing is, the burst
+            // has ended: spool its tail, then wait.
+            let next = match rx.recv_deadline(Instant::now()) {
+                Err(steward_broker::LinkError::RecvTimeout(flume::RecvTimeoutError::Timeout)) => {
+                    self.spool_tail();
+                    self.maybe_flush(false);
+                    let deadline = match self.first_row_at {
+                        Some(t) => t + self.cfg.flush_interval,
+                        None => Instant::now() + Duration::from_millis(100),
+                    };
+                    rx.recv_deadline(deadline)
+                }
+                other => other,
             };
-            match rx.recv_deadline(deadline) {
+            match next {
                 Ok(Some(Notification::Forward(f))) => {
                     self.handle(&f.publish.topic, &f.publish.payload);
                 }
@@ -139,16 +168,41 @@ impl Loop {
                     break;
                 }
             }
+            if self.buf.len() - self.spooled_len >= SPOOL_CHUNK {
+                self.spool_tail();
+            }
             self.maybe_flush(false);
         }
-        self.maybe_flush(true);
-        let Loop { writer, .. } = self;
-        writer.shutdown(Duration::from_secs(10));
+        self.spool_tail();
+        let Loop { outbox, buf, .. } = self;
+        outbox.shutdown(buf, Duration::from_secs(10));
         info!("ingest stopped");
     }
 
+    /// Append the rows decoded since the last call to the spool; if the spool is full,
+    /// take them back out of the batch (the outbox counts them).
+    fn spool_tail(&mut self) {
+        let rows = self.buf.row_count() - self.spooled_rows;
+        if rows == 0 {
+            return;
+        }
+        let tail = &self.buf.as_bytes()[self.spooled_len..];
+        if self.outbox.append(tail, rows as u64) {
+            self.spooled_len = self.buf.len();
+            self.spooled_rows = self.buf.row_count();
+            // Rows after this point can be taken back out if the spool fills up.
+            if let Err(e) = self.buf.set_marker() {
+                warn!(error = %e, "cannot mark ingest batch");
+            }
+        } else if let Err(e) = self.buf.rewind_to_marker() {
+            // No marker yet: the batch holds only the rows just refused.
+            debug!(error = %e, "no marker; clearing batch");
+            self.buf.clear();
+        }
+    }
+
     fn maybe_flush(&mut self, force: bool) {
-        self.drain_pending(force);
+        self.outbox.drain();
         let rows = self.buf.row_count();
         if rows == 0 {
             return;
@@ -159,61 +213,33 @@ impl Loop {
         if !(force || due || rows >= self.cfg.batch_rows) {
             return;
         }
+        self.spool_tail();
         let full = std::mem::replace(&mut self.buf, new_buffer());
         self.first_row_at = None;
-        if force {
-            self.buf = self.writer.submit(full);
-            return;
-        }
-        if self.pending.is_empty() {
-            // A healthy but busy writer is waited for: on two cores that backpressure
-            // leaves QuestDB the CPU it needs (bench: 107-130K msg/s vs 98-110K without).
-            // A failing writer is not: rules must go on while QuestDB is down.
-            let mut full = full;
-            loop {
-                match self.writer.try_submit(full) {
-                    Ok(empty) => {
-                        self.buf = empty;
-                        return;
-                    }
-                    Err(kept) if self.writer.is_failing() => {
-                        self.pending_rows += kept.row_count();
-                        self.pending.push_back(kept);
-                        break;
-                    }
-                    Err(kept) => {
-                        full = kept;
-                        std::thread::sleep(Duration::from_micros(500));
-                    }
-                }
-            }
-        } else {
-            self.pending_rows += full.row_count();
-            self.pending.push_back(full);
-        }
-        // The writer is busy (QuestDB slow or down): keep the batch and go on decoding,
-        // so rules still see every message. At the memory bound, wait for the writer:
-        // backpressure reaches the broker instead of memory growing without limit.
-        if self.pending_rows >= self.cfg.max_buffered_rows {
-            warn!(
-                rows = self.pending_rows,
-                "ingest buffer full; waiting for questdb"
-            );
-            self.drain_pending(true);
-        }
+        self.spooled_len = 0;
+        self.spooled_rows = 0;
+        // A healthy but busy writer is waited for: on two cores that backpressure
+        // leaves QuestDB the CPU it needs (bench: 107-130K msg/s vs 98-110K without).
+        // A failing writer is not: rules must go on while QuestDB is down, and the
+        // batch waits in the spool.
+        self.buf = self.outbox.send(full, true);
     }
 
-    /// Hand waiting batches to the writer in order; `block` waits until all are taken.
-    fn drain_pending(&mut self, block: bool) {
-        while let Some(b) = self.pending.pop_front() {
-            let rows = b.row_count();
-            if block {
-                let _ = self.writer.submit(b);
-            } else if let Err(kept) = self.writer.try_submit(b) {
-                self.pending.push_front(kept);
-                return;
+    fn shed_row_due(&mut self, r: &crate::Reject) -> bool {
+        let Some(device) = r.device_id.as_deref() else {
+            return true;
+        };
+        let now = Instant::now();
+        match self.shed_rows_at.get_mut(device) {
+            Some(t) if now.duration_since(*t) < Duration::from_secs(1) => false,
+            Some(t) => {
+                *t = now;
+                true
             }
-            self.pending_rows -= rows;
+            None => {
+                self.shed_rows_at.insert(device.to_string(), now);
+                true
+            }
         }
     }
 
@@ -260,6 +286,9 @@ impl Loop {
                 })
                 .inc();
             debug!(reason = %r.reason, detail = %r.detail, "rejected");
+            if r.reason == crate::RejectReason::RateLimited && !self.shed_row_due(r) {
+                continue;
+            }
             // Only registry-shaped ids become symbols; anything else stays in the detail.
             let device_id = r.device_id.as_deref().filter(|d| validate_id(d).is_ok());
             let row = RejectRow {

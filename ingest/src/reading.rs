@@ -118,10 +118,12 @@ pub enum RejectReason {
     OutOfRange,
     UnknownEvent,
     BadStatus,
+    NotAuthorized,
+    RateLimited,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 15] = [
+    pub const ALL: [RejectReason; 17] = [
         RejectReason::BadTopic,
         RejectReason::UnknownDevice,
         RejectReason::RetiredDevice,
@@ -137,6 +139,8 @@ impl RejectReason {
         RejectReason::OutOfRange,
         RejectReason::UnknownEvent,
         RejectReason::BadStatus,
+        RejectReason::NotAuthorized,
+        RejectReason::RateLimited,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -156,6 +160,8 @@ impl RejectReason {
             RejectReason::OutOfRange => "out_of_range",
             RejectReason::UnknownEvent => "unknown_event",
             RejectReason::BadStatus => "bad_status",
+            RejectReason::NotAuthorized => "not_authorized",
+            RejectReason::RateLimited => "rate_limited",
         }
     }
 }

@@ -1,29 +1,42 @@
-//! The QuestDB writer: a dedicated thread (questdb-rs is blocking) that flushes full
-//! buffers handed over by the ingest loop, retrying until QuestDB takes them.
+//! The QuestDB writer: a dedicated thread that sends sealed spool segments to QuestDB's
+//! ILP-over-HTTP endpoint and deletes each segment once QuestDB has taken it.
+//!
+//! Segments are sent as raw ILP bytes (the same bytes questdb-rs encodes), because a
+//! segment replayed after a restart exists only as bytes on disk. Network errors and 5xx
+//! are retried without limit; a segment QuestDB refuses as invalid several times is moved
+//! to `dead/` in the spool (kept for inspection, counted) so it cannot stall the stream.
 
 use crate::metrics::IngestMetrics;
+use crate::spool::{read_segment, segment_path, SegmentInfo};
 use crate::IngestError;
-use questdb::ingress::{Buffer, ProtocolVersion, Sender};
-use questdb::ErrorCode;
+use questdb::ingress::{Buffer, ProtocolVersion};
+use std::borrow::Cow;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
-/// How many filled buffers may wait for the writer; beyond that the ingest loop blocks,
-/// which is the backpressure that keeps memory bounded while QuestDB is slow.
+/// How many sealed segments may wait for the writer with their bytes still in memory;
+/// beyond that a healthy but busy writer makes the ingest loop wait.
 const QUEUE: usize = 4;
-/// A batch QuestDB refuses as invalid this many times is dropped (and counted) so one
-/// bad row cannot stall the stream forever; network errors are retried without limit.
+/// A segment QuestDB refuses as invalid this many times is set aside.
 const MAX_INVALID_ATTEMPTS: u32 = 5;
 
+/// A sealed segment handed to the writer; `data` holds its bytes when they are still in
+/// memory, otherwise the writer reads the segment file.
+pub struct Batch {
+    pub segment: SegmentInfo,
+    pub data: Option<Buffer>,
+}
+
 pub struct Writer {
-    /// Set while flushes fail (QuestDB down or refusing); cleared by the next success.
+    /// Set while sends fail (QuestDB down or refusing); cleared by the next success.
     failing: Arc<AtomicBool>,
-    tx: Option<SyncSender<Buffer>>,
+    tx: Option<SyncSender<Batch>>,
     recycle: Receiver<Buffer>,
     handle: Option<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
@@ -34,21 +47,35 @@ pub fn new_buffer() -> Buffer {
 }
 
 impl Writer {
-    pub fn start(addr: SocketAddr, metrics: IngestMetrics) -> Result<Writer, IngestError> {
-        let (tx, rx) = sync_channel::<Buffer>(QUEUE);
+    /// Start the writer for the spool in `dir`; `spool_bytes` is the spool's on-disk total,
+    /// which the writer lowers as segments are delivered.
+    pub fn start(
+        addr: SocketAddr,
+        dir: PathBuf,
+        spool_bytes: Arc<AtomicU64>,
+        metrics: IngestMetrics,
+    ) -> Result<Writer, IngestError> {
+        let (tx, rx) = sync_channel::<Batch>(QUEUE);
         let (recycle_tx, recycle) = sync_channel::<Buffer>(QUEUE + 2);
         let stop = Arc::new(AtomicBool::new(false));
-        // protocol_version=2 lets the sender start while QuestDB is down (no probe).
-        let conf = format!(
-            "http::addr={addr};protocol_version=2;retry_timeout=1000;request_timeout=15000;"
-        );
-        Sender::from_conf(&conf).map_err(|e| IngestError::Writer(e.to_string()))?;
-        let stop2 = stop.clone();
         let failing = Arc::new(AtomicBool::new(false));
-        let failing2 = failing.clone();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        let ctx = Ctx {
+            url: format!("http://{addr}/write?precision=n"),
+            agent,
+            dir,
+            spool_bytes,
+            metrics,
+            stop: stop.clone(),
+            failing: failing.clone(),
+        };
         let handle = std::thread::Builder::new()
             .name("questdb-writer".into())
-            .spawn(move || run(conf, rx, recycle_tx, metrics, stop2, failing2))
+            .spawn(move || run(ctx, rx, recycle_tx))
             .map_err(|e| IngestError::Writer(e.to_string()))?;
         Ok(Writer {
             failing,
@@ -59,42 +86,42 @@ impl Writer {
         })
     }
 
-    /// Hand a filled buffer to the writer; blocks while the queue is full. Returns an
-    /// empty buffer to keep filling.
-    pub fn submit(&self, buf: Buffer) -> Buffer {
-        if let Some(tx) = &self.tx {
-            if let Err(e) = tx.send(buf) {
-                error!("questdb writer is gone; batch lost");
-                drop(e);
-            }
-        }
+    /// A cleared buffer to fill, reusing one the writer has finished with.
+    pub fn buffer(&self) -> Buffer {
         self.recycle.try_recv().unwrap_or_else(|_| new_buffer())
     }
 
-    /// Whether the last flush attempt failed (QuestDB down or refusing).
+    /// Hand a sealed segment to the writer; blocks while the queue is full.
+    pub fn submit(&self, batch: Batch) {
+        if let Some(tx) = &self.tx {
+            if tx.send(batch).is_err() {
+                error!("questdb writer is gone; the segment stays in the spool");
+            }
+        }
+    }
+
+    /// Whether the last send failed (QuestDB down or refusing).
     pub fn is_failing(&self) -> bool {
         self.failing.load(Ordering::Relaxed)
     }
 
-    /// Hand a filled buffer over if the queue has room; otherwise give it back, so the
-    /// caller can keep decoding (and feeding rules) while QuestDB is slow or down.
-    pub fn try_submit(&self, buf: Buffer) -> Result<Buffer, Buffer> {
+    /// Hand a segment over if the queue has room; otherwise give it back.
+    pub fn try_submit(&self, batch: Batch) -> Result<(), Batch> {
         match &self.tx {
-            Some(tx) => match tx.try_send(buf) {
-                Ok(()) => Ok(self.recycle.try_recv().unwrap_or_else(|_| new_buffer())),
+            Some(tx) => match tx.try_send(batch) {
+                Ok(()) => Ok(()),
                 Err(std::sync::mpsc::TrySendError::Full(b)) => Err(b),
-                Err(std::sync::mpsc::TrySendError::Disconnected(b)) => {
-                    error!("questdb writer is gone; batch lost");
-                    drop(b);
-                    Ok(new_buffer())
+                Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
+                    error!("questdb writer is gone; the segment stays in the spool");
+                    Ok(())
                 }
             },
-            None => Ok(new_buffer()),
+            None => Ok(()),
         }
     }
 
-    /// Flush what is queued and stop. `deadline` bounds how long an unreachable QuestDB
-    /// may delay shutdown.
+    /// Send what is queued and stop. `deadline` bounds how long an unreachable QuestDB
+    /// may delay shutdown; what is not sent by then stays in the spool for the next start.
     pub fn shutdown(mut self, deadline: Duration) {
         self.tx.take();
         if let Some(h) = self.handle.take() {
@@ -115,69 +142,141 @@ impl Drop for Writer {
     }
 }
 
-fn run(
-    conf: String,
-    rx: Receiver<Buffer>,
-    recycle: SyncSender<Buffer>,
+struct Ctx {
+    url: String,
+    agent: ureq::Agent,
+    dir: PathBuf,
+    spool_bytes: Arc<AtomicU64>,
     metrics: IngestMetrics,
     stop: Arc<AtomicBool>,
     failing: Arc<AtomicBool>,
-) {
-    let mut sender: Option<Sender> = None;
-    while let Ok(mut buf) = rx.recv() {
-        let rows = buf.row_count() as i64;
+}
+
+enum SendError {
+    /// QuestDB answered that the data is invalid.
+    Refused(String),
+    /// QuestDB unreachable, timed out or failing (5xx): worth retrying.
+    Transport(String),
+}
+
+impl Ctx {
+    fn send(&self, body: &[u8]) -> Result<(), SendError> {
+        let resp = self
+            .agent
+            .post(&self.url)
+            .header("Content-Type", "text/plain; charset=utf-8")
+            .send(body)
+            .map_err(|e| SendError::Transport(e.to_string()))?;
+        let status = resp.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(());
+        }
+        let mut resp = resp;
+        let text = resp
+            .body_mut()
+            .with_config()
+            .limit(4096)
+            .read_to_string()
+            .unwrap_or_default();
+        let msg = format!("HTTP {status}: {}", text.trim());
+        if (400..500).contains(&status) {
+            Err(SendError::Refused(msg))
+        } else {
+            Err(SendError::Transport(msg))
+        }
+    }
+
+    fn delivered(&self, seg: &SegmentInfo) {
+        let path = segment_path(&self.dir, seg.id);
+        if let Err(e) = std::fs::remove_file(&path) {
+            // A segment that stays is sent again at the next start; DEDUP absorbs it.
+            warn!(file = %path.display(), error = %e, "cannot delete delivered segment");
+        }
+        self.release(seg);
+        self.metrics.pending_rows.dec_by(seg.rows as i64);
+        self.metrics.rows_written.inc_by(seg.rows);
+        self.metrics.flushes.inc();
+    }
+
+    fn set_aside(&self, seg: &SegmentInfo, why: &str) {
+        let path = segment_path(&self.dir, seg.id);
+        let dead = self.dir.join("dead");
+        let moved = std::fs::create_dir_all(&dead)
+            .and_then(|_| std::fs::rename(&path, dead.join(path.file_name().unwrap_or_default())));
+        error!(segment = seg.id, rows = seg.rows, reason = why, moved = moved.is_ok(),
+            "questdb refused a spool segment repeatedly; set aside in spool/dead");
+        self.release(seg);
+        self.metrics.pending_rows.dec_by(seg.rows as i64);
+        self.metrics.rows_dropped.inc_by(seg.rows);
+    }
+
+    fn release(&self, seg: &SegmentInfo) {
+        let prev = self
+            .spool_bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                Some(b.saturating_sub(seg.bytes))
+            })
+            .unwrap_or(0);
+        let left = prev.saturating_sub(seg.bytes);
+        self.metrics.spool_bytes.set(left as i64);
+        self.metrics.spool_segments.dec();
+    }
+}
+
+fn run(ctx: Ctx, rx: Receiver<Batch>, recycle: SyncSender<Buffer>) {
+    while let Ok(batch) = rx.recv() {
+        let seg = batch.segment;
+        let body: Cow<[u8]> = match &batch.data {
+            Some(buf) => Cow::Borrowed(buf.as_bytes()),
+            None => match read_segment(&segment_path(&ctx.dir, seg.id)) {
+                Ok(b) => Cow::Owned(b),
+                Err(e) => {
+                    error!(segment = seg.id, error = %e, "cannot read spool segment");
+                    ctx.set_aside(&seg, "unreadable");
+                    continue;
+                }
+            },
+        };
         let mut invalid_attempts = 0;
         let mut backoff = Duration::from_millis(50);
         loop {
-            if sender.is_none() {
-                match Sender::from_conf(&conf) {
-                    Ok(s) => sender = Some(s),
-                    Err(e) => warn!(error = %e, "cannot create questdb sender"),
-                }
-            }
-            let result = match sender.as_mut() {
-                Some(s) => s.flush_and_keep(&buf),
-                None => Err(questdb::Error::new(
-                    ErrorCode::SocketError,
-                    "no sender".to_string(),
-                )),
-            };
-            match result {
+            match ctx.send(&body) {
                 Ok(()) => {
-                    failing.store(false, Ordering::Relaxed);
-                    metrics.rows_written.inc_by(rows as u64);
-                    metrics.flushes.inc();
-                    metrics.pending_rows.dec_by(rows);
+                    if ctx.failing.swap(false, Ordering::Relaxed) {
+                        info!("questdb takes writes again");
+                    }
+                    ctx.delivered(&seg);
                     break;
                 }
                 Err(e) => {
-                    failing.store(true, Ordering::Relaxed);
-                    metrics.flush_errors.inc();
-                    if e.code() == ErrorCode::ServerFlushError {
-                        invalid_attempts += 1;
-                        if invalid_attempts >= MAX_INVALID_ATTEMPTS {
-                            error!(error = %e, rows, "questdb refused a batch repeatedly; dropping it");
-                            metrics.rows_dropped.inc_by(rows as u64);
-                            metrics.pending_rows.dec_by(rows);
-                            break;
+                    ctx.failing.store(true, Ordering::Relaxed);
+                    ctx.metrics.flush_errors.inc();
+                    let msg = match e {
+                        SendError::Refused(m) => {
+                            invalid_attempts += 1;
+                            if invalid_attempts >= MAX_INVALID_ATTEMPTS {
+                                ctx.set_aside(&seg, &m);
+                                break;
+                            }
+                            m
                         }
-                    } else {
-                        // A broken connection is not reused.
-                        sender = None;
+                        SendError::Transport(m) => m,
+                    };
+                    if ctx.stop.load(Ordering::SeqCst) {
+                        warn!(segment = seg.id, rows = seg.rows, error = %msg,
+                            "questdb unreachable at shutdown; the segment stays in the spool");
+                        return;
                     }
-                    if stop.load(Ordering::SeqCst) {
-                        error!(error = %e, rows, "questdb unreachable at shutdown; batch lost");
-                        metrics.rows_dropped.inc_by(rows as u64);
-                        metrics.pending_rows.dec_by(rows);
-                        break;
-                    }
-                    warn!(error = %e, rows, retry_in = ?backoff, "questdb flush failed");
+                    warn!(error = %msg, rows = seg.rows, retry_in = ?backoff, "questdb write failed");
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
             }
         }
-        buf.clear();
-        let _ = recycle.try_send(buf);
+        drop(body);
+        if let Some(mut buf) = batch.data {
+            buf.clear();
+            let _ = recycle.try_send(buf);
+        }
     }
 }

@@ -1,0 +1,235 @@
+//! Per-connection checks rumqttd does not have: who may publish where, who may subscribe
+//! to what, and how fast one device may publish.
+//!
+//! rumqttd has no per-topic ACL, and a publish forwarded to ingest does not say which
+//! client sent it. rumqttd does let the embedding program choose the `Protocol` that
+//! decodes every packet of a connection, and it clones that value once per accepted
+//! connection before the first packet. [`Guarded`] wraps the real codec, remembers the
+//! authenticated username from CONNECT, and rewrites each later packet it must refuse:
+//!
+//! - a PUBLISH outside the sender's own namespace (`devices/{self}/…` or
+//!   `gateways/{self}/…`, never `…/commands`) goes to
+//!   `steward/unauthorized/{sender}/{original topic}`, so ingest records the refusal with
+//!   the real sender and the owner's data is never touched;
+//! - a PUBLISH over the device's rate goes to `steward/shed/{sender}`, which ingest counts;
+//! - a SUBSCRIBE filter outside the client's namespace becomes
+//!   `steward/denied/{sender}/…`, which nothing ever publishes to;
+//! - a last will is checked like a PUBLISH;
+//! - a client id other than the username is prefixed with `{username}:`, so one device
+//!   cannot take over (and disconnect) another's session by reusing its client id.
+//!
+//! Rewriting instead of disconnecting keeps the connection (and the device's other,
+//! valid traffic) alive and lets the vendor read the reason among the rejects.
+
+use crate::metrics::BrokerMetrics;
+use bytes::{Bytes, BytesMut};
+use governor::clock::DefaultClock;
+use governor::state::keyed::DashMapStateStore;
+use governor::{Quota, RateLimiter};
+use rumqttd::protocol::{Error, Packet, Protocol};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+/// Prefix of publishes refused for their topic; ingest turns them into rejects.
+pub const UNAUTHORIZED_PREFIX: &str = "steward/unauthorized/";
+/// Prefix of publishes shed by the per-device rate limit.
+pub const SHED_PREFIX: &str = "steward/shed/";
+const DENIED_PREFIX: &str = "steward/denied/";
+
+pub(crate) type Limiter = RateLimiter<Arc<str>, DashMapStateStore<Arc<str>>, DefaultClock>;
+
+/// Per-device publish rate, shared by every connection of the device.
+pub(crate) fn limiter(rate_per_s: u32, burst: u32) -> Option<Arc<Limiter>> {
+    let rate = NonZeroU32::new(rate_per_s)?;
+    let burst = NonZeroU32::new(burst.max(rate_per_s)).unwrap_or(rate);
+    Some(Arc::new(RateLimiter::keyed(
+        Quota::per_second(rate).allow_burst(burst),
+    )))
+}
+
+#[derive(Clone)]
+pub(crate) struct Guarded<P> {
+    inner: P,
+    /// The CONNECT username (device or gateway id); set by the first packet.
+    identity: Option<Arc<str>>,
+    limiter: Option<Arc<Limiter>>,
+    metrics: BrokerMetrics,
+}
+
+impl<P> Guarded<P> {
+    pub(crate) fn new(inner: P, limiter: Option<Arc<Limiter>>, metrics: BrokerMetrics) -> Self {
+        Guarded {
+            inner,
+            identity: None,
+            limiter,
+            metrics,
+        }
+    }
+}
+
+/// Whether `identity` may publish to `topic`: its own `devices/` or `gateways/` namespace,
+/// but not the downlink `commands` channel.
+pub fn may_publish(identity: &str, topic: &[u8]) -> bool {
+    let mut parts = topic.splitn(3, |b| *b == b'/');
+    let (Some(root), Some(id), rest) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    (root == b"devices" || root == b"gateways")
+        && !identity.is_empty()
+        && id == identity.as_bytes()
+        && rest != Some(b"commands".as_slice())
+}
+
+/// Whether `identity` may subscribe to `filter`: only inside its own namespace (where its
+/// commands arrive) and to the station alert topics crews' clients listen on.
+pub fn may_subscribe(identity: &str, filter: &str) -> bool {
+    let own = |root: &str| {
+        filter
+            .strip_prefix(root)
+            .and_then(|f| f.strip_prefix(identity))
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
+    if own("devices/") || own("gateways/") {
+        return true;
+    }
+    // Station alerts carry no telemetry; `stations/{id}/alerts` or `stations/+/alerts`.
+    let mut parts = filter.split('/');
+    matches!(
+        (parts.next(), parts.next(), parts.next(), parts.next()),
+        (Some("stations"), Some(s), Some("alerts"), None) if !s.is_empty() && s != "#"
+    )
+}
+
+fn prefixed(prefix: &str, identity: &str, rest: &[u8]) -> Bytes {
+    let mut t = BytesMut::with_capacity(prefix.len() + identity.len() + 1 + rest.len());
+    t.extend_from_slice(prefix.as_bytes());
+    t.extend_from_slice(identity.as_bytes());
+    if !rest.is_empty() {
+        t.extend_from_slice(b"/");
+        t.extend_from_slice(rest);
+    }
+    t.freeze()
+}
+
+impl<P: Protocol> Guarded<P> {
+    fn check(&mut self, packet: Packet) -> Packet {
+        match packet {
+            Packet::Connect(mut connect, props, mut will, will_props, login) => {
+                // Authentication (after this returns) is by username; an empty one fails it.
+                let user: Arc<str> = login
+                    .as_ref()
+                    .map(|l| l.username.as_str())
+                    .unwrap_or("")
+                    .into();
+                if !connect.client_id.is_empty() && connect.client_id != *user {
+                    connect.client_id = format!("{user}:{}", connect.client_id);
+                }
+                if let Some(w) = will.as_mut() {
+                    if !may_publish(&user, &w.topic) {
+                        self.metrics.unauthorized_publish.inc();
+                        w.topic = prefixed(UNAUTHORIZED_PREFIX, &user, &w.topic);
+                        w.retain = false;
+                    }
+                }
+                self.identity = Some(user);
+                Packet::Connect(connect, props, will, will_props, login)
+            }
+            Packet::Publish(mut publish, props) => {
+                let Some(identity) = self.identity.as_ref() else {
+                    // rumqttd refuses anything before CONNECT itself.
+                    return Packet::Publish(publish, props);
+                };
+                // A v5 publish may name its topic by an alias alone; the router maps it to
+                // the topic registered with the alias, which was checked (and, if refused,
+                // rewritten) when it was registered.
+                let by_alias = publish.topic.is_empty()
+                    && props.as_ref().is_some_and(|p| p.topic_alias.is_some());
+                if !by_alias && !may_publish(identity, &publish.topic) {
+                    self.metrics.unauthorized_publish.inc();
+                    publish.topic = prefixed(UNAUTHORIZED_PREFIX, identity, &publish.topic);
+                    publish.retain = false;
+                } else if let Some(l) = &self.limiter {
+                    if l.check_key(identity).is_err() {
+                        self.metrics.rate_limited.inc();
+                        publish.topic = prefixed(SHED_PREFIX, identity, b"");
+                        publish.retain = false;
+                    }
+                }
+                Packet::Publish(publish, props)
+            }
+            Packet::Subscribe(mut subscribe, props) => {
+                if let Some(identity) = self.identity.as_ref() {
+                    for f in subscribe.filters.iter_mut() {
+                        if !may_subscribe(identity, &f.path) {
+                            self.metrics.denied_subscribe.inc();
+                            f.path = format!("{DENIED_PREFIX}{identity}/{}", f.path);
+                        }
+                    }
+                }
+                Packet::Subscribe(subscribe, props)
+            }
+            other => other,
+        }
+    }
+}
+
+impl<P: Protocol> Protocol for Guarded<P> {
+    fn read_mut(&mut self, stream: &mut BytesMut, max_size: usize) -> Result<Packet, Error> {
+        let packet = self.inner.read_mut(stream, max_size)?;
+        Ok(self.check(packet))
+    }
+
+    fn write(&self, packet: Packet, write: &mut BytesMut) -> Result<usize, Error> {
+        self.inner.write(packet, write)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_only_in_own_namespace() {
+        assert!(may_publish("lift-1", b"devices/lift-1/telemetry"));
+        assert!(may_publish("lift-1", b"devices/lift-1/status"));
+        assert!(may_publish("lift-1", b"devices/lift-1/anything-else"));
+        assert!(may_publish("gw-1", b"gateways/gw-1/telemetry"));
+        assert!(!may_publish("lift-1", b"devices/lift-2/telemetry"));
+        assert!(!may_publish("lift-1", b"devices/lift-10/telemetry"));
+        assert!(!may_publish("lift-10", b"devices/lift-1/telemetry"));
+        assert!(!may_publish("lift-1", b"devices/lift-1/commands"));
+        // Malformed but own: passed on, so ingest answers `bad_topic`.
+        assert!(may_publish("lift-1", b"devices/lift-1"));
+        assert!(!may_publish("lift-1", b"stations/st-1/alerts"));
+        assert!(!may_publish("lift-1", b"steward/unauthorized/lift-2/x"));
+        assert!(!may_publish("gw-1", b"gateways/gw-2/telemetry"));
+        assert!(!may_publish("", b"devices//telemetry"));
+    }
+
+    #[test]
+    fn subscribe_only_to_own_commands_and_station_alerts() {
+        assert!(may_subscribe("lift-1", "devices/lift-1/commands"));
+        assert!(may_subscribe("lift-1", "devices/lift-1/#"));
+        assert!(may_subscribe("gw-1", "gateways/gw-1/#"));
+        assert!(may_subscribe("crew", "stations/st-1/alerts"));
+        assert!(may_subscribe("crew", "stations/+/alerts"));
+        assert!(!may_subscribe("lift-1", "#"));
+        assert!(!may_subscribe("lift-1", "devices/+/telemetry"));
+        assert!(!may_subscribe("lift-1", "devices/lift-10/commands"));
+        assert!(!may_subscribe("lift-1", "devices/#"));
+        assert!(!may_subscribe("lift-1", "stations/#"));
+        assert!(!may_subscribe("lift-1", "stations/+/alerts/#"));
+        assert!(!may_subscribe("lift-1", "steward/#"));
+    }
+
+    #[test]
+    fn rate_limit_is_per_identity() {
+        let l = limiter(10, 20).expect("limiter");
+        let a: Arc<str> = "a".into();
+        let b: Arc<str> = "b".into();
+        let passed = (0..100).filter(|_| l.check_key(&a).is_ok()).count();
+        assert!((20..=22).contains(&passed), "burst of 20, got {passed}");
+        assert!(l.check_key(&b).is_ok(), "another device keeps its own budget");
+        assert!(limiter(0, 0).is_none(), "0 disables the limit");
+    }
+}

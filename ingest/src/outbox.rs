@@ -1,0 +1,155 @@
+//! Spool plus writer: rows go to disk first, sealed segments go to QuestDB in order, and
+//! segments QuestDB could not take yet wait on disk (not in memory) until it can.
+
+use crate::metrics::IngestMetrics;
+use crate::spool::{SegmentInfo, Spool};
+use crate::writer::{Batch, Writer};
+use crate::IngestError;
+use questdb::ingress::Buffer;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tracing::warn;
+
+pub struct Outbox {
+    spool: Spool,
+    writer: Writer,
+    /// Sealed segments the writer has not taken yet, oldest first; their bytes are on disk.
+    pending: VecDeque<SegmentInfo>,
+    metrics: IngestMetrics,
+    full_warned: Option<Instant>,
+}
+
+impl Outbox {
+    /// Open the spool in `dir` (sending again what a previous run left there) and start
+    /// the writer to QuestDB at `questdb_http`.
+    pub fn open(
+        dir: &Path,
+        max_bytes: u64,
+        fsync: bool,
+        questdb_http: SocketAddr,
+        metrics: IngestMetrics,
+    ) -> Result<Outbox, IngestError> {
+        let (spool, found) = Spool::open(dir, max_bytes, fsync)?;
+        let writer = Writer::start(
+            questdb_http,
+            dir.to_path_buf(),
+            spool.shared_bytes(),
+            metrics.clone(),
+        )?;
+        metrics.spool_bytes.set(spool.disk_bytes() as i64);
+        metrics.spool_segments.set(found.len() as i64);
+        metrics.spool_replayed_segments.inc_by(found.len() as u64);
+        metrics
+            .pending_rows
+            .inc_by(found.iter().map(|s| s.rows as i64).sum());
+        let mut outbox = Outbox {
+            spool,
+            writer,
+            pending: found.into(),
+            metrics,
+            full_warned: None,
+        };
+        outbox.drain();
+        Ok(outbox)
+    }
+
+    /// Append whole ILP rows to the open segment. `false` when the spool is full: the
+    /// caller drops these rows (they are counted here).
+    pub fn append(&mut self, ilp: &[u8], rows: u64) -> bool {
+        if self.spool.is_full(ilp.len()) {
+            self.metrics.spool_full_dropped_rows.inc_by(rows);
+            self.metrics.pending_rows.dec_by(rows as i64);
+            if self
+                .full_warned
+                .is_none_or(|t| t.elapsed() > Duration::from_secs(10))
+            {
+                warn!(
+                    bytes = self.spool.disk_bytes(),
+                    "spool full (ingest.spool_max_bytes); new rows are not kept until QuestDB catches up"
+                );
+                self.full_warned = Some(Instant::now());
+            }
+            return false;
+        }
+        if let Err(e) = self.spool.append(ilp, rows) {
+            // A disk that refuses writes is reported, and the rows still go to QuestDB
+            // from memory below; only their durability is lost.
+            warn!(error = %e, "cannot write to the spool");
+        }
+        self.metrics.spool_bytes.set(self.spool.disk_bytes() as i64);
+        true
+    }
+
+    /// Seal the open segment and hand it, with its bytes in `data`, to the writer.
+    /// `wait_if_busy`: wait while a healthy writer is busy (backpressure that leaves
+    /// QuestDB its CPU); never wait for a failing one, so decoding and rules go on.
+    /// Returns an empty buffer to fill next.
+    pub fn send(&mut self, data: Buffer, wait_if_busy: bool) -> Buffer {
+        let segment = match self.spool.seal() {
+            Ok(Some(s)) => s,
+            Ok(None) => return data,
+            Err(e) => {
+                warn!(error = %e, "cannot seal spool segment");
+                return data;
+            }
+        };
+        self.metrics.spool_segments.inc();
+        self.drain();
+        if !self.pending.is_empty() {
+            self.pending.push_back(segment);
+            return self.recycled(data);
+        }
+        let mut batch = Batch {
+            segment,
+            data: Some(data),
+        };
+        loop {
+            match self.writer.try_submit(batch) {
+                Ok(()) => return self.writer.buffer(),
+                Err(kept) if !wait_if_busy || self.writer.is_failing() => {
+                    self.pending.push_back(kept.segment);
+                    return kept.data.map_or_else(|| self.writer.buffer(), |d| self.recycled(d));
+                }
+                Err(kept) => {
+                    batch = kept;
+                    std::thread::sleep(Duration::from_micros(500));
+                }
+            }
+        }
+    }
+
+    fn recycled(&self, mut data: Buffer) -> Buffer {
+        data.clear();
+        data
+    }
+
+    /// Hand waiting segments to the writer while it has room.
+    pub fn drain(&mut self) {
+        while let Some(segment) = self.pending.pop_front() {
+            if let Err(kept) = self.writer.try_submit(Batch {
+                segment,
+                data: None,
+            }) {
+                self.pending.push_front(kept.segment);
+                return;
+            }
+        }
+    }
+
+    /// Seal what is open, try to deliver everything for up to `deadline`, and stop.
+    /// Whatever QuestDB has not taken by then stays in the spool for the next start.
+    pub fn shutdown(mut self, data: Buffer, deadline: Duration) {
+        let start = Instant::now();
+        let _ = self.send(data, false);
+        while !self.pending.is_empty() && start.elapsed() < deadline {
+            self.drain();
+            if !self.pending.is_empty() {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        self.writer
+            .shutdown(deadline.saturating_sub(start.elapsed()));
+    }
+}

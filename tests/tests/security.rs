@@ -1,0 +1,255 @@
+//! A device may publish and subscribe only under its own id, may not take over another
+//! device's session, and may not flood the hub: over real MQTT, against a real QuestDB.
+
+use rumqttc::QoS;
+use serde_json::json;
+use std::time::Duration;
+use steward_tests::{now_ms, wait_until, HubSandbox, TestClient};
+
+const T: Duration = Duration::from_secs(30);
+
+async fn metric(sb: &HubSandbox, line_prefix: &str) -> anyhow::Result<f64> {
+    let text = sb
+        .http()
+        .get(sb.api("/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    Ok(text
+        .lines()
+        .find(|l| l.starts_with(line_prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_cannot_publish_as_another_and_the_attempt_is_rejected_and_counted(
+) -> anyhow::Result<()> {
+    let sb = HubSandbox::start().await?;
+    let t0 = now_ms() - 10_000;
+    let attacker = sb.device("smoke-1", "smoke-1-secret").await?;
+    let victim = sb.device("smoke-2", "smoke-2-secret").await?;
+    let lift = sb.device("lift-1", "lift-1-secret").await?;
+    lift.client
+        .subscribe("devices/lift-1/commands", QoS::AtLeastOnce)
+        .await?;
+
+    // The victim's own reading, then the attacker's forgeries under its id, under a
+    // gateway, into another device's command channel and into a station's alerts.
+    victim
+        .publish(
+            "devices/smoke-2/telemetry",
+            json!({"ts": t0, "seq": 1, "metrics": {"alarm": false, "co_ppm": 1.0}}).to_string(),
+        )
+        .await?;
+    let forged = [
+        (
+            "devices/smoke-2/telemetry",
+            json!({"ts": t0 + 1000, "seq": 2, "metrics": {"alarm": true, "co_ppm": 666.0}})
+                .to_string(),
+        ),
+        (
+            "gateways/gw-1/telemetry",
+            json!([{"device_id": "pump-9", "ts": t0, "metrics": {"running": false}}]).to_string(),
+        ),
+        (
+            "devices/lift-1/commands",
+            json!({"command": "out_of_service"}).to_string(),
+        ),
+        (
+            "stations/st-north/alerts",
+            json!({"kind": "opened", "message": "fake"}).to_string(),
+        ),
+    ];
+    for (topic, payload) in &forged {
+        attacker.publish(topic, payload.clone()).await?;
+    }
+    attacker.wait_acks(forged.len() as u64).await?;
+    victim.wait_acks(1).await?;
+
+    sb.wait_count(
+        "SELECT count() FROM rejects WHERE reason = 'not_authorized' AND device_id = 'smoke-1'",
+        forged.len() as i64,
+        T,
+    )
+    .await?;
+    // The victim's data is untouched: its one reading, no alarm, no forged value.
+    sb.wait_count(
+        "SELECT count() FROM smoke_telemetry WHERE device_id = 'smoke-2'",
+        1,
+        T,
+    )
+    .await?;
+    assert_eq!(
+        sb.count("SELECT count() FROM smoke_telemetry WHERE device_id = 'smoke-2' AND co_ppm = 666.0")
+            .await?,
+        0
+    );
+    assert_eq!(
+        sb.count("SELECT count() FROM pump_telemetry WHERE device_id = 'pump-9'")
+            .await?,
+        0
+    );
+    let detail = sb
+        .sql("SELECT detail FROM rejects WHERE reason = 'not_authorized' AND topic = 'steward/unauthorized/smoke-1/devices/smoke-2/telemetry'")
+        .await?;
+    let text = format!("{:?}", detail.dataset);
+    assert!(
+        text.contains("`smoke-1` may not publish to `devices/smoke-2/telemetry`"),
+        "reject detail names sender and topic: {text}"
+    );
+    assert_eq!(
+        metric(&sb, "steward_broker_unauthorized_publish_total").await?,
+        forged.len() as f64
+    );
+    assert_eq!(
+        metric(&sb, "steward_ingest_rejected_total{reason=\"not_authorized\"}").await?,
+        forged.len() as f64
+    );
+    // The forged command never reached the lift.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        lift.received.lock().is_empty(),
+        "lift got a forged command: {:?}",
+        lift.received.lock()
+    );
+    // The victim still works after all this.
+    victim
+        .publish(
+            "devices/smoke-2/telemetry",
+            json!({"ts": t0 + 2000, "seq": 3, "metrics": {"alarm": false, "co_ppm": 1.1}})
+                .to_string(),
+        )
+        .await?;
+    sb.wait_count(
+        "SELECT count() FROM smoke_telemetry WHERE device_id = 'smoke-2'",
+        2,
+        T,
+    )
+    .await?;
+    sb.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_cannot_read_others_topics_nor_take_over_their_session() -> anyhow::Result<()>
+{
+    let sb = HubSandbox::start().await?;
+    let victim = sb.device("smoke-2", "smoke-2-secret").await?;
+    let snoop = sb.device("smoke-1", "smoke-1-secret").await?;
+    for filter in ["#", "devices/+/telemetry", "devices/smoke-2/#"] {
+        snoop.client.subscribe(filter, QoS::AtLeastOnce).await?;
+    }
+    // Its own commands topic still works.
+    snoop
+        .client
+        .subscribe("devices/smoke-1/commands", QoS::AtLeastOnce)
+        .await?;
+    assert!(
+        wait_until(T, || async {
+            metric(&sb, "steward_broker_denied_subscribe_total")
+                .await
+                .unwrap_or(0.0)
+                >= 3.0
+        })
+        .await,
+        "the three filters reaching beyond smoke-1 are counted"
+    );
+    // A second connection that reuses the victim's client id with the snoop's credentials
+    // must not disconnect the victim.
+    let thief =
+        TestClient::connect(&sb.mqtt_addr(), "smoke-2", "smoke-1", "smoke-1-secret").await?;
+    let t0 = now_ms() - 5_000;
+    victim
+        .publish(
+            "devices/smoke-2/telemetry",
+            json!({"ts": t0, "seq": 1, "metrics": {"alarm": false}}).to_string(),
+        )
+        .await?;
+    victim.wait_acks(1).await?;
+    sb.wait_count(
+        "SELECT count() FROM smoke_telemetry WHERE device_id = 'smoke-2'",
+        1,
+        T,
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        snoop.received.lock().is_empty(),
+        "snoop read another device's data: {:?}",
+        snoop.received.lock()
+    );
+    thief.disconnect().await;
+    sb.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_device_is_shed_and_counted_while_others_are_unaffected() -> anyhow::Result<()>
+{
+    let sb = HubSandbox::start_with(steward_tests::TEST_ESTATE, |c| {
+        c.broker.device_rate_per_s = 20;
+        c.broker.device_burst = 50;
+    })
+    .await?;
+    let flood = sb.device("pump-1", "pump-1-secret").await?;
+    let calm = sb.device("gate-1", "gate-1-secret").await?;
+    let t0 = now_ms() - 60_000;
+    const FLOOD: i64 = 1000;
+    for i in 0..FLOOD {
+        flood
+            .publish(
+                "devices/pump-1/telemetry",
+                json!({"ts": t0 + i, "seq": i, "metrics": {"running": true}}).to_string(),
+            )
+            .await?;
+        if i % 100 == 0 {
+            calm.publish(
+                "devices/gate-1/telemetry",
+                json!({"ts": t0 + i, "seq": i, "metrics": {"state": "closed"}}).to_string(),
+            )
+            .await?;
+        }
+    }
+    flood.wait_acks(FLOOD as u64).await?;
+    calm.wait_acks(10).await?;
+    // Every calm reading lands; every flood message is either stored or counted as shed.
+    sb.wait_count(
+        "SELECT count() FROM gate_telemetry WHERE device_id = 'gate-1'",
+        10,
+        T,
+    )
+    .await?;
+    assert!(
+        wait_until(T, || async {
+            let stored = sb
+                .count("SELECT count() FROM pump_telemetry WHERE device_id = 'pump-1'")
+                .await
+                .unwrap_or(0) as f64;
+            let shed = metric(&sb, "steward_ingest_rejected_total{reason=\"rate_limited\"}")
+                .await
+                .unwrap_or(0.0);
+            stored + shed == FLOOD as f64
+        })
+        .await,
+        "stored + shed = sent"
+    );
+    let shed = metric(&sb, "steward_broker_rate_limited_total").await?;
+    assert!(shed >= 500.0, "most of the flood is shed, got {shed}");
+    assert_eq!(
+        metric(&sb, "steward_ingest_rejected_total{reason=\"rate_limited\"}").await?,
+        shed
+    );
+    // A flood leaves a trace the vendor can read, not one row per shed message.
+    let rows = sb
+        .count("SELECT count() FROM rejects WHERE reason = 'rate_limited' AND device_id = 'pump-1'")
+        .await?;
+    assert!(
+        (1..=10).contains(&rows),
+        "one reject row per second of flood, got {rows}"
+    );
+    sb.shutdown().await;
+    Ok(())
+}
