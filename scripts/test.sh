@@ -14,5 +14,7 @@ if ! command -v mosquitto_pub >/dev/null 2>&1; then
   fi
 fi
 scripts/fetch-questdb.sh
+# The crash and shutdown tests run the hub binary as its own process.
+cargo build --locked --bin steward
 # Each end-to-end test runs its own QuestDB (a JVM); two at a time suits a 2-core machine.
 cargo test --workspace --locked -- --test-threads="${STEWARD_TEST_THREADS:-2}"

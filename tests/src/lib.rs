@@ -16,6 +16,8 @@ use tempfile::TempDir;
 
 pub use steward_estate::EstateFile;
 
+pub mod process;
+
 /// A small estate with every device kind, a gateway with one pump behind it, and a
 /// compound routed to the street's fall-back station.
 pub const TEST_ESTATE: &str = r#"
