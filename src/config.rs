@@ -87,6 +87,14 @@ impl HubConfig {
         if cfg.estate.database.is_relative() {
             cfg.estate.database = base.join(&cfg.estate.database);
         }
+        for p in [&mut cfg.broker.tls_cert, &mut cfg.broker.tls_key]
+            .into_iter()
+            .flatten()
+        {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
         if cfg.ingest.spool_dir.is_relative() {
             cfg.ingest.spool_dir = base.join(&cfg.ingest.spool_dir);
         }

@@ -10,8 +10,8 @@ use std::time::Duration;
 use steward_api::{AppState, ReadinessProbe};
 use steward_broker::{Broker, BrokerMetrics};
 use steward_estate::{EstateFile, Registry};
-use steward_ingest::questdb::{ManagedQuestDb, QuestDbClient, QuestDbMode};
 use steward_ingest::outbox::Outbox;
+use steward_ingest::questdb::{ManagedQuestDb, QuestDbClient, QuestDbMode};
 use steward_ingest::{Ingest, IngestMetrics};
 use steward_rules::{
     DeviceStates, RulesHandle, RulesMetrics, RulesService, SystemClock, TicketStore,
@@ -22,6 +22,7 @@ use tracing::{info, warn};
 pub struct Hub {
     pub mqtt_addr: SocketAddr,
     pub mqtt_v5_addr: Option<SocketAddr>,
+    pub mqtt_tls_addr: Option<SocketAddr>,
     pub api_addr: SocketAddr,
     pub questdb_http: SocketAddr,
     pub questdb_pg: Option<SocketAddr>,
@@ -155,6 +156,7 @@ impl Hub {
         Ok(Hub {
             mqtt_addr,
             mqtt_v5_addr: broker.v5_addr,
+            mqtt_tls_addr: broker.tls_addr,
             api_addr,
             questdb_http,
             questdb_pg,

@@ -227,8 +227,13 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 async fn run(cfg: HubConfig) -> Result<()> {
     let hub = Hub::start(cfg).await?;
     eprintln!(
-        "steward running: mqtt {} | api http://{} | questdb http://{}",
-        hub.mqtt_addr, hub.api_addr, hub.questdb_http
+        "steward running: mqtt {} | api http://{} | questdb http://{}{}",
+        hub.mqtt_addr,
+        hub.api_addr,
+        hub.questdb_http,
+        hub.mqtt_tls_addr
+            .map(|a| format!(" | mqtts {a}"))
+            .unwrap_or_default()
     );
     shutdown_signal().await;
     hub.shutdown().await;

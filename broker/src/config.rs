@@ -9,6 +9,13 @@ pub struct BrokerConfig {
     pub v4_listen: SocketAddr,
     /// MQTT 5 listener; omit to disable.
     pub v5_listen: Option<SocketAddr>,
+    /// MQTT over TLS listener (3.1.1 and 5 inside TLS); omit to disable. Needs `tls_cert`
+    /// and `tls_key`.
+    pub tls_listen: Option<SocketAddr>,
+    /// PEM certificate chain of the TLS listener (server certificate first).
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of the TLS listener.
+    pub tls_key: Option<std::path::PathBuf>,
     /// Largest MQTT publish payload; bigger packets close the connection. Keep it above
     /// `ingest.max_payload_bytes` so oversize payloads reach ingest and get a reject reason.
     pub max_payload_bytes: usize,
@@ -34,6 +41,9 @@ impl Default for BrokerConfig {
         BrokerConfig {
             v4_listen: SocketAddr::from(([0, 0, 0, 0], 1883)),
             v5_listen: Some(SocketAddr::from(([0, 0, 0, 0], 1884))),
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
             max_payload_bytes: 256 * 1024,
             max_connections: 60_000,
             connection_timeout_ms: 10_000,
@@ -68,6 +78,24 @@ impl BrokerConfig {
         }
         if self.max_segment_count < 2 {
             errors.push("broker.max_segment_count: must be at least 2".into());
+        }
+        match (&self.tls_listen, &self.tls_cert, &self.tls_key) {
+            (Some(_), Some(_), Some(_)) | (None, None, None) => {}
+            (Some(_), None, _) => {
+                errors.push("broker.tls_cert: required with broker.tls_listen".into())
+            }
+            (Some(_), _, None) => {
+                errors.push("broker.tls_key: required with broker.tls_listen".into())
+            }
+            (None, _, _) => errors
+                .push("broker.tls_listen: required with broker.tls_cert and broker.tls_key".into()),
+        }
+        for (key, path) in [("tls_cert", &self.tls_cert), ("tls_key", &self.tls_key)] {
+            if let Some(p) = path {
+                if !p.is_file() {
+                    errors.push(format!("broker.{key}: no such file {}", p.display()));
+                }
+            }
         }
         if self.device_rate_per_s > 0 && self.device_burst < self.device_rate_per_s {
             errors.push("broker.device_burst: must be at least broker.device_rate_per_s".into());

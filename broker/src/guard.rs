@@ -229,7 +229,10 @@ mod tests {
         let b: Arc<str> = "b".into();
         let passed = (0..100).filter(|_| l.check_key(&a).is_ok()).count();
         assert!((20..=22).contains(&passed), "burst of 20, got {passed}");
-        assert!(l.check_key(&b).is_ok(), "another device keeps its own budget");
+        assert!(
+            l.check_key(&b).is_ok(),
+            "another device keeps its own budget"
+        );
         assert!(limiter(0, 0).is_none(), "0 disables the limit");
     }
 }

@@ -10,6 +10,7 @@
 mod config;
 mod guard;
 mod metrics;
+mod tls;
 
 pub use config::BrokerConfig;
 pub use guard::{may_publish, may_subscribe, SHED_PREFIX, UNAUTHORIZED_PREFIX};
@@ -36,6 +37,8 @@ pub enum BrokerError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("broker.{key}: {message}")]
+    Tls { key: &'static str, message: String },
     #[error("broker: cannot start thread: {0}")]
     Thread(std::io::Error),
     #[error("broker: in-process link `{client_id}` refused by the router: {message}")]
@@ -53,6 +56,7 @@ pub struct Broker {
     threads: Vec<JoinHandle<()>>,
     pub v4_addr: SocketAddr,
     pub v5_addr: Option<SocketAddr>,
+    pub tls_addr: Option<SocketAddr>,
     metrics: BrokerMetrics,
 }
 
@@ -64,6 +68,11 @@ impl Broker {
         registry: Registry,
         metrics: BrokerMetrics,
     ) -> Result<Broker, BrokerError> {
+        // Certificates are read before anything listens, so a bad one stops start-up.
+        let tls_acceptor = match (&config.tls_listen, &config.tls_cert, &config.tls_key) {
+            (Some(_), Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+            _ => None,
+        };
         let v4_addr = check_bind("v4_listen", config.v4_listen)?;
         let v5_addr = match config.v5_listen {
             Some(a) => Some(check_bind("v5_listen", a)?),
@@ -131,7 +140,13 @@ impl Broker {
         for ((key, addr), thread) in listeners.into_iter().zip(&threads) {
             wait_listening(key, addr, thread)?;
         }
-        info!(v4 = %v4_addr, v5 = ?v5_addr, "broker listening");
+        let mut tls_addr = None;
+        if let (Some(listen), Some(acceptor)) = (config.tls_listen, tls_acceptor) {
+            let (addr, thread) = tls::spawn(listen, acceptor, v4_addr, shutdown_rx.clone())?;
+            tls_addr = Some(addr);
+            threads.push(thread);
+        }
+        info!(v4 = %v4_addr, v5 = ?v5_addr, tls = ?tls_addr, "broker listening");
         let link_factory: LinkFactory = Box::new(move |client_id: &str| {
             LinkBuilder::new(client_id, router_tx.clone())
                 .build()
@@ -144,6 +159,7 @@ impl Broker {
             threads,
             v4_addr,
             v5_addr,
+            tls_addr,
             metrics,
         })
     }

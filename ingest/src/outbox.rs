@@ -110,7 +110,9 @@ impl Outbox {
                 Ok(()) => return self.writer.buffer(),
                 Err(kept) if !wait_if_busy || self.writer.is_failing() => {
                     self.pending.push_back(kept.segment);
-                    return kept.data.map_or_else(|| self.writer.buffer(), |d| self.recycled(d));
+                    return kept
+                        .data
+                        .map_or_else(|| self.writer.buffer(), |d| self.recycled(d));
                 }
                 Err(kept) => {
                     batch = kept;

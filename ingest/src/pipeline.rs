@@ -4,9 +4,9 @@
 
 use crate::contract;
 use crate::metrics::{IngestMetrics, KindLabel, ReasonLabel};
+use crate::outbox::Outbox;
 use crate::questdb::ilp::{self, RejectRow};
 use crate::reading::Decoded;
-use crate::outbox::Outbox;
 use crate::writer::new_buffer;
 use crate::{IngestConfig, IngestError};
 use questdb::ingress::Buffer;

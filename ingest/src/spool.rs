@@ -207,7 +207,12 @@ fn for_each_record(raw: &[u8], mut f: impl FnMut(&[u8], u64)) -> usize {
     let mut at = 0;
     while raw.len() - at >= HEADER {
         let word = |i: usize| {
-            u32::from_le_bytes([raw[at + i], raw[at + i + 1], raw[at + i + 2], raw[at + i + 3]])
+            u32::from_le_bytes([
+                raw[at + i],
+                raw[at + i + 1],
+                raw[at + i + 2],
+                raw[at + i + 3],
+            ])
         };
         let (len, crc, rows) = (word(0) as usize, word(4), word(8) as u64);
         let Some(payload) = raw.get(at + HEADER..at + HEADER + len) else {

@@ -106,6 +106,8 @@ impl Writer {
     }
 
     /// Hand a segment over if the queue has room; otherwise give it back.
+    // Handing the batch back by value keeps the hot path free of a box per batch.
+    #[allow(clippy::result_large_err)]
     pub fn try_submit(&self, batch: Batch) -> Result<(), Batch> {
         match &self.tx {
             Some(tx) => match tx.try_send(batch) {
@@ -203,8 +205,13 @@ impl Ctx {
         let dead = self.dir.join("dead");
         let moved = std::fs::create_dir_all(&dead)
             .and_then(|_| std::fs::rename(&path, dead.join(path.file_name().unwrap_or_default())));
-        error!(segment = seg.id, rows = seg.rows, reason = why, moved = moved.is_ok(),
-            "questdb refused a spool segment repeatedly; set aside in spool/dead");
+        error!(
+            segment = seg.id,
+            rows = seg.rows,
+            reason = why,
+            moved = moved.is_ok(),
+            "questdb refused a spool segment repeatedly; set aside in spool/dead"
+        );
         self.release(seg);
         self.metrics.pending_rows.dec_by(seg.rows as i64);
         self.metrics.rows_dropped.inc_by(seg.rows);

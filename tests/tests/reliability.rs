@@ -17,10 +17,30 @@ use steward_tests::{now_ms, TestClient, TEST_ESTATE};
 const ADMIN: &str = "crash-test-admin-token-0001";
 /// Load devices: (id, secret, table, metrics of one reading).
 const LOAD: [(&str, &str, &str, &str); 4] = [
-    ("smoke-1", "smoke-1-secret", "smoke_telemetry", r#"{"alarm": false}"#),
-    ("smoke-2", "smoke-2-secret", "smoke_telemetry", r#"{"alarm": false}"#),
-    ("pump-1", "pump-1-secret", "pump_telemetry", r#"{"running": true}"#),
-    ("gate-1", "gate-1-secret", "gate_telemetry", r#"{"state": "closed"}"#),
+    (
+        "smoke-1",
+        "smoke-1-secret",
+        "smoke_telemetry",
+        r#"{"alarm": false}"#,
+    ),
+    (
+        "smoke-2",
+        "smoke-2-secret",
+        "smoke_telemetry",
+        r#"{"alarm": false}"#,
+    ),
+    (
+        "pump-1",
+        "pump-1-secret",
+        "pump_telemetry",
+        r#"{"running": true}"#,
+    ),
+    (
+        "gate-1",
+        "gate-1-secret",
+        "gate_telemetry",
+        r#"{"state": "closed"}"#,
+    ),
 ];
 
 struct Env {
@@ -174,7 +194,11 @@ async fn lift_ticket(hub: &HubProcess) -> Result<Option<Value>> {
     let found = list
         .as_array()
         .or_else(|| list["tickets"].as_array())
-        .and_then(|a| a.iter().find(|t| t["rule_id"] == json!("lift-trapped")).cloned());
+        .and_then(|a| {
+            a.iter()
+                .find(|t| t["rule_id"] == json!("lift-trapped"))
+                .cloned()
+        });
     Ok(found)
 }
 
@@ -240,7 +264,9 @@ async fn sigkill_under_load_keeps_tickets_and_every_spooled_reading() -> Result<
         "lost {lost} of {total_acked} acknowledged messages"
     );
 
-    let after = lift_ticket(&hub).await?.context("ticket gone after SIGKILL")?;
+    let after = lift_ticket(&hub)
+        .await?
+        .context("ticket gone after SIGKILL")?;
     assert_eq!(after["id"], id);
     assert_eq!(after["state"], json!("acknowledged"));
     let detail = api(&hub, "GET", &format!("/api/v1/tickets/{id}"), None).await?;
@@ -268,7 +294,10 @@ async fn sigterm_under_load_flushes_everything_and_exits_promptly() -> Result<()
     let total: u64 = acked.iter().sum();
     assert_eq!(code, Some(0), "clean exit on SIGTERM");
     // Listeners are closed.
-    assert!(std::net::TcpStream::connect(&mqtt).is_err(), "mqtt still listening");
+    assert!(
+        std::net::TcpStream::connect(&mqtt).is_err(),
+        "mqtt still listening"
+    );
     // Nothing acknowledged is left behind: no restart needed.
     let (present, dups) = stored(&q, &acked).await?;
     let spool_left: u64 = walk_bytes(&env.dir.path().join("spool"));
@@ -277,7 +306,10 @@ async fn sigterm_under_load_flushes_everything_and_exits_promptly() -> Result<()
          spool left {spool_left} bytes"
     );
     assert_eq!(dups, 0);
-    assert_eq!(present, total, "every acknowledged message is in QuestDB after SIGTERM");
+    assert_eq!(
+        present, total,
+        "every acknowledged message is in QuestDB after SIGTERM"
+    );
     assert_eq!(spool_left, 0, "the spool is empty after a clean stop");
     Ok(())
 }
@@ -371,7 +403,10 @@ async fn questdb_outage_of_a_minute_loses_nothing_and_duplicates_nothing() -> Re
         rss_before / 1024,
         rss_peak / 1024
     );
-    assert!(spool_peak > 0.0, "readings waited in the spool during the outage");
+    assert!(
+        spool_peak > 0.0,
+        "readings waited in the spool during the outage"
+    );
     assert_eq!(dups, 0, "exactly once");
     assert_eq!(present, total, "every acknowledged reading arrives");
     tokio::task::block_in_place(|| hub.terminate(Duration::from_secs(30)))?;
