@@ -36,6 +36,8 @@ pub struct IngestMetrics {
     pub pending_rows: Gauge,
     /// Times the router paused our link because we lagged (`Notification::Unschedule`).
     pub link_unscheduled: Counter,
+    /// Messages rumqttd dropped from its log because ingest lagged (slow consumer).
+    pub link_lost: Counter,
     /// Bytes of spool segments on disk, waiting for QuestDB.
     pub spool_bytes: Gauge,
     /// Sealed spool segments waiting for QuestDB.
@@ -55,6 +57,11 @@ impl IngestMetrics {
                 .get_or_create(&ReasonLabel { reason: r.as_str() });
         }
         let r = registry.sub_registry_with_prefix("steward_ingest");
+        r.register(
+            "link_lost",
+            "Messages the broker dropped because ingest lagged behind its log (slow consumer)",
+            m.link_lost.clone(),
+        );
         r.register(
             "spool_bytes",
             "Bytes of spool segments on disk waiting for QuestDB",

@@ -12,6 +12,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use tracing::warn;
 
+/// Longest pause for a busy but healthy writer before a batch waits on disk instead.
+const MAX_WAIT: Duration = Duration::from_millis(50);
+
 pub struct Outbox {
     spool: Spool,
     writer: Writer,
@@ -83,8 +86,11 @@ impl Outbox {
     }
 
     /// Seal the open segment and hand it, with its bytes in `data`, to the writer.
-    /// `wait_if_busy`: wait while a healthy writer is busy (backpressure that leaves
-    /// QuestDB its CPU); never wait for a failing one, so decoding and rules go on.
+    /// `wait_if_busy`: wait a little while a healthy writer is busy (that pause leaves
+    /// QuestDB its CPU); never wait for a failing one, and never long, so decoding and
+    /// rules go on and the broker's in-memory log never grows towards the point where
+    /// rumqttd drops a lagging subscriber's data. What the writer cannot take yet waits in
+    /// the spool on disk.
     /// Returns an empty buffer to fill next.
     pub fn send(&mut self, data: Buffer, wait_if_busy: bool) -> Buffer {
         let segment = match self.spool.seal() {
@@ -105,10 +111,13 @@ impl Outbox {
             segment,
             data: Some(data),
         };
+        let give_up = Instant::now() + MAX_WAIT;
         loop {
             match self.writer.try_submit(batch) {
                 Ok(()) => return self.writer.buffer(),
-                Err(kept) if !wait_if_busy || self.writer.is_failing() => {
+                Err(kept)
+                    if !wait_if_busy || self.writer.is_failing() || Instant::now() > give_up =>
+                {
                     self.pending.push_back(kept.segment);
                     return kept
                         .data

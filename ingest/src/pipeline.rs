@@ -63,6 +63,27 @@ struct Loop {
     /// Last time a `rate_limited` reject row was written per device: a flood is counted
     /// in full but leaves at most one row per second in QuestDB.
     shed_rows_at: HashMap<String, Instant>,
+    log_gap: LogGap,
+}
+
+/// Finds messages a subscriber missed from the offsets of what it received: rumqttd
+/// numbers the messages of a subscription's log consecutively, and skips ahead when it
+/// drops segments a lagging subscriber has not read.
+#[derive(Debug, Default)]
+pub struct LogGap {
+    last: Option<u64>,
+}
+
+impl LogGap {
+    /// Record the offset of the next message received; returns how many were skipped.
+    pub fn observe(&mut self, offset: u64) -> u64 {
+        let lost = match self.last {
+            Some(prev) if offset > prev + 1 => offset - prev - 1,
+            _ => 0,
+        };
+        self.last = Some(offset);
+        lost
+    }
 }
 
 /// Unspooled bytes after which the ingest loop writes to the spool even in the middle of
@@ -103,6 +124,7 @@ impl Ingest {
             first_row_at: None,
             outbox,
             shed_rows_at: HashMap::new(),
+            log_gap: LogGap::default(),
         };
         let thread = std::thread::Builder::new()
             .name("ingest".into())
@@ -149,6 +171,9 @@ impl Loop {
             };
             match next {
                 Ok(Some(Notification::Forward(f))) => {
+                    if let Some((_, offset)) = f.cursor {
+                        self.check_gap(offset);
+                    }
                     self.handle(&f.publish.topic, &f.publish.payload);
                 }
                 Ok(Some(Notification::Unschedule)) => {
@@ -223,6 +248,20 @@ impl Loop {
         // A failing writer is not: rules must go on while QuestDB is down, and the
         // batch waits in the spool.
         self.buf = self.outbox.send(full, true);
+    }
+
+    /// rumqttd drops the oldest segments of its in-memory log when a subscriber lags
+    /// too far, and only logs it. Offsets in our log are consecutive, so a jump is exactly
+    /// the number of messages lost that way: count it.
+    fn check_gap(&mut self, offset: u64) {
+        let lost = self.log_gap.observe(offset);
+        if lost > 0 {
+            self.metrics.link_lost.inc_by(lost);
+            error!(
+                lost,
+                "ingest lagged behind the broker's log; rumqttd dropped messages"
+            );
+        }
     }
 
     fn shed_row_due(&mut self, r: &crate::Reject) -> bool {
