@@ -12,6 +12,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use tracing::warn;
 
+/// Largest request made of segments waiting on disk.
+const GROUP_BYTES: u64 = 16 << 20;
+
 /// Longest pause for a busy but healthy writer before a batch waits on disk instead.
 const MAX_WAIT: Duration = Duration::from_millis(50);
 
@@ -110,6 +113,7 @@ impl Outbox {
         let mut batch = Batch {
             segment,
             data: Some(data),
+            more: Vec::new(),
         };
         let give_up = Instant::now() + MAX_WAIT;
         loop {
@@ -136,13 +140,27 @@ impl Outbox {
         data
     }
 
-    /// Hand waiting segments to the writer while it has room.
+    /// Hand waiting segments to the writer while it has room, grouped up to
+    /// `GROUP_BYTES` per request.
     pub fn drain(&mut self) {
         while let Some(segment) = self.pending.pop_front() {
+            let mut bytes = segment.bytes;
+            let mut more = Vec::new();
+            while let Some(next) = self.pending.front() {
+                if bytes + next.bytes > GROUP_BYTES {
+                    break;
+                }
+                bytes += next.bytes;
+                more.extend(self.pending.pop_front());
+            }
             if let Err(kept) = self.writer.try_submit(Batch {
                 segment,
                 data: None,
+                more,
             }) {
+                for s in kept.more.into_iter().rev() {
+                    self.pending.push_front(s);
+                }
                 self.pending.push_front(kept.segment);
                 return;
             }

@@ -10,7 +10,6 @@ use crate::metrics::IngestMetrics;
 use crate::spool::{read_segment, segment_path, SegmentInfo};
 use crate::IngestError;
 use questdb::ingress::{Buffer, ProtocolVersion};
-use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -31,6 +30,9 @@ const MAX_INVALID_ATTEMPTS: u32 = 5;
 pub struct Batch {
     pub segment: SegmentInfo,
     pub data: Option<Buffer>,
+    /// Further segments on disk sent in the same request (only when `data` is `None`):
+    /// a backlog goes out in large requests, not one small one per segment.
+    pub more: Vec<SegmentInfo>,
 }
 
 pub struct Writer {
@@ -232,58 +234,116 @@ impl Ctx {
 
 fn run(ctx: Ctx, rx: Receiver<Batch>, recycle: SyncSender<Buffer>) {
     while let Ok(batch) = rx.recv() {
-        let seg = batch.segment;
-        let body: Cow<[u8]> = match &batch.data {
-            Some(buf) => Cow::Borrowed(buf.as_bytes()),
-            None => match read_segment(&segment_path(&ctx.dir, seg.id)) {
-                Ok(b) => Cow::Owned(b),
-                Err(e) => {
-                    error!(segment = seg.id, error = %e, "cannot read spool segment");
-                    ctx.set_aside(&seg, "unreadable");
-                    continue;
-                }
-            },
-        };
-        let mut invalid_attempts = 0;
-        let mut backoff = Duration::from_millis(50);
-        loop {
-            match ctx.send(&body) {
-                Ok(()) => {
-                    if ctx.failing.swap(false, Ordering::Relaxed) {
-                        info!("questdb takes writes again");
-                    }
-                    ctx.delivered(&seg);
-                    break;
-                }
-                Err(e) => {
-                    ctx.failing.store(true, Ordering::Relaxed);
-                    ctx.metrics.flush_errors.inc();
-                    let msg = match e {
-                        SendError::Refused(m) => {
-                            invalid_attempts += 1;
-                            if invalid_attempts >= MAX_INVALID_ATTEMPTS {
-                                ctx.set_aside(&seg, &m);
-                                break;
-                            }
-                            m
-                        }
-                        SendError::Transport(m) => m,
-                    };
-                    if ctx.stop.load(Ordering::SeqCst) {
-                        warn!(segment = seg.id, rows = seg.rows, error = %msg,
-                            "questdb unreachable at shutdown; the segment stays in the spool");
-                        return;
-                    }
-                    warn!(error = %msg, rows = seg.rows, retry_in = ?backoff, "questdb write failed");
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                }
+        let delivered = match &batch.data {
+            Some(buf) => deliver(&ctx, std::slice::from_ref(&batch.segment), buf.as_bytes()),
+            None => {
+                let mut group = vec![batch.segment.clone()];
+                group.extend(batch.more.iter().cloned());
+                deliver_from_disk(&ctx, &group)
             }
+        };
+        if !delivered {
+            return;
         }
-        drop(body);
         if let Some(mut buf) = batch.data {
             buf.clear();
             let _ = recycle.try_send(buf);
         }
+    }
+}
+
+/// Send segments waiting on disk, several per request; if QuestDB refuses the group,
+/// each segment is tried alone so one bad segment does not take the others with it.
+/// `false` when stopping with QuestDB unreachable.
+fn deliver_from_disk(ctx: &Ctx, group: &[SegmentInfo]) -> bool {
+    let mut body = Vec::new();
+    let mut readable = Vec::new();
+    for seg in group {
+        match read_segment(&segment_path(&ctx.dir, seg.id)) {
+            Ok(b) => {
+                body.extend_from_slice(&b);
+                readable.push(seg.clone());
+            }
+            Err(e) => {
+                error!(segment = seg.id, error = %e, "cannot read spool segment");
+                ctx.set_aside(seg, "unreadable");
+            }
+        }
+    }
+    if readable.is_empty() {
+        return true;
+    }
+    if readable.len() == 1 {
+        return deliver(ctx, &readable, &body);
+    }
+    match send_retrying(ctx, &readable, &body, 1) {
+        Outcome::Delivered => {
+            readable.iter().for_each(|s| ctx.delivered(s));
+            true
+        }
+        Outcome::Stopped => false,
+        Outcome::Refused(_) => readable.iter().all(|seg| {
+            read_segment(&segment_path(&ctx.dir, seg.id))
+                .map(|b| deliver(ctx, std::slice::from_ref(seg), &b))
+                .unwrap_or_else(|_| {
+                    ctx.set_aside(seg, "unreadable");
+                    true
+                })
+        }),
+    }
+}
+
+/// Send `body` (the bytes of `segs`) until QuestDB takes it; set the segments aside
+/// after repeated refusals. `false` when stopping with QuestDB unreachable.
+fn deliver(ctx: &Ctx, segs: &[SegmentInfo], body: &[u8]) -> bool {
+    match send_retrying(ctx, segs, body, MAX_INVALID_ATTEMPTS) {
+        Outcome::Delivered => {
+            segs.iter().for_each(|s| ctx.delivered(s));
+            true
+        }
+        Outcome::Refused(m) => {
+            segs.iter().for_each(|s| ctx.set_aside(s, &m));
+            true
+        }
+        Outcome::Stopped => false,
+    }
+}
+
+enum Outcome {
+    Delivered,
+    Refused(String),
+    Stopped,
+}
+
+fn send_retrying(ctx: &Ctx, segs: &[SegmentInfo], body: &[u8], max_refusals: u32) -> Outcome {
+    let rows: u64 = segs.iter().map(|s| s.rows).sum();
+    let mut refusals = 0;
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let msg = match ctx.send(body) {
+            Ok(()) => {
+                if ctx.failing.swap(false, Ordering::Relaxed) {
+                    info!("questdb takes writes again");
+                }
+                return Outcome::Delivered;
+            }
+            Err(SendError::Refused(m)) => {
+                refusals += 1;
+                if refusals >= max_refusals {
+                    return Outcome::Refused(m);
+                }
+                m
+            }
+            Err(SendError::Transport(m)) => m,
+        };
+        ctx.failing.store(true, Ordering::Relaxed);
+        ctx.metrics.flush_errors.inc();
+        if ctx.stop.load(Ordering::SeqCst) {
+            warn!(rows, error = %msg, "questdb unreachable at shutdown; the rows stay in the spool");
+            return Outcome::Stopped;
+        }
+        warn!(error = %msg, rows, retry_in = ?backoff, "questdb write failed");
+        std::thread::sleep(backoff);
+        backoff = (backoff * 2).min(Duration::from_secs(2));
     }
 }
