@@ -73,6 +73,7 @@ impl Hub {
 
         let rules_metrics = RulesMetrics::new(&mut prom);
         let api_metrics = steward_api::ApiMetrics::new(&mut prom);
+        let resident = steward_api::ResidentIntake::new(&cfg.api.public_reports, &mut prom);
 
         let broker = Broker::start(&cfg.broker, registry.clone(), broker_metrics.clone())?;
         let publisher = crate::alerts::HubPublisher::new(&broker)?;
@@ -131,6 +132,7 @@ impl Hub {
             probes: vec![("sqlite", sqlite_probe), ("broker", broker_probe)],
             tickets: rules.desk(),
             api_metrics,
+            resident,
         };
         let listener = steward_api::bind(cfg.api.listen).await?;
         let api_addr = listener

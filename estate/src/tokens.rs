@@ -123,8 +123,7 @@ fn row_to_info(r: &rusqlite::Row) -> rusqlite::Result<TokenInfo> {
         id: r.get(0)?,
         name: r.get(1)?,
         role: role.parse().map_err(corrupt)?,
-        scope: serde_json::from_str(&scope)
-            .map_err(|e| corrupt(format!("token scope: {e}")))?,
+        scope: serde_json::from_str(&scope).map_err(|e| corrupt(format!("token scope: {e}")))?,
         created_ms: r.get(4)?,
         revoked_ms: r.get(5)?,
     })
@@ -240,7 +239,13 @@ impl Registry {
             conn.execute(
                 "INSERT INTO api_tokens(name, role, scope, token_hash, created_ms)
                  VALUES(?1, ?2, ?3, ?4, ?5)",
-                params![name, t.role.as_str(), scope_json, hash_token(&token), created_ms],
+                params![
+                    name,
+                    t.role.as_str(),
+                    scope_json,
+                    hash_token(&token),
+                    created_ms
+                ],
             )?;
             conn.last_insert_rowid()
         };
@@ -401,7 +406,10 @@ community = "com-1"
                 ),
                 "station: unknown station",
             ),
-            (new(Role::Manager, TokenScope::default()), "streets: a manager"),
+            (
+                new(Role::Manager, TokenScope::default()),
+                "streets: a manager",
+            ),
             (
                 new(
                     Role::Manager,

@@ -34,15 +34,14 @@ pub use engine::{alerts_topic, Action, Clear, Engine, Notification, Raise};
 pub use metrics::{PriorityLabel, RulesMetrics, StageLabel, StateLabel};
 pub use pack::{CommandDef, CommandTarget, OnClear, Priority, Rule, RulePack, DEFAULT_PACK};
 pub use service::{
-    CommandSink, Dispatcher, NoCommands, RulesConfig, RESIDENT_ACTOR, RulesHandle, RulesService, RulesSink,
-    TicketDesk, TicketEvent, TicketEventKind,
+    CommandSink, Dispatcher, NoCommands, RulesConfig, RulesHandle, RulesService, RulesSink,
+    TicketDesk, TicketEvent, TicketEventKind, RESIDENT_ACTOR,
 };
 pub use state::{DeviceState, DeviceStates, Liveness};
 pub use store::{
-    month_range, rate, stars_for, AuditRecord, ClearOutcome, RaiseOutcome, Rating,
-    ResidentReport, SlaConfig, SlaEvent, SlaPolicy, SlaStage, Targets, Ticket, TicketDetail,
-    TicketError, TicketFilter, TicketScope, TicketState, TicketStore, RESIDENT_KIND,
-    SYSTEM_ACTOR,
+    month_range, rate, stars_for, AuditRecord, ClearOutcome, RaiseOutcome, Rating, ResidentReport,
+    SlaConfig, SlaEvent, SlaPolicy, SlaStage, Targets, Ticket, TicketDetail, TicketError,
+    TicketFilter, TicketScope, TicketState, TicketStore, RESIDENT_KIND, SYSTEM_ACTOR,
 };
 
 use std::path::PathBuf;

@@ -621,14 +621,22 @@ fn resident_reports_open_one_ticket_per_compound_and_category() {
         ts_ms: ts,
     };
     let first = s
-        .report(&report("lift stuck at floor 3", T0), &policy(), RESIDENT_ACTOR)
+        .report(
+            &report("lift stuck at floor 3", T0),
+            &policy(),
+            RESIDENT_ACTOR,
+        )
         .unwrap();
     assert!(first.created);
     assert_eq!(first.ticket.kind, RESIDENT_KIND);
     assert_eq!(first.ticket.station, "st-north");
     assert_eq!(first.ticket.device_id, "resident:cmp-1");
     let second = s
-        .report(&report("lift still stuck", T0 + MIN), &policy(), RESIDENT_ACTOR)
+        .report(
+            &report("lift still stuck", T0 + MIN),
+            &policy(),
+            RESIDENT_ACTOR,
+        )
         .unwrap();
     assert!(!second.created);
     assert_eq!(second.ticket.id, first.ticket.id);
@@ -673,9 +681,8 @@ fn list_filters_any_of_states_scope_and_paging() {
         .unwrap();
     s.transition(ids[3], TicketState::Cancelled, "crew", "", T0 + 10 * MIN)
         .unwrap();
-    let list = |f: TicketFilter| -> Vec<i64> {
-        s.list(&f).unwrap().into_iter().map(|t| t.id).collect()
-    };
+    let list =
+        |f: TicketFilter| -> Vec<i64> { s.list(&f).unwrap().into_iter().map(|t| t.id).collect() };
     assert_eq!(
         list(TicketFilter {
             states: vec![TicketState::Acknowledged, TicketState::Cancelled],
