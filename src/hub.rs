@@ -244,7 +244,8 @@ fn open_tickets(cfg: &HubConfig) -> Result<TicketStore, HubError> {
         .map_err(|e| HubError::Start(format!("rules.database: {e}")))
 }
 
-fn open_registry(cfg: &HubConfig) -> Result<Registry, HubError> {
+/// Open the registry database and load the estate file into it, as the hub does at start.
+pub fn open_registry(cfg: &HubConfig) -> Result<Registry, HubError> {
     ensure_parent(&cfg.estate.database, "estate.database")?;
     let registry = Registry::open(&cfg.estate.database)?;
     if let Some(file) = &cfg.estate.file {
