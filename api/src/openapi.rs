@@ -141,16 +141,31 @@ mod tests {
     use super::*;
     use std::collections::BTreeSet;
 
-    /// Route literals of every `.route("...")` in the crate's sources.
+    /// Route literals of every `.route("...")` in the crate's sources, so a module added
+    /// later (with its own router) is covered without touching this test.
     fn router_paths() -> BTreeSet<String> {
-        let sources = [include_str!("routes.rs")];
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
         let mut out = BTreeSet::new();
-        for src in sources {
-            let mut rest = src;
-            while let Some(i) = rest.find(".route(\"") {
-                rest = &rest[i + 8..];
-                if let Some(end) = rest.find('"') {
-                    out.insert(rest[..end].to_string());
+        for entry in std::fs::read_dir(&dir).expect("api/src") {
+            let path = entry.expect("entry").path();
+            // This file holds no routes, only this test's patterns.
+            if path.extension().is_none_or(|e| e != "rs") || path.ends_with("openapi.rs") {
+                continue;
+            }
+            let src = std::fs::read_to_string(&path).expect("source");
+            let code: String = src
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("//"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let mut rest = code.as_str();
+            // rustfmt may break a long `.route(` call before its path.
+            while let Some(i) = rest.find(".route(") {
+                rest = rest[i + 7..].trim_start();
+                if let Some(lit) = rest.strip_prefix('"') {
+                    if let Some(end) = lit.find('"') {
+                        out.insert(lit[..end].to_string());
+                    }
                 }
             }
         }
@@ -167,12 +182,20 @@ mod tests {
             .cloned()
             .collect();
         let routes = router_paths();
-        assert!(routes.len() >= 20, "found the router: {routes:?}");
+        let calls: usize = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/routes.rs"),
+        )
+        .expect("routes.rs")
+        .matches(".route(")
+        .count();
+        assert!(
+            routes.len() >= 20 && routes.len() >= calls,
+            "found every route of routes.rs: {routes:?}"
+        );
         for r in &routes {
+            // By suffix: a route's literal does not say under which prefix it is nested.
             assert!(
-                documented
-                    .iter()
-                    .any(|d| d == r || d == &format!("/api/v1{r}")),
+                documented.iter().any(|d| d.ends_with(r.as_str())),
                 "route {r} is not in the OpenAPI document"
             );
         }

@@ -9,6 +9,8 @@
 //! - [`TicketStore`]: tickets and their audit trail in SQLite, plus persisted rule state.
 //! - [`RulesService`]: the engine on its own thread behind a bounded queue
 //!   ([`RulesSink`] for ingest, [`RulesHandle`] for the hub), with an injectable [`Clock`].
+//! - [`TicketDesk`]: what the API uses: move tickets, and open them from residents'
+//!   reports ([`ResidentReport`]), published like the rules' own.
 //! - [`backtest`]: replay QuestDB history through a pack.
 //! - [`DeviceStates`]: the latest state of every device, read by the API.
 //!
