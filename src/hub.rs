@@ -74,6 +74,7 @@ impl Hub {
 
         let rules_metrics = RulesMetrics::new(&mut prom);
         let api_metrics = steward_api::ApiMetrics::new(&mut prom);
+        let resident = steward_api::ResidentIntake::new(&cfg.api.public_reports, &mut prom);
 
         let broker = Broker::start(&cfg.broker, registry.clone(), broker_metrics.clone())?;
         let publisher = crate::alerts::HubPublisher::new(&broker)?;
@@ -137,6 +138,7 @@ impl Hub {
             probes: vec![("sqlite", sqlite_probe), ("broker", broker_probe)],
             tickets: rules.desk(),
             api_metrics,
+            resident,
         };
         let listener = steward_api::bind(cfg.api.listen).await?;
         let api_addr = listener
@@ -249,7 +251,8 @@ fn open_tickets(cfg: &HubConfig) -> Result<TicketStore, HubError> {
         .map_err(|e| HubError::Start(format!("rules.database: {e}")))
 }
 
-fn open_registry(cfg: &HubConfig) -> Result<Registry, HubError> {
+/// Open the registry database and load the estate file into it, as the hub does at start.
+pub fn open_registry(cfg: &HubConfig) -> Result<Registry, HubError> {
     ensure_parent(&cfg.estate.database, "estate.database")?;
     let registry = Registry::open(&cfg.estate.database)?;
     if let Some(file) = &cfg.estate.file {

@@ -7,7 +7,7 @@ pub mod demo;
 mod hub;
 
 pub use config::HubConfig;
-pub use hub::Hub;
+pub use hub::{open_registry, Hub};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {

@@ -65,6 +65,12 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// API tokens in the registry database: create (printed once), list, revoke. Works
+    /// without the hub running, so an operator can bootstrap access.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Check a payload against device contract v1 with the hub's own decoder.
     CheckPayload {
         /// Topic the payload would be published on, e.g. `devices/lift-1/telemetry`.
@@ -78,6 +84,44 @@ enum Command {
         estate: Option<PathBuf>,
         /// Payload file; `-` or absent reads standard input.
         file: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it; only its hash is stored.
+    Create {
+        /// admin, manager, crew or vendor.
+        #[arg(long)]
+        role: steward_estate::Role,
+        /// Who holds it.
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// Manager: a street it covers (repeatable).
+        #[arg(long)]
+        street: Vec<String>,
+        /// Manager: a compound it covers (repeatable).
+        #[arg(long)]
+        compound: Vec<String>,
+        /// Crew: its repair station.
+        #[arg(long)]
+        station: Option<String>,
+        /// Vendor: its vendor name as devices carry it.
+        #[arg(long)]
+        vendor: Option<String>,
+        #[arg(long, short, default_value = "steward.toml")]
+        config: PathBuf,
+    },
+    /// List tokens (never their secrets).
+    List {
+        #[arg(long, short, default_value = "steward.toml")]
+        config: PathBuf,
+    },
+    /// Revoke a token by id.
+    Revoke {
+        id: i64,
+        #[arg(long, short, default_value = "steward.toml")]
+        config: PathBuf,
     },
 }
 
@@ -215,6 +259,64 @@ fn real_main() -> Result<()> {
             file,
         } => check_payload(&topic, kind, estate, file),
         Command::Rules { command } => rules_command(command),
+        Command::Token { command } => token_command(command),
+    }
+}
+
+fn token_command(cmd: TokenCommand) -> Result<()> {
+    let registry = |config: &std::path::Path| -> Result<Registry> {
+        let cfg = HubConfig::load(config)?;
+        Ok(steward::open_registry(&cfg)?)
+    };
+    match cmd {
+        TokenCommand::Create {
+            role,
+            name,
+            street,
+            compound,
+            station,
+            vendor,
+            config,
+        } => {
+            let issued = registry(&config)?.create_token(&steward_estate::NewToken {
+                name,
+                role,
+                scope: steward_estate::TokenScope {
+                    streets: street,
+                    compounds: compound,
+                    station,
+                    vendor,
+                },
+            })?;
+            eprintln!(
+                "token {} ({}, role {}) created; it is shown only now:",
+                issued.info.id, issued.info.name, issued.info.role
+            );
+            println!("{}", issued.token);
+            Ok(())
+        }
+        TokenCommand::List { config } => {
+            for t in registry(&config)?.tokens()? {
+                println!(
+                    "{:>4}  {:<8} {:<24} {:<10} {}",
+                    t.id,
+                    t.role.as_str(),
+                    t.name,
+                    if t.revoked_ms.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    },
+                    serde_json::to_string(&t.scope)?
+                );
+            }
+            Ok(())
+        }
+        TokenCommand::Revoke { id, config } => {
+            let t = registry(&config)?.revoke_token(id)?;
+            println!("token {} ({}) revoked", t.id, t.name);
+            Ok(())
+        }
     }
 }
 

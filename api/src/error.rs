@@ -6,12 +6,30 @@ use tracing::error;
 
 /// Every error the API returns, with one body shape:
 /// `{"error": {"code": "...", "message": "..."}}`. Internal details are logged, not sent.
+///
+/// Codes: `bad_request` 400, `unauthorized` 401 (no token), `invalid_token` 401 (unknown
+/// or revoked), `forbidden` 403 (role may not), `out_of_scope` 403 (outside the token's
+/// streets/compounds/station/vendor), `not_found` 404, `conflict` 409, `rate_limited` 429
+/// (with `Retry-After`), `internal` 500, `unavailable` 503.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
-    #[error("missing or invalid bearer token")]
+    /// No token presented.
+    #[error("missing bearer token")]
     Unauthorized,
+    /// A token that is unknown or revoked.
+    #[error("invalid or revoked token")]
+    InvalidToken,
+    /// A valid token whose role may not call the endpoint.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A valid token asking for something outside its scope.
+    #[error("{0}")]
+    OutOfScope(String),
+    /// Too many requests; retry after this many seconds.
+    #[error("too many requests; retry after {0} s")]
+    RateLimited(u64),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -29,6 +47,10 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::InvalidToken => (StatusCode::UNAUTHORIZED, "invalid_token"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::OutOfScope(_) => (StatusCode::FORBIDDEN, "out_of_scope"),
+            ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Internal(_) | ApiError::Startup(_) => {
@@ -54,6 +76,12 @@ impl IntoResponse for ApiError {
             resp.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
                 axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        if let ApiError::RateLimited(secs) = self {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs),
             );
         }
         resp

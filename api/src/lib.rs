@@ -1,16 +1,29 @@
-//! The API stage: HTTP for the people around the hub. This slice serves the estate and
-//! devices (list, get, latest state, create/update, retire, rotate secrets), the rejects a
-//! vendor needs to see, health and readiness, and Prometheus metrics for every stage.
+//! The API stage: HTTP for the people around the hub. It serves the estate and devices
+//! (list, get, latest state, create/update, retire, rotate secrets), the rejects a vendor
+//! needs to see, tickets (filtered lists, CSV export, audit trail, lifecycle moves), SLA
+//! and rating reports, public resident reports, API tokens with roles and scopes, the
+//! OpenAPI document, health and readiness, and Prometheus metrics for every stage.
 //!
-//! The API reads the registry, the rules' device state and QuestDB; it may not decode
-//! device payloads or write telemetry.
+//! Every `/api/v1` endpoint but the public report resolves the caller to a
+//! [`auth::Principal`] and restricts what it returns to the principal's scope.
+//!
+//! The API reads the registry, the rules' device state and QuestDB, moves tickets through
+//! the rules' `TicketDesk` and manages tokens in the registry; it may not decode device
+//! payloads or write telemetry.
 
+pub mod auth;
 mod error;
 mod metrics;
+pub mod openapi;
+mod reports;
+pub mod resident;
 mod routes;
+mod tickets;
 
+pub use auth::{Principal, Scope};
 pub use error::ApiError;
 pub use metrics::ApiMetrics;
+pub use resident::{PublicReportsConfig, ResidentIntake};
 pub use routes::{app, ApiConfig, AppState, ReadinessProbe};
 
 use std::net::SocketAddr;
@@ -22,9 +35,13 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    // Peer addresses feed the per-client limit of the public report endpoint.
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// Bind the API listener; the error names the config key.

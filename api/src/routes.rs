@@ -1,20 +1,21 @@
+use crate::auth::Principal;
 use crate::ApiError;
-use axum::extract::{FromRequestParts, Path, Query, State};
-use axum::http::request::Parts;
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
-use steward_estate::{validate_id, DeviceKind, DeviceUpsert, Registry};
+use steward_estate::{validate_id, DeviceKind, DeviceUpsert, Registry, Role};
 use steward_ingest::questdb::QuestDbClient;
 use steward_ingest::RejectReason;
 use steward_rules::DeviceStates;
-use subtle::ConstantTimeEq;
+
+use crate::{auth, openapi, reports, resident, tickets};
 
 /// `[api]` section of the hub configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -23,6 +24,8 @@ pub struct ApiConfig {
     pub listen: std::net::SocketAddr,
     /// Bearer token of the admin; empty means one is generated at start-up and printed.
     pub admin_token: String,
+    /// Limits of the public resident report endpoint.
+    pub public_reports: crate::resident::PublicReportsConfig,
 }
 
 impl Default for ApiConfig {
@@ -30,6 +33,7 @@ impl Default for ApiConfig {
         ApiConfig {
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_token: String::new(),
+            public_reports: crate::resident::PublicReportsConfig::default(),
         }
     }
 }
@@ -42,6 +46,7 @@ impl ApiConfig {
                 "api.admin_token: must be at least 16 characters (or empty to generate one)".into(),
             );
         }
+        e.extend(self.public_reports.validate("api.public_reports"));
         e
     }
 }
@@ -60,6 +65,8 @@ pub struct AppState {
     /// Tickets of the rules stage.
     pub tickets: steward_rules::TicketDesk,
     pub api_metrics: crate::ApiMetrics,
+    /// Rate limits and counters of the public resident report endpoint.
+    pub resident: crate::resident::ResidentIntake,
 }
 
 pub fn app(state: AppState) -> Router {
@@ -70,14 +77,21 @@ pub fn app(state: AppState) -> Router {
         .route("/devices/{id}/state", get(device_state))
         .route("/devices/{id}/rotate-secret", post(rotate_secret))
         .route("/rejects", get(list_rejects))
-        .route("/tickets", get(list_tickets))
-        .route("/tickets/{id}", get(get_ticket))
-        .route("/tickets/{id}/transition", post(transition_ticket))
-        .route("/reports/rating", get(rating));
+        .route("/tickets", get(tickets::list_tickets))
+        .route("/tickets.csv", get(tickets::tickets_csv))
+        .route("/tickets/{id}", get(tickets::get_ticket))
+        .route("/tickets/{id}/transition", post(tickets::transition_ticket))
+        .route("/reports/rating", get(reports::rating))
+        .route("/reports/sla", get(reports::sla))
+        .route("/tokens", get(auth::list_tokens).post(auth::create_token))
+        .route("/tokens/{id}", delete(auth::revoke_token))
+        .route("/public/reports", post(resident::create_report));
     Router::new()
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/api/openapi.json", get(openapi::openapi_json))
+        .route("/api/docs", get(openapi::docs_page))
         .nest("/api/v1", api)
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(axum::middleware::from_fn_with_state(
@@ -111,30 +125,13 @@ async fn record_latency(
     resp
 }
 
-/// A request that presented the admin token.
-struct Admin;
-
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or(ApiError::Unauthorized)?;
-        if token.as_bytes().ct_eq(state.admin_token.as_bytes()).into() {
-            Ok(Admin)
-        } else {
-            Err(ApiError::Unauthorized)
-        }
-    }
-}
-
 /// Query strings are parsed into a map first so an unknown or malformed parameter gets a
 /// 400 that names it instead of axum's generic rejection.
-fn params(q: &HashMap<String, String>, allowed: &[&str]) -> Result<(), ApiError> {
-    if let Some(k) = q.keys().find(|k| !allowed.contains(&k.as_str())) {
+pub(crate) fn params(q: &HashMap<String, String>, allowed: &[&str]) -> Result<(), ApiError> {
+    if let Some(k) = q
+        .keys()
+        .find(|k| !allowed.contains(&k.as_str()) && *k != crate::auth::ACCESS_TOKEN_PARAM)
+    {
         return Err(ApiError::BadRequest(format!(
             "unknown query parameter `{}`; allowed: {}",
             k.chars().take(64).collect::<String>(),
@@ -145,7 +142,7 @@ fn params(q: &HashMap<String, String>, allowed: &[&str]) -> Result<(), ApiError>
 }
 
 /// `limit`, when given: 1 to 1000 rows.
-fn limit_param(q: &HashMap<String, String>) -> Result<Option<u32>, ApiError> {
+pub(crate) fn limit_param(q: &HashMap<String, String>) -> Result<Option<u32>, ApiError> {
     q.get("limit")
         .map(|l| match l.parse::<u32>() {
             Ok(n) if (1..=1000).contains(&n) => Ok(n),
@@ -156,11 +153,11 @@ fn limit_param(q: &HashMap<String, String>) -> Result<Option<u32>, ApiError> {
         .transpose()
 }
 
-fn id_param(name: &str, v: &str) -> Result<(), ApiError> {
+pub(crate) fn id_param(name: &str, v: &str) -> Result<(), ApiError> {
     validate_id(v).map_err(|e| ApiError::BadRequest(format!("{name}: {e}")))
 }
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
@@ -168,7 +165,18 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::Internal(e.to_string()))?
 }
 
-async fn readyz(State(s): State<AppState>) -> Response {
+/// Liveness.
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "`{\"status\": \"ok\"}`")))]
+pub(crate) async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Readiness: QuestDB, SQLite and broker checks.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses((status = 200, description = "ready, with each check"),
+        (status = 503, description = "a check failed; each check says why")))]
+pub(crate) async fn readyz(State(s): State<AppState>) -> Response {
     let mut checks = serde_json::Map::new();
     let mut ready = true;
     let qdb = s.questdb.ping().await;
@@ -193,7 +201,10 @@ async fn readyz(State(s): State<AppState>) -> Response {
     (code, Json(json!({"ready": ready, "checks": checks}))).into_response()
 }
 
-async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
+/// Prometheus/OpenMetrics text of every stage.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text")))]
+pub(crate) async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &s.metrics.lock())
         .map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -207,9 +218,18 @@ async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
         .into_response())
 }
 
-async fn list_compounds(_: Admin, State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+/// Compounds with their responsible station (admin, manager, crew: scoped).
+#[utoipa::path(get, path = "/api/v1/compounds", tag = "estate",
+    responses((status = 200, description = "`{\"compounds\": [...]}`"), (status = 401), (status = 403)),
+    security(("bearer" = []), ("access_token" = [])))]
+pub(crate) async fn list_compounds(
+    who: Principal,
+    State(s): State<AppState>,
+) -> Result<Json<Value>, ApiError> {
+    who.require(&[Role::Manager, Role::Crew])?;
     let reg = s.registry.clone();
-    let compounds = blocking(move || Ok(reg.compounds()?)).await?;
+    let mut compounds = blocking(move || Ok(reg.compounds()?)).await?;
+    compounds.retain(|c| who.can_see_compound(&c.id));
     Ok(Json(json!({ "compounds": compounds })))
 }
 
@@ -228,8 +248,18 @@ fn device_json(d: &steward_estate::DeviceInfo) -> Value {
     })
 }
 
-async fn list_devices(
-    _: Admin,
+/// Devices (every role, scoped: a manager's compounds, a crew's station, a vendor's own).
+#[utoipa::path(get, path = "/api/v1/devices", tag = "devices",
+    params(
+        ("kind" = Option<String>, Query, description = "smoke, pump, lift or gate"),
+        ("compound" = Option<String>, Query, description = "compound id (must be in scope)"),
+        ("include_retired" = Option<bool>, Query, description = "also retired devices"),
+    ),
+    responses((status = 200, description = "`{\"devices\": [...]}`"), (status = 400), (status = 401),
+        (status = 403, description = "compound outside the token's scope")),
+    security(("bearer" = []), ("access_token" = [])))]
+pub(crate) async fn list_devices(
+    who: Principal,
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
@@ -241,6 +271,10 @@ async fn list_devices(
         .map_err(|e| ApiError::BadRequest(format!("kind: {e}")))?;
     if let Some(c) = q.get("compound") {
         id_param("compound", c)?;
+        // A vendor's devices are filtered by vendor anyway; a compound narrows them.
+        if who.role != Role::Vendor {
+            who.check(who.can_see_compound(c), &format!("compound `{c}`"))?;
+        }
     }
     let include_retired = match q.get("include_retired").map(String::as_str) {
         None | Some("false") => false,
@@ -256,6 +290,7 @@ async fn list_devices(
     let mut devices: Vec<_> = dir
         .devices
         .values()
+        .filter(|d| who.can_see_device(d))
         .filter(|d| include_retired || !d.retired)
         .filter(|d| kind.is_none_or(|k| d.kind == k))
         .filter(|d| q.get("compound").is_none_or(|c| *d.compound == **c))
@@ -266,12 +301,18 @@ async fn list_devices(
     })))
 }
 
-async fn get_device(
-    _: Admin,
+/// One device (scoped as the list).
+#[utoipa::path(get, path = "/api/v1/devices/{id}", tag = "devices",
+    params(("id" = String, Path, description = "device id")),
+    responses((status = 200, description = "the device"), (status = 400), (status = 401),
+        (status = 403, description = "outside the token's scope"), (status = 404)),
+    security(("bearer" = []), ("access_token" = [])))]
+pub(crate) async fn get_device(
+    who: Principal,
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let d = find_device(&s, &id)?;
+    let d = visible_device(&who, &s, &id)?;
     Ok(Json(device_json(&d)))
 }
 
@@ -285,12 +326,29 @@ fn find_device(s: &AppState, id: &str) -> Result<steward_estate::DeviceInfo, Api
         .ok_or_else(|| ApiError::NotFound(format!("device `{id}` not found")))
 }
 
-async fn device_state(
-    _: Admin,
+/// [`find_device`], then 403 when the caller may not see it.
+fn visible_device(
+    who: &Principal,
+    s: &AppState,
+    id: &str,
+) -> Result<steward_estate::DeviceInfo, ApiError> {
+    let d = find_device(s, id)?;
+    who.check(who.can_see_device(&d), &format!("device `{id}`"))?;
+    Ok(d)
+}
+
+/// Liveness, last seen and the latest value of each metric (scoped as the list).
+#[utoipa::path(get, path = "/api/v1/devices/{id}/state", tag = "devices",
+    params(("id" = String, Path, description = "device id")),
+    responses((status = 200, description = "liveness and latest state"), (status = 400),
+        (status = 401), (status = 403), (status = 404)),
+    security(("bearer" = []), ("access_token" = [])))]
+pub(crate) async fn device_state(
+    who: Principal,
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let d = find_device(&s, &id)?;
+    let d = visible_device(&who, &s, &id)?;
     let now = steward_ingest::pipeline::now_ms();
     let state = s.states.get(&id);
     let liveness = state
@@ -304,13 +362,37 @@ async fn device_state(
     })))
 }
 
-async fn upsert_device(
-    _: Admin,
+/// Create or update a device (admin; vendor for its own vendor name and devices). A new
+/// device that does not publish through a gateway gets its secret in the reply, once.
+#[utoipa::path(post, path = "/api/v1/devices", tag = "devices",
+    request_body = crate::openapi::DeviceUpsertDoc,
+    responses((status = 201, description = "created; `secret` shown once"),
+        (status = 200, description = "updated"), (status = 400), (status = 401),
+        (status = 403, description = "another vendor's device or vendor name")),
+    security(("bearer" = []), ("access_token" = [])))]
+pub(crate) async fn upsert_device(
+    who: Principal,
     State(s): State<AppState>,
     body: Result<Json<DeviceUpsert>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
+    who.require(&[Role::Vendor])?;
     let Json(body) =
         body.map_err(|e| ApiError::BadRequest(format!("request body: {}", e.body_text())))?;
+    if who.role == Role::Vendor {
+        who.check(
+            who.scope.vendor.as_deref() == Some(body.vendor.as_str()),
+            &format!(
+                "vendor `{}`",
+                body.vendor.chars().take(64).collect::<String>()
+            ),
+        )?;
+        if let Some(existing) = s.registry.directory().device(&body.id) {
+            who.check(
+                who.can_see_device(existing),
+                &format!("device `{}`", existing.id),
+            )?;
+        }
+    }
     let reg = s.registry.clone();
     let id = body.id.clone();
     let issued = blocking(move || Ok(reg.upsert_device(&body)?)).await?;
@@ -325,41 +407,94 @@ async fn upsert_device(
     Ok((status, Json(out)).into_response())
 }
 
-async fn retire_device(
-    _: Admin,
+/// Retire a device (admin; vendor for its own).
+#[utoipa::path(delete, path = "/api/v1/devices/{id}", tag = "devices",
+    params(("id" = String, Path, description = "device id")),
+    responses((status = 200, description = "retired"), (status = 400), (status = 401),
+        (status = 403), (status = 404)),
+    security(("bearer" = []), ("access_token" = [])))]
+pub(crate) async fn retire_device(
+    who: Principal,
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    id_param("id", &id)?;
+    who.require(&[Role::Vendor])?;
+    visible_device(&who, &s, &id)?;
     let reg = s.registry.clone();
     let id2 = id.clone();
     blocking(move || Ok(reg.retire_device(&id2)?)).await?;
     Ok(Json(json!({"id": id, "retired": true})))
 }
 
-async fn rotate_secret(
-    _: Admin,
+/// Issue a new device secret; the old one stops working (admin; vendor for its own).
+#[utoipa::path(post, path = "/api/v1/devices/{id}/rotate-secret", tag = "devices",
+    params(("id" = String, Path, description = "device id")),
+    responses((status = 200, description = "`{\"id\", \"secret\"}`, the secret shown once"),
+        (status = 400), (status = 401), (status = 403), (status = 404)),
+    security(("bearer" = []), ("access_token" = [])))]
+pub(crate) async fn rotate_secret(
+    who: Principal,
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    id_param("id", &id)?;
+    who.require(&[Role::Vendor])?;
+    visible_device(&who, &s, &id)?;
     let reg = s.registry.clone();
     let id2 = id.clone();
     let secret = blocking(move || Ok(reg.rotate_secret(&id2)?)).await?;
     Ok(Json(json!({"id": id, "secret": secret})))
 }
 
-async fn list_rejects(
-    _: Admin,
+/// Why payloads were refused, newest first (admin; manager and vendor for their devices;
+/// rejects of unknown device ids only for an admin).
+#[utoipa::path(get, path = "/api/v1/rejects", tag = "devices",
+    params(
+        ("device_id" = Option<String>, Query, description = "one device (must be in scope)"),
+        ("reason" = Option<String>, Query, description = "reject reason"),
+        ("limit" = Option<u32>, Query, description = "1 to 1000, default 100"),
+    ),
+    responses((status = 200, description = "`{\"rejects\": [...]}`"), (status = 400), (status = 401),
+        (status = 403), (status = 503, description = "QuestDB unreachable")),
+    security(("bearer" = []), ("access_token" = [])))]
+pub(crate) async fn list_rejects(
+    who: Principal,
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
+    who.require(&[Role::Manager, Role::Vendor])?;
     params(&q, &["device_id", "reason", "limit"])?;
     // Every value that reaches SQL is validated to a closed alphabet first.
     let mut filters = Vec::new();
     if let Some(d) = q.get("device_id") {
         id_param("device_id", d)?;
+        if !who.is_admin() {
+            let dev = s.registry.directory().device(d).cloned();
+            who.check(
+                dev.is_some_and(|dev| who.can_see_device(&dev)),
+                &format!("device `{d}`"),
+            )?;
+        }
         filters.push(format!("device_id = '{d}'"));
+    } else if !who.is_admin() {
+        let dir = s.registry.directory();
+        let mut ids: Vec<&str> = dir
+            .devices
+            .values()
+            .filter(|d| who.can_see_device(d))
+            .map(|d| &*d.id)
+            .collect();
+        if ids.is_empty() {
+            return Ok(Json(json!({ "rejects": [] })));
+        }
+        // The id list travels in the query URL, which QuestDB bounds (64 KiB by default).
+        if ids.len() > MAX_REJECT_SCOPE {
+            return Err(ApiError::BadRequest(format!(
+                "device_id: required when the token covers more than {MAX_REJECT_SCOPE} devices"
+            )));
+        }
+        ids.sort_unstable();
+        // Registry ids passed validate_id, so they cannot close the quotes.
+        filters.push(format!("device_id IN ('{}')", ids.join("','")));
     }
     if let Some(r) = q.get("reason") {
         let reason = RejectReason::ALL
@@ -405,153 +540,9 @@ async fn list_rejects(
     Ok(Json(json!({ "rejects": rows })))
 }
 
+/// Devices a scoped rejects query may name at once.
+const MAX_REJECT_SCOPE: usize = 2000;
+
 fn short(s: &str) -> &str {
     s.split(':').next().unwrap_or(s)
-}
-
-fn ticket_id(raw: &str) -> Result<i64, ApiError> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|i| *i > 0)
-        .ok_or_else(|| ApiError::BadRequest("id: expected a positive integer".into()))
-}
-
-fn time_param(name: &str, v: &str) -> Result<i64, ApiError> {
-    v.parse::<i64>().ok().filter(|t| *t >= 0).ok_or_else(|| {
-        ApiError::BadRequest(format!("{name}: expected milliseconds since the epoch"))
-    })
-}
-
-async fn list_tickets(
-    _: Admin,
-    State(s): State<AppState>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
-    params(
-        &q,
-        &[
-            "station",
-            "compound",
-            "device_id",
-            "rule_id",
-            "priority",
-            "state",
-            "active",
-            "from",
-            "to",
-            "limit",
-        ],
-    )?;
-    let mut f = steward_rules::TicketFilter::default();
-    for (name, slot) in [
-        ("station", &mut f.station),
-        ("compound", &mut f.compound),
-        ("device_id", &mut f.device_id),
-        ("rule_id", &mut f.rule_id),
-    ] {
-        if let Some(v) = q.get(name) {
-            id_param(name, v)?;
-            *slot = Some(v.clone());
-        }
-    }
-    if let Some(p) = q.get("priority") {
-        f.priority = Some(
-            steward_rules::Priority::parse(p)
-                .ok_or_else(|| ApiError::BadRequest("priority: expected P1, P2 or P3".into()))?,
-        );
-    }
-    if let Some(st) = q.get("state") {
-        f.state = Some(steward_rules::TicketState::parse(st).ok_or_else(|| {
-            ApiError::BadRequest(
-                "state: expected open, acknowledged, dispatched, on_site, resolved, closed, on_hold or cancelled".into(),
-            )
-        })?);
-    }
-    f.active_only = match q.get("active").map(String::as_str) {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(_) => {
-            return Err(ApiError::BadRequest(
-                "active: expected true or false".into(),
-            ))
-        }
-    };
-    if let Some(v) = q.get("from") {
-        f.from_ms = Some(time_param("from", v)?);
-    }
-    if let Some(v) = q.get("to") {
-        f.to_ms = Some(time_param("to", v)?);
-    }
-    f.limit = limit_param(&q)?;
-    let desk = s.tickets.clone();
-    let tickets = blocking(move || Ok(desk.store().list(&f)?)).await?;
-    Ok(Json(json!({ "tickets": tickets })))
-}
-
-async fn get_ticket(
-    _: Admin,
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let id = ticket_id(&id)?;
-    let desk = s.tickets.clone();
-    let detail = blocking(move || Ok(desk.store().get(id)?)).await?;
-    Ok(Json(json!(detail)))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TransitionBody {
-    /// Target state: acknowledged, dispatched, on_site, resolved, closed, on_hold, cancelled.
-    to: String,
-    /// Who does it (crew member, dispatcher).
-    actor: String,
-    #[serde(default)]
-    note: String,
-}
-
-async fn transition_ticket(
-    _: Admin,
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    body: Result<Json<TransitionBody>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let id = ticket_id(&id)?;
-    let Json(b) =
-        body.map_err(|e| ApiError::BadRequest(format!("request body: {}", e.body_text())))?;
-    let to = steward_rules::TicketState::parse(&b.to).ok_or_else(|| {
-        ApiError::BadRequest(format!(
-            "to: unknown state `{}`",
-            b.to.chars().take(32).collect::<String>()
-        ))
-    })?;
-    if b.actor.trim().is_empty() || b.actor.len() > 64 {
-        return Err(ApiError::BadRequest("actor: 1 to 64 characters".into()));
-    }
-    if b.note.len() > 2000 {
-        return Err(ApiError::BadRequest("note: at most 2000 characters".into()));
-    }
-    let desk = s.tickets.clone();
-    let ticket = blocking(move || Ok(desk.transition(id, to, &b.actor, &b.note)?)).await?;
-    Ok(Json(json!(ticket)))
-}
-
-async fn rating(
-    _: Admin,
-    State(s): State<AppState>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
-    params(&q, &["of", "month"])?;
-    let of = q
-        .get("of")
-        .ok_or_else(|| ApiError::BadRequest("of: required (a station or compound id)".into()))?
-        .clone();
-    id_param("of", &of)?;
-    let month = q
-        .get("month")
-        .ok_or_else(|| ApiError::BadRequest("month: required (YYYY-MM)".into()))?
-        .clone();
-    let desk = s.tickets.clone();
-    let r = blocking(move || Ok(desk.store().rating(&of, &month)?)).await?;
-    Ok(Json(json!(r)))
 }

@@ -70,7 +70,8 @@ pub fn validate_id(id: &str) -> Result<(), String> {
     if id.len() > 64 {
         return Err(format!(
             "identifier `{}…` is longer than 64 bytes",
-            &id[..32]
+            // By characters: a byte index could split a multi-byte character and panic.
+            id.chars().take(32).collect::<String>()
         ));
     }
     if let Some(c) = id

@@ -1,6 +1,7 @@
 //! Steward's domain: device kinds, the metric catalogue of device contract v1, the estate
-//! file (stations, streets, communities, compounds, buildings, gateways, devices) and the
-//! estate registry kept in SQLite.
+//! file (stations, streets, communities, compounds, buildings, gateways, devices), the
+//! estate registry kept in SQLite, and the API's access tokens (roles and scopes over that
+//! estate, stored hashed in the same database).
 //!
 //! This crate is shared by every stage; it may not depend on any of them, talk to MQTT or
 //! QuestDB, or hold tickets.
@@ -11,10 +12,12 @@ mod kind;
 pub mod registry;
 pub mod schema;
 pub mod secret;
+pub mod tokens;
 
 pub use file::EstateFile;
 pub use kind::{validate_id, DeviceKind};
-pub use registry::{AuthOutcome, DeviceInfo, DeviceUpsert, Directory, Registry};
+pub use registry::{AuthOutcome, CompoundInfo, DeviceInfo, DeviceUpsert, Directory, Registry};
+pub use tokens::{IssuedToken, NewToken, Role, TokenInfo, TokenScope};
 
 use std::path::PathBuf;
 

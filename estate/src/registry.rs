@@ -41,6 +41,11 @@ CREATE TABLE IF NOT EXISTS devices (
     gateway TEXT REFERENCES gateways(id), secret_hash TEXT,
     report_interval_s INTEGER NOT NULL, retired INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS api_tokens (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, role TEXT NOT NULL,
+    scope TEXT NOT NULL, token_hash TEXT NOT NULL UNIQUE, created_ms INTEGER NOT NULL,
+    revoked_ms INTEGER
+);
 "#;
 
 /// What the hot paths need to know of a device.
@@ -90,11 +95,21 @@ impl AuthOutcome {
     }
 }
 
-/// Immutable snapshot of devices and gateways.
+/// Where a compound sits and who answers for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompoundInfo {
+    pub id: String,
+    pub street: String,
+    /// Responsible station (property company's, or the street's fall-back).
+    pub station: String,
+}
+
+/// Immutable snapshot of devices, gateways and compounds.
 #[derive(Debug, Default)]
 pub struct Directory {
     pub devices: HashMap<String, DeviceInfo>,
     pub gateways: HashMap<String, GatewayInfo>,
+    pub compounds: HashMap<String, CompoundInfo>,
 }
 
 impl Directory {
@@ -158,7 +173,7 @@ pub struct CompoundSummary {
 /// and the current directory snapshot.
 #[derive(Clone)]
 pub struct Registry {
-    conn: Arc<Mutex<Connection>>,
+    pub(crate) conn: Arc<Mutex<Connection>>,
     directory: Arc<RwLock<Arc<Directory>>>,
 }
 
@@ -445,7 +460,26 @@ impl Registry {
                 };
                 gateways.insert(g.id.clone(), g);
             }
-            Directory { devices, gateways }
+            let mut compounds = HashMap::new();
+            let mut stmt = conn.prepare(
+                "SELECT c.id, s.id, COALESCE(c.station, s.fallback_station)
+                 FROM compounds c JOIN communities m ON c.community=m.id
+                   JOIN streets s ON m.street=s.id",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let c = CompoundInfo {
+                    id: r.get(0)?,
+                    street: r.get(1)?,
+                    station: r.get(2)?,
+                };
+                compounds.insert(c.id.clone(), c);
+            }
+            Directory {
+                devices,
+                gateways,
+                compounds,
+            }
         };
         *self.directory.write() = Arc::new(dir);
         Ok(())

@@ -9,6 +9,8 @@
 //! - [`TicketStore`]: tickets and their audit trail in SQLite, plus persisted rule state.
 //! - [`RulesService`]: the engine on its own thread behind a bounded queue
 //!   ([`RulesSink`] for ingest, [`RulesHandle`] for the hub), with an injectable [`Clock`].
+//! - [`TicketDesk`]: what the API uses: move tickets, and open them from residents'
+//!   reports ([`ResidentReport`]), published like the rules' own.
 //! - [`backtest`]: replay QuestDB history through a pack.
 //! - [`DeviceStates`]: the latest state of every device, read by the API.
 //!
@@ -35,13 +37,13 @@ pub use metrics::{PriorityLabel, RulesMetrics, StageLabel, StateLabel};
 pub use pack::{CommandDef, CommandTarget, OnClear, Priority, Rule, RulePack, DEFAULT_PACK};
 pub use service::{
     CommandSink, Dispatcher, NoCommands, RulesConfig, RulesHandle, RulesService, RulesSink,
-    TicketDesk, TicketEvent, TicketEventKind,
+    TicketDesk, TicketEvent, TicketEventKind, RESIDENT_ACTOR,
 };
 pub use state::{DeviceState, DeviceStates, Liveness};
 pub use store::{
-    month_range, rate, stars_for, AuditRecord, ClearOutcome, RaiseOutcome, Rating, SlaConfig,
-    SlaEvent, SlaPolicy, SlaStage, Targets, Ticket, TicketDetail, TicketError, TicketFilter,
-    TicketState, TicketStore, SYSTEM_ACTOR,
+    month_range, rate, stars_for, AuditRecord, ClearOutcome, RaiseOutcome, Rating, ResidentReport,
+    SlaConfig, SlaEvent, SlaPolicy, SlaStage, Targets, Ticket, TicketDetail, TicketError,
+    TicketFilter, TicketScope, TicketState, TicketStore, RESIDENT_KIND, SYSTEM_ACTOR,
 };
 
 use std::path::PathBuf;

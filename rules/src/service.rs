@@ -6,7 +6,9 @@ use crate::clock::Clock;
 use crate::engine::{alerts_topic, Action, Engine};
 use crate::metrics::{RulesMetrics, StageLabel, StateLabel};
 use crate::pack::{pack_files, Priority, RulePack};
-use crate::store::{SlaConfig, SlaEvent, SlaPolicy, Ticket, TicketState, TicketStore};
+use crate::store::{
+    RaiseOutcome, ResidentReport, SlaConfig, SlaEvent, SlaPolicy, Ticket, TicketState, TicketStore,
+};
 use crate::RulesError;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -385,6 +387,33 @@ impl Dispatcher {
         }
     }
 
+    /// A resident's report: opens (or adds to) a ticket for the compound's station and
+    /// publishes it like a rule's, so crews are alerted the same way.
+    pub fn report(&self, r: &ResidentReport) -> Result<RaiseOutcome, RulesError> {
+        let o = self.store.report(r, &self.policy, RESIDENT_ACTOR)?;
+        let kind = if o.created {
+            self.metrics
+                .tickets_raised
+                .get_or_create(&crate::metrics::PriorityLabel {
+                    priority: r.priority.as_str(),
+                })
+                .inc();
+            info!(ticket = o.ticket.id, compound = %r.compound, category = %r.category, station = %r.station, "ticket opened by a resident report");
+            TicketEventKind::Raised
+        } else {
+            self.metrics.occurrences.inc();
+            TicketEventKind::Repeated
+        };
+        self.emit(TicketEvent::of(
+            kind,
+            &o.ticket,
+            r.ts_ms,
+            &self.policy,
+            r.title.clone(),
+        ));
+        Ok(o)
+    }
+
     /// A crew's (or the API's) move of a ticket, published like the rules' own.
     pub fn transition(
         &self,
@@ -472,7 +501,20 @@ impl TicketDesk {
     pub fn sla_policy(&self) -> &SlaPolicy {
         &self.dispatcher.policy
     }
+
+    /// Open a ticket from a resident's report, timestamped by the rules' clock.
+    pub fn report(&self, mut r: ResidentReport) -> Result<RaiseOutcome, RulesError> {
+        r.ts_ms = self.clock.now_ms();
+        self.dispatcher.report(&r)
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
 }
+
+/// Actor recorded for tickets opened by resident reports.
+pub const RESIDENT_ACTOR: &str = "resident";
 
 /// The hub's handle on the running rules stage.
 pub struct RulesHandle {

@@ -368,6 +368,10 @@ pub struct TicketFilter {
     pub rule_id: Option<String>,
     pub priority: Option<Priority>,
     pub state: Option<TicketState>,
+    /// Any of these priorities (with `priority`, both must hold).
+    pub priorities: Vec<Priority>,
+    /// Any of these states (with `state`, both must hold).
+    pub states: Vec<TicketState>,
     /// Only tickets that still need work.
     pub active_only: bool,
     /// Opened at or after, ms.
@@ -376,7 +380,51 @@ pub struct TicketFilter {
     pub to_ms: Option<i64>,
     /// Newest first; at most this many (default 500).
     pub limit: Option<u32>,
+    /// Skip this many of the matching tickets first (paging).
+    pub offset: Option<u32>,
+    /// Restrict to what a caller may see: when set, a ticket must be routed to one of
+    /// `stations` or belong to one of `compounds`. Empty lists then match nothing.
+    pub within: Option<TicketScope>,
 }
+
+/// Part of the estate a ticket list is restricted to (see [`TicketFilter::within`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TicketScope {
+    pub stations: Vec<String>,
+    pub compounds: Vec<String>,
+}
+
+/// A fault reported by a resident (not by a device): opens a ticket for the compound's
+/// station. Repeated reports of the same category in the same compound while a ticket is
+/// active add an occurrence and an audit record to that ticket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResidentReport {
+    pub compound: String,
+    /// Station responsible for the compound, from the estate.
+    pub station: String,
+    /// One of a fixed list the API validates, e.g. `lift`.
+    pub category: String,
+    pub priority: Priority,
+    pub title: String,
+    /// Description, location and contact as the resident gave them.
+    pub detail: String,
+    pub ts_ms: i64,
+}
+
+impl ResidentReport {
+    /// Pseudo device id of a compound's resident reports (no device is involved).
+    pub fn device_id(&self) -> String {
+        format!("resident:{}", self.compound)
+    }
+
+    pub fn rule_id(&self) -> String {
+        format!("resident-{}", self.category)
+    }
+}
+
+/// Ticket kind of resident reports.
+pub const RESIDENT_KIND: &str = "resident";
 
 /// Monthly service figures of a station or compound (docs/rating.md).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -465,6 +513,20 @@ const COLS: &str = "id, device_id, rule_id, kind, compound, building, station, p
     acknowledged_ms, dispatched_ms, on_site_ms, resolved_ms, closed_ms, cancelled_ms, \
     ack_due_ms, on_site_due_ms, resolve_due_ms, ack_breached, on_site_breached, \
     resolve_breached, escalation_level, reminders, repeat_of, next_reminder_ms, hold_since_ms";
+
+/// What opening a ticket needs, whatever raised it.
+struct NewTicket<'a> {
+    device_id: &'a str,
+    rule_id: &'a str,
+    kind: &'a str,
+    compound: &'a str,
+    building: &'a str,
+    station: &'a str,
+    priority: Priority,
+    title: &'a str,
+    detail: &'a str,
+    ts_ms: i64,
+}
 
 /// Internal columns the SLA clock needs besides the public ticket.
 struct Clocks {
@@ -578,6 +640,60 @@ impl TicketStore {
 
     /// Open a ticket, or count one more occurrence on the active one.
     pub fn raise(&self, r: &Raise, policy: &SlaPolicy) -> Result<RaiseOutcome, TicketError> {
+        self.raise_new(
+            &NewTicket {
+                device_id: &r.device_id,
+                rule_id: &r.rule_id,
+                kind: r.kind.as_str(),
+                compound: &r.compound,
+                building: &r.building,
+                station: &r.station,
+                priority: r.priority,
+                title: &r.title,
+                detail: &r.detail,
+                ts_ms: r.ts_ms,
+            },
+            policy,
+            None,
+        )
+    }
+
+    /// Open a ticket for a resident's report, or add it to the active ticket of the same
+    /// compound and category (one more occurrence and an audit record with its text).
+    pub fn report(
+        &self,
+        r: &ResidentReport,
+        policy: &SlaPolicy,
+        actor: &str,
+    ) -> Result<RaiseOutcome, TicketError> {
+        let (device_id, rule_id) = (r.device_id(), r.rule_id());
+        self.raise_new(
+            &NewTicket {
+                device_id: &device_id,
+                rule_id: &rule_id,
+                kind: RESIDENT_KIND,
+                compound: &r.compound,
+                building: "",
+                station: &r.station,
+                priority: r.priority,
+                title: &r.title,
+                detail: &r.detail,
+                ts_ms: r.ts_ms,
+            },
+            policy,
+            Some(actor),
+        )
+    }
+
+    /// `repeat_actor`: when set, a repeat keeps the ticket's detail and records the new
+    /// one in the audit trail under this actor (each resident's words are kept); when not,
+    /// a repeat replaces the detail with the latest metric values.
+    fn raise_new(
+        &self,
+        r: &NewTicket,
+        policy: &SlaPolicy,
+        repeat_actor: Option<&str>,
+    ) -> Result<RaiseOutcome, TicketError> {
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
         let existing: Option<i64> = tx
@@ -589,12 +705,26 @@ impl TicketStore {
             .optional()?;
         let (id, created) = match existing {
             Some(id) => {
-                tx.execute(
-                    "UPDATE tickets SET occurrences = occurrences + 1,
-                        last_seen_ms = MAX(last_seen_ms, ?2), condition_active = 1, detail = ?3
-                     WHERE id = ?1",
-                    params![id, r.ts_ms, r.detail],
-                )?;
+                match repeat_actor {
+                    None => {
+                        tx.execute(
+                            "UPDATE tickets SET occurrences = occurrences + 1,
+                                last_seen_ms = MAX(last_seen_ms, ?2), condition_active = 1,
+                                detail = ?3
+                             WHERE id = ?1",
+                            params![id, r.ts_ms, r.detail],
+                        )?;
+                    }
+                    Some(actor) => {
+                        tx.execute(
+                            "UPDATE tickets SET occurrences = occurrences + 1,
+                                last_seen_ms = MAX(last_seen_ms, ?2), condition_active = 1
+                             WHERE id = ?1",
+                            params![id, r.ts_ms],
+                        )?;
+                        audit(&tx, id, r.ts_ms, actor, "reported", None, None, r.detail)?;
+                    }
+                }
                 (id, false)
             }
             None => {
@@ -623,7 +753,7 @@ impl TicketStore {
                     params![
                         r.device_id,
                         r.rule_id,
-                        r.kind.as_str(),
+                        r.kind,
                         r.compound,
                         r.building,
                         r.station,
@@ -644,11 +774,11 @@ impl TicketStore {
                     &tx,
                     id,
                     r.ts_ms,
-                    SYSTEM_ACTOR,
+                    repeat_actor.unwrap_or(SYSTEM_ACTOR),
                     "raised",
                     None,
                     Some(TicketState::Open),
-                    &r.detail,
+                    r.detail,
                 )?;
                 (id, true)
             }
@@ -895,9 +1025,31 @@ impl TicketStore {
         if let Some(t) = f.to_ms {
             add("opened_ms <", V::Integer(t));
         }
+        if !f.priorities.is_empty() {
+            let c = any_of(
+                "priority",
+                f.priorities.iter().map(|p| p.as_str().to_string()),
+                &mut args,
+            );
+            sql.push_str(&format!(" AND {c}"));
+        }
+        if !f.states.is_empty() {
+            let c = any_of(
+                "state",
+                f.states.iter().map(|s| s.as_str().to_string()),
+                &mut args,
+            );
+            sql.push_str(&format!(" AND {c}"));
+        }
+        if let Some(w) = &f.within {
+            let a = any_of("station", w.stations.iter().cloned(), &mut args);
+            let b = any_of("compound", w.compounds.iter().cloned(), &mut args);
+            sql.push_str(&format!(" AND ({a} OR {b})"));
+        }
         sql.push_str(&format!(
-            " ORDER BY opened_ms DESC, id DESC LIMIT {}",
-            f.limit.unwrap_or(500).min(100_000)
+            " ORDER BY opened_ms DESC, id DESC LIMIT {} OFFSET {}",
+            f.limit.unwrap_or(500).min(100_000),
+            f.offset.unwrap_or(0)
         ));
         let conn = self.conn.lock();
         let mut st = conn.prepare(&sql)?;
@@ -1048,6 +1200,26 @@ impl TicketStore {
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
+    }
+}
+
+/// `col IN (?n, ...)` with the values bound as parameters.
+fn any_of(
+    col: &str,
+    values: impl Iterator<Item = String>,
+    args: &mut Vec<rusqlite::types::Value>,
+) -> String {
+    let marks: Vec<String> = values
+        .map(|v| {
+            args.push(rusqlite::types::Value::Text(v));
+            format!("?{}", args.len())
+        })
+        .collect();
+    if marks.is_empty() {
+        // An empty `IN ()` is not valid SQL in every engine; an empty set matches nothing.
+        format!("{col} IN (NULL)")
+    } else {
+        format!("{col} IN ({})", marks.join(","))
     }
 }
 

@@ -607,3 +607,126 @@ fn tickets_and_rule_state_survive_reopening_the_store() {
     co(&mut fresh, T0 + 3 * MIN, 2);
     assert!(fresh.raises().is_empty());
 }
+
+#[test]
+fn resident_reports_open_one_ticket_per_compound_and_category() {
+    let s = TicketStore::open_in_memory().unwrap();
+    let report = |detail: &str, ts: i64| ResidentReport {
+        compound: "cmp-1".into(),
+        station: "st-north".into(),
+        category: "lift".into(),
+        priority: Priority::P2,
+        title: "resident report: lift".into(),
+        detail: detail.into(),
+        ts_ms: ts,
+    };
+    let first = s
+        .report(
+            &report("lift stuck at floor 3", T0),
+            &policy(),
+            RESIDENT_ACTOR,
+        )
+        .unwrap();
+    assert!(first.created);
+    assert_eq!(first.ticket.kind, RESIDENT_KIND);
+    assert_eq!(first.ticket.station, "st-north");
+    assert_eq!(first.ticket.device_id, "resident:cmp-1");
+    let second = s
+        .report(
+            &report("lift still stuck", T0 + MIN),
+            &policy(),
+            RESIDENT_ACTOR,
+        )
+        .unwrap();
+    assert!(!second.created);
+    assert_eq!(second.ticket.id, first.ticket.id);
+    assert_eq!(second.ticket.occurrences, 2);
+    assert_eq!(
+        second.ticket.detail, "lift stuck at floor 3",
+        "the first report's words stay on the ticket"
+    );
+    let detail = s.get(first.ticket.id).unwrap();
+    let reported: Vec<&str> = detail
+        .audit
+        .iter()
+        .map(|a| (a.action.as_str(), a.actor.as_str(), a.note.as_str()))
+        .filter(|(action, _, _)| *action == "reported")
+        .map(|(_, actor, note)| {
+            assert_eq!(actor, RESIDENT_ACTOR);
+            note
+        })
+        .collect();
+    assert_eq!(reported, vec!["lift still stuck"]);
+}
+
+#[test]
+fn list_filters_any_of_states_scope_and_paging() {
+    let s = TicketStore::open_in_memory().unwrap();
+    let mut ids = Vec::new();
+    for (i, (station, compound)) in [
+        ("st-north", "cmp-1"),
+        ("st-north", "cmp-1"),
+        ("st-acme", "cmp-2"),
+        ("st-acme", "cmp-3"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut r = raise(&format!("dev-{i}"), "r", Priority::P2, T0 + i as i64 * MIN);
+        r.station = station.into();
+        r.compound = compound.into();
+        ids.push(s.raise(&r, &policy()).unwrap().ticket.id);
+    }
+    s.transition(ids[0], TicketState::Acknowledged, "crew", "", T0 + 10 * MIN)
+        .unwrap();
+    s.transition(ids[3], TicketState::Cancelled, "crew", "", T0 + 10 * MIN)
+        .unwrap();
+    let list =
+        |f: TicketFilter| -> Vec<i64> { s.list(&f).unwrap().into_iter().map(|t| t.id).collect() };
+    assert_eq!(
+        list(TicketFilter {
+            states: vec![TicketState::Acknowledged, TicketState::Cancelled],
+            ..Default::default()
+        }),
+        vec![ids[3], ids[0]]
+    );
+    assert_eq!(
+        list(TicketFilter {
+            within: Some(TicketScope {
+                stations: vec![],
+                compounds: vec!["cmp-1".into(), "cmp-3".into()],
+            }),
+            ..Default::default()
+        }),
+        vec![ids[3], ids[1], ids[0]]
+    );
+    assert_eq!(
+        list(TicketFilter {
+            within: Some(TicketScope {
+                stations: vec!["st-acme".into()],
+                compounds: vec![],
+            }),
+            ..Default::default()
+        }),
+        vec![ids[3], ids[2]]
+    );
+    assert!(list(TicketFilter {
+        within: Some(TicketScope::default()),
+        ..Default::default()
+    })
+    .is_empty());
+    assert_eq!(
+        list(TicketFilter {
+            limit: Some(2),
+            offset: Some(1),
+            ..Default::default()
+        }),
+        vec![ids[2], ids[1]]
+    );
+    // Filter values are bound, never spliced into the SQL.
+    assert!(list(TicketFilter {
+        compound: Some("cmp-1' OR '1'='1".into()),
+        ..Default::default()
+    })
+    .is_empty());
+}

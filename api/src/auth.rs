@@ -1,0 +1,470 @@
+//! Who is calling: bearer tokens resolved to a [`Principal`] (role and scope over the
+//! estate), and the admin-only token endpoints.
+//!
+//! A token comes in `Authorization: Bearer <token>` or, for clients that cannot set
+//! headers (a browser's `EventSource`), in the `access_token` query parameter. The
+//! configured `api.admin_token` is an admin; every other token lives hashed in the registry.
+
+use crate::routes::{blocking, AppState};
+use crate::ApiError;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::{BTreeSet, HashMap};
+use steward_estate::{DeviceInfo, Directory, NewToken, Role, TokenInfo, TokenScope};
+use steward_rules::{Ticket, TicketScope};
+use subtle::ConstantTimeEq;
+use tracing::debug;
+use utoipa::ToSchema;
+
+/// Query parameter that may carry the token instead of the `Authorization` header.
+pub const ACCESS_TOKEN_PARAM: &str = "access_token";
+
+/// The estate a principal covers, resolved against the current directory so a compound
+/// added to a manager's street is covered at once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// Manager: its compounds and those of its streets. Crew: compounds its station serves.
+    pub compounds: BTreeSet<String>,
+    /// Manager: stations serving its compounds. Crew: its station.
+    pub stations: BTreeSet<String>,
+    /// Vendor: its name as devices carry it.
+    pub vendor: Option<String>,
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub role: Role,
+    /// `None` for the configured admin token.
+    pub token_id: Option<i64>,
+    pub name: String,
+    pub scope: Scope,
+}
+
+impl Principal {
+    pub fn config_admin() -> Principal {
+        Principal {
+            role: Role::Admin,
+            token_id: None,
+            name: "admin".into(),
+            scope: Scope::default(),
+        }
+    }
+
+    /// A stored token's principal, its scope resolved against `dir`.
+    pub fn from_token(info: &TokenInfo, dir: &Directory) -> Principal {
+        let mut scope = Scope::default();
+        match info.role {
+            Role::Admin => {}
+            Role::Manager => {
+                for c in dir.compounds.values() {
+                    if info.scope.compounds.contains(&c.id)
+                        || info.scope.streets.contains(&c.street)
+                    {
+                        scope.compounds.insert(c.id.clone());
+                        scope.stations.insert(c.station.clone());
+                    }
+                }
+            }
+            Role::Crew => {
+                if let Some(st) = &info.scope.station {
+                    scope.stations.insert(st.clone());
+                    for c in dir.compounds.values().filter(|c| c.station == *st) {
+                        scope.compounds.insert(c.id.clone());
+                    }
+                }
+            }
+            Role::Vendor => scope.vendor = info.scope.vendor.clone(),
+        }
+        Principal {
+            role: info.role,
+            token_id: Some(info.id),
+            name: info.name.clone(),
+            scope,
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// 403 `forbidden` unless the principal has one of `roles` (admin always may).
+    pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
+        if self.is_admin() || roles.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "role {} may not call this endpoint",
+                self.role
+            )))
+        }
+    }
+
+    /// 403 `out_of_scope` unless `allowed`.
+    pub fn check(&self, allowed: bool, what: &str) -> Result<(), ApiError> {
+        if allowed {
+            Ok(())
+        } else {
+            Err(ApiError::OutOfScope(format!(
+                "{what} is outside the scope of this token"
+            )))
+        }
+    }
+
+    /// Tickets, alerts and figures of a station. A manager sees the stations that serve
+    /// its compounds (how fast they answer is what a manager watches).
+    pub fn can_see_station(&self, station: &str) -> bool {
+        match self.role {
+            Role::Admin => true,
+            Role::Manager | Role::Crew => self.scope.stations.contains(station),
+            Role::Vendor => false,
+        }
+    }
+
+    pub fn can_see_compound(&self, compound: &str) -> bool {
+        match self.role {
+            Role::Admin => true,
+            Role::Manager | Role::Crew => self.scope.compounds.contains(compound),
+            Role::Vendor => false,
+        }
+    }
+
+    /// Devices: a manager's compounds, a crew's station, a vendor's own.
+    pub fn can_see_device(&self, d: &DeviceInfo) -> bool {
+        match self.role {
+            Role::Admin => true,
+            Role::Manager => self.scope.compounds.contains(&*d.compound),
+            Role::Crew => self.scope.stations.contains(&d.station),
+            Role::Vendor => self.scope.vendor.as_deref() == Some(d.vendor.as_str()),
+        }
+    }
+
+    /// Tickets (and their alerts): a manager's compounds, a crew's station.
+    pub fn can_see_ticket(&self, t: &Ticket) -> bool {
+        self.can_see_ticket_of(&t.station, &t.compound)
+    }
+
+    /// [`Self::can_see_ticket`] from a ticket's (or ticket event's) routing.
+    pub fn can_see_ticket_of(&self, station: &str, compound: &str) -> bool {
+        match self.role {
+            Role::Admin => true,
+            Role::Manager => self.scope.compounds.contains(compound),
+            Role::Crew => self.scope.stations.contains(station),
+            Role::Vendor => false,
+        }
+    }
+
+    /// The restriction to put on a ticket query; `None` for an admin.
+    pub fn ticket_scope(&self) -> Option<TicketScope> {
+        match self.role {
+            Role::Admin => None,
+            Role::Manager => Some(TicketScope {
+                stations: vec![],
+                compounds: self.scope.compounds.iter().cloned().collect(),
+            }),
+            Role::Crew => Some(TicketScope {
+                stations: self.scope.stations.iter().cloned().collect(),
+                compounds: vec![],
+            }),
+            Role::Vendor => Some(TicketScope::default()),
+        }
+    }
+}
+
+/// The presented token: the `Authorization` header wins over the query parameter.
+fn presented_token(parts: &Parts) -> Result<Option<String>, ApiError> {
+    if let Some(h) = parts.headers.get(header::AUTHORIZATION) {
+        let token = h
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(ApiError::Unauthorized)?;
+        return Ok(Some(token.to_string()));
+    }
+    // A malformed query string is the handler's to report, naming the parameter.
+    let pairs = axum::extract::Query::<Pairs>::try_from_uri(&parts.uri)
+        .map(|q| q.0)
+        .unwrap_or_default();
+    Ok(pairs
+        .into_iter()
+        .find(|(k, _)| k == ACCESS_TOKEN_PARAM)
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_empty()))
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(p) = parts.extensions.get::<Principal>() {
+            return Ok(p.clone());
+        }
+        let token = presented_token(parts)?.ok_or(ApiError::Unauthorized)?;
+        let principal = if token.as_bytes().ct_eq(state.admin_token.as_bytes()).into() {
+            Principal::config_admin()
+        } else {
+            let reg = state.registry.clone();
+            let t = token.clone();
+            let info = blocking(move || Ok(reg.verify_token(&t)?)).await?;
+            let Some(info) = info else {
+                debug!("api request with an unknown or revoked token");
+                return Err(ApiError::InvalidToken);
+            };
+            Principal::from_token(&info, &state.registry.directory())
+        };
+        parts.extensions.insert(principal.clone());
+        Ok(principal)
+    }
+}
+
+/// A request that presented an admin token.
+pub struct Admin(pub Principal);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let p = Principal::from_request_parts(parts, state).await?;
+        p.require(&[Role::Admin])?;
+        Ok(Admin(p))
+    }
+}
+
+/// A token to create. Which scope fields apply depends on the role: manager `streets`
+/// and/or `compounds`; crew `station`; vendor `vendor`; admin none.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    /// Who holds it, e.g. `north crew tablet`.
+    pub name: String,
+    /// `admin`, `manager`, `crew` or `vendor`.
+    pub role: String,
+    #[serde(default)]
+    pub streets: Vec<String>,
+    #[serde(default)]
+    pub compounds: Vec<String>,
+    pub station: Option<String>,
+    pub vendor: Option<String>,
+}
+
+fn token_json(t: &TokenInfo) -> Value {
+    json!({
+        "id": t.id,
+        "name": t.name,
+        "role": t.role,
+        "scope": t.scope,
+        "created_ms": t.created_ms,
+        "revoked_ms": t.revoked_ms,
+    })
+}
+
+/// Create a token; the reply is the only time the token is shown.
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens",
+    request_body = CreateToken,
+    responses(
+        (status = 201, description = "the token (`token` is shown only here) and its id, role and scope"),
+        (status = 400, description = "invalid role or scope, naming the field"),
+        (status = 401, description = "no or invalid token"),
+        (status = 403, description = "not an admin"),
+    ),
+    security(("bearer" = []), ("access_token" = [])))]
+pub async fn create_token(
+    Admin(_): Admin,
+    State(s): State<AppState>,
+    body: Result<Json<CreateToken>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(b) =
+        body.map_err(|e| ApiError::BadRequest(format!("request body: {}", e.body_text())))?;
+    let role: Role = b.role.parse().map_err(|e: String| {
+        ApiError::BadRequest(format!("role: {}", e.chars().take(120).collect::<String>()))
+    })?;
+    let new = NewToken {
+        name: b.name,
+        role,
+        scope: TokenScope {
+            streets: b.streets,
+            compounds: b.compounds,
+            station: b.station,
+            vendor: b.vendor,
+        },
+    };
+    let reg = s.registry.clone();
+    let issued = blocking(move || Ok(reg.create_token(&new)?)).await?;
+    let mut out = token_json(&issued.info);
+    out["token"] = json!(issued.token);
+    Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+/// Every token (revoked ones too), never their secrets.
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens",
+    responses((status = 200, description = "`{\"tokens\": [...]}`"), (status = 401), (status = 403)),
+    security(("bearer" = []), ("access_token" = [])))]
+pub async fn list_tokens(
+    Admin(_): Admin,
+    State(s): State<AppState>,
+) -> Result<Json<Value>, ApiError> {
+    let reg = s.registry.clone();
+    let tokens = blocking(move || Ok(reg.tokens()?)).await?;
+    Ok(Json(
+        json!({ "tokens": tokens.iter().map(token_json).collect::<Vec<_>>() }),
+    ))
+}
+
+/// Revoke a token; it stops working with the next request.
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens",
+    params(("id" = i64, Path, description = "token id")),
+    responses((status = 200, description = "the revoked token"), (status = 400), (status = 401),
+        (status = 403), (status = 404)),
+    security(("bearer" = []), ("access_token" = [])))]
+pub async fn revoke_token(
+    Admin(_): Admin,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = id
+        .parse::<i64>()
+        .ok()
+        .filter(|i| *i > 0)
+        .ok_or_else(|| ApiError::BadRequest("id: expected a positive integer".into()))?;
+    let reg = s.registry.clone();
+    let info = blocking(move || Ok(reg.revoke_token(id)?)).await?;
+    Ok(Json(token_json(&info)))
+}
+
+/// Query parameters of a request as a multimap, for endpoints whose filters repeat.
+pub type Pairs = Vec<(String, String)>;
+
+/// Pairs into a map of the single-valued ones, refusing a parameter given twice unless it
+/// is one of `repeatable`.
+pub fn single_values(
+    pairs: &Pairs,
+    repeatable: &[&str],
+) -> Result<HashMap<String, String>, ApiError> {
+    let mut out = HashMap::new();
+    for (k, v) in pairs {
+        if repeatable.contains(&k.as_str()) {
+            continue;
+        }
+        if out.insert(k.clone(), v.clone()).is_some() && k != ACCESS_TOKEN_PARAM {
+            return Err(ApiError::BadRequest(format!(
+                "{}: given more than once",
+                k.chars().take(64).collect::<String>()
+            )));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use steward_estate::{CompoundInfo, DeviceKind};
+
+    fn dir() -> Directory {
+        let mut d = Directory::default();
+        for (id, street, station) in [
+            ("cmp-1", "street-1", "st-north"),
+            ("cmp-2", "street-1", "st-acme"),
+            ("cmp-3", "street-2", "st-south"),
+        ] {
+            d.compounds.insert(
+                id.into(),
+                CompoundInfo {
+                    id: id.into(),
+                    street: street.into(),
+                    station: station.into(),
+                },
+            );
+        }
+        d
+    }
+
+    fn info(role: Role, scope: TokenScope) -> TokenInfo {
+        TokenInfo {
+            id: 1,
+            name: "t".into(),
+            role,
+            scope,
+            created_ms: 0,
+            revoked_ms: None,
+        }
+    }
+
+    fn device(compound: &str, station: &str, vendor: &str) -> DeviceInfo {
+        DeviceInfo {
+            id: Arc::from("d"),
+            kind: DeviceKind::Lift,
+            vendor: vendor.into(),
+            building: "b".into(),
+            compound: Arc::from(compound),
+            location: String::new(),
+            gateway: None,
+            report_interval_s: 60,
+            retired: false,
+            station: station.into(),
+            secret_hash: None,
+        }
+    }
+
+    #[test]
+    fn manager_scope_expands_streets_to_compounds_and_stations() {
+        let p = Principal::from_token(
+            &info(
+                Role::Manager,
+                TokenScope {
+                    streets: vec!["street-1".into()],
+                    ..Default::default()
+                },
+            ),
+            &dir(),
+        );
+        assert!(p.can_see_compound("cmp-1") && p.can_see_compound("cmp-2"));
+        assert!(!p.can_see_compound("cmp-3"));
+        assert!(p.can_see_station("st-acme") && !p.can_see_station("st-south"));
+        assert!(p.can_see_device(&device("cmp-2", "st-acme", "x")));
+        assert!(!p.can_see_device(&device("cmp-3", "st-south", "x")));
+        assert!(p.require(&[Role::Manager]).is_ok());
+        assert!(matches!(
+            p.require(&[Role::Crew]),
+            Err(ApiError::Forbidden(_))
+        ));
+    }
+
+    #[test]
+    fn crew_and_vendor_scopes() {
+        let crew = Principal::from_token(
+            &info(
+                Role::Crew,
+                TokenScope {
+                    station: Some("st-north".into()),
+                    ..Default::default()
+                },
+            ),
+            &dir(),
+        );
+        assert!(crew.can_see_ticket_of("st-north", "cmp-9"));
+        assert!(!crew.can_see_ticket_of("st-acme", "cmp-1"));
+        assert!(crew.can_see_compound("cmp-1") && !crew.can_see_compound("cmp-2"));
+        let vendor = Principal::from_token(
+            &info(
+                Role::Vendor,
+                TokenScope {
+                    vendor: Some("acme".into()),
+                    ..Default::default()
+                },
+            ),
+            &dir(),
+        );
+        assert!(vendor.can_see_device(&device("cmp-3", "st-south", "acme")));
+        assert!(!vendor.can_see_device(&device("cmp-3", "st-south", "other")));
+        assert!(!vendor.can_see_station("st-south"));
+        assert_eq!(vendor.ticket_scope(), Some(TicketScope::default()));
+        assert_eq!(Principal::config_admin().ticket_scope(), None);
+    }
+}

@@ -1,0 +1,276 @@
+//! Service reports: the monthly star rating (docs/rating.md) and SLA figures per station
+//! and per compound, restricted to the caller's scope.
+
+use crate::auth::Principal;
+use crate::routes::{blocking, id_param, params, AppState};
+use crate::ApiError;
+use axum::extract::{Query, State};
+use axum::Json;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::{BTreeSet, HashMap};
+use steward_estate::Role;
+use steward_rules::{month_range, rate, Rating, Ticket, TicketFilter, TicketState};
+
+/// Figures of one SLA stage (acknowledge, on site, resolve) over a month's tickets.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct StageFigures {
+    /// Done within the target.
+    pub met: u32,
+    /// Done late, or not done and past the target.
+    pub breached: u32,
+    /// Not done, target not passed yet.
+    pub pending: u32,
+    /// Minutes from opening to the stage, over the tickets that reached it.
+    pub median_min: Option<f64>,
+    pub p90_min: Option<f64>,
+}
+
+/// SLA figures of a station or compound for a month.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SlaFigures {
+    pub tickets: u32,
+    pub cancelled: u32,
+    /// Still needing work.
+    pub active: u32,
+    pub p1: u32,
+    pub p2: u32,
+    pub p3: u32,
+    pub acknowledge: StageFigures,
+    /// Only tickets whose priority has an on-site target.
+    pub on_site: StageFigures,
+    /// Only tickets whose priority has a resolve target for met/breached; times over every
+    /// resolved ticket.
+    pub resolve: StageFigures,
+}
+
+/// Nearest-rank percentile of sorted values.
+fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    Some(sorted[rank - 1])
+}
+
+fn stage(
+    tickets: &[&Ticket],
+    done: impl Fn(&Ticket) -> Option<i64>,
+    due: impl Fn(&Ticket) -> Option<i64>,
+    breached_flag: impl Fn(&Ticket) -> bool,
+) -> StageFigures {
+    let mut f = StageFigures::default();
+    let mut times = Vec::new();
+    for t in tickets {
+        let at = done(t);
+        if let Some(at) = at {
+            times.push((at - t.opened_ms).max(0) as f64 / 60_000.0);
+        }
+        let Some(due) = due(t) else { continue };
+        match at {
+            Some(at) if at <= due => f.met += 1,
+            Some(_) => f.breached += 1,
+            None if breached_flag(t) => f.breached += 1,
+            None => f.pending += 1,
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    f.median_min = percentile(&times, 0.5);
+    f.p90_min = percentile(&times, 0.9);
+    f
+}
+
+/// The SLA arithmetic over one month's tickets of a station or compound.
+pub fn sla_figures(tickets: &[&Ticket]) -> SlaFigures {
+    let rated: Vec<&Ticket> = tickets
+        .iter()
+        .copied()
+        .filter(|t| t.state != TicketState::Cancelled)
+        .collect();
+    let count = |p: &str| rated.iter().filter(|t| t.priority.as_str() == p).count() as u32;
+    SlaFigures {
+        tickets: tickets.len() as u32,
+        cancelled: (tickets.len() - rated.len()) as u32,
+        active: rated.iter().filter(|t| t.state.is_active()).count() as u32,
+        p1: count("P1"),
+        p2: count("P2"),
+        p3: count("P3"),
+        acknowledge: stage(
+            &rated,
+            |t| t.acknowledged_ms,
+            |t| Some(t.ack_due_ms),
+            |t| t.ack_breached,
+        ),
+        on_site: stage(
+            &rated,
+            |t| t.on_site_ms,
+            |t| t.on_site_due_ms,
+            |t| t.on_site_breached,
+        ),
+        resolve: stage(
+            &rated,
+            |t| t.resolved_ms,
+            |t| t.resolve_due_ms,
+            |t| t.resolve_breached,
+        ),
+    }
+}
+
+fn month_param(q: &HashMap<String, String>) -> Result<(String, i64, i64), ApiError> {
+    let month = q
+        .get("month")
+        .ok_or_else(|| ApiError::BadRequest("month: required (YYYY-MM)".into()))?
+        .clone();
+    let (from, to) = month_range(&month)
+        .map_err(|_| ApiError::BadRequest("month: expected YYYY-MM, e.g. 2026-11".into()))?;
+    Ok((month, from, to))
+}
+
+/// Monthly rating of one station or compound (admin; manager and crew within scope).
+#[utoipa::path(get, path = "/api/v1/reports/rating", tag = "reports",
+    params(
+        ("of" = String, Query, description = "a station or compound id (in scope)"),
+        ("month" = String, Query, description = "YYYY-MM (UTC)"),
+    ),
+    responses((status = 200, description = "SLA shares, means, repeat rate, score and stars"),
+        (status = 400), (status = 401), (status = 403)),
+    security(("bearer" = []), ("access_token" = [])))]
+pub(crate) async fn rating(
+    who: Principal,
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    who.require(&[Role::Manager, Role::Crew])?;
+    params(&q, &["of", "month"])?;
+    let of = q
+        .get("of")
+        .ok_or_else(|| ApiError::BadRequest("of: required (a station or compound id)".into()))?
+        .clone();
+    id_param("of", &of)?;
+    let (month, _, _) = month_param(&q)?;
+    who.check(
+        who.can_see_station(&of) || who.can_see_compound(&of),
+        &format!("`{of}`"),
+    )?;
+    let desk = s.tickets.clone();
+    let r = blocking(move || Ok(desk.store().rating(&of, &month)?)).await?;
+    Ok(Json(json!(r)))
+}
+
+/// One row of the SLA report.
+#[derive(Debug, Serialize)]
+struct Row {
+    id: String,
+    rating: Rating,
+    sla: SlaFigures,
+}
+
+/// SLA figures and the star rating per station or per compound for a month (admin;
+/// manager and crew: the stations and compounds in scope). A station's figures cover all
+/// its tickets, as its service is what is graded.
+#[utoipa::path(get, path = "/api/v1/reports/sla", tag = "reports",
+    params(
+        ("month" = String, Query, description = "YYYY-MM (UTC)"),
+        ("by" = Option<String>, Query, description = "station (default) or compound"),
+        ("id" = Option<String>, Query, description = "only this station or compound (in scope)"),
+    ),
+    responses((status = 200, description = "`{\"month\", \"by\", \"rows\": [{\"id\", \"rating\", \"sla\"}]}`"),
+        (status = 400), (status = 401), (status = 403)),
+    security(("bearer" = []), ("access_token" = [])))]
+pub(crate) async fn sla(
+    who: Principal,
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    who.require(&[Role::Manager, Role::Crew])?;
+    params(&q, &["month", "by", "id"])?;
+    let (month, from, to) = month_param(&q)?;
+    let by_station = match q.get("by").map(String::as_str) {
+        None | Some("station") => true,
+        Some("compound") => false,
+        Some(_) => {
+            return Err(ApiError::BadRequest(
+                "by: expected station or compound".into(),
+            ))
+        }
+    };
+    let dir = s.registry.directory();
+    let mut ids: BTreeSet<String> = dir
+        .compounds
+        .values()
+        .map(|c| {
+            if by_station {
+                c.station.clone()
+            } else {
+                c.id.clone()
+            }
+        })
+        .filter(|id| {
+            if by_station {
+                who.can_see_station(id)
+            } else {
+                who.can_see_compound(id)
+            }
+        })
+        .collect();
+    if let Some(id) = q.get("id") {
+        id_param("id", id)?;
+        let visible = if by_station {
+            who.can_see_station(id)
+        } else {
+            who.can_see_compound(id)
+        };
+        who.check(visible, &format!("`{id}`"))?;
+        ids = BTreeSet::from([id.clone()]);
+    }
+    let desk = s.tickets.clone();
+    let tickets = blocking(move || {
+        Ok(desk.store().list(&TicketFilter {
+            from_ms: Some(from),
+            to_ms: Some(to),
+            limit: Some(100_000),
+            ..Default::default()
+        })?)
+    })
+    .await?;
+    let rows: Vec<Row> = ids
+        .into_iter()
+        .map(|id| {
+            let mine: Vec<&Ticket> = tickets
+                .iter()
+                .filter(|t| {
+                    if by_station {
+                        t.station == id
+                    } else {
+                        t.compound == id
+                    }
+                })
+                .collect();
+            let owned: Vec<Ticket> = mine.iter().map(|t| (*t).clone()).collect();
+            Row {
+                rating: rate(&id, &month, &owned),
+                sla: sla_figures(&mine),
+                id,
+            }
+        })
+        .collect();
+    Ok(Json(json!({
+        "month": month,
+        "by": if by_station { "station" } else { "compound" },
+        "rows": rows,
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let v: Vec<f64> = (1..=10).map(f64::from).collect();
+        assert_eq!(percentile(&v, 0.5), Some(5.0));
+        assert_eq!(percentile(&v, 0.9), Some(9.0));
+        assert_eq!(percentile(&[3.0], 0.9), Some(3.0));
+        assert_eq!(percentile(&[], 0.5), None);
+    }
+}
