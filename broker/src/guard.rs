@@ -29,6 +29,8 @@ use governor::{Quota, RateLimiter};
 use rumqttd::protocol::{Error, Packet, Protocol};
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use steward_estate::tokens::TOKEN_PREFIX;
+use steward_estate::{Registry, Role};
 
 /// Prefix of publishes refused for their topic; ingest turns them into rejects.
 pub const UNAUTHORIZED_PREFIX: &str = "steward/unauthorized/";
@@ -47,22 +49,50 @@ pub(crate) fn limiter(rate_per_s: u32, burst: u32) -> Option<Arc<Limiter>> {
     )))
 }
 
+/// A crew's (or admin's) alert client, logged in with an API token: it may subscribe to
+/// its station's alerts (an admin to any station's) and publish nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Listener {
+    /// `None`: every station (admin).
+    station: Option<String>,
+}
+
+/// The token a listener logs in with, if it is live and of a role that may listen.
+pub(crate) fn listener_token(registry: &Registry, token: &str) -> Option<Listener> {
+    let info = registry.verify_token(token).ok().flatten()?;
+    match info.role {
+        Role::Admin => Some(Listener { station: None }),
+        Role::Crew => info.scope.station.map(|s| Listener { station: Some(s) }),
+        Role::Manager | Role::Vendor => None,
+    }
+}
+
 #[derive(Clone)]
 pub(crate) struct Guarded<P> {
     inner: P,
     /// The CONNECT username (device or gateway id); set by the first packet.
     identity: Option<Arc<str>>,
+    /// Set instead when the client logged in with a crew or admin token.
+    listener: Option<Listener>,
     limiter: Option<Arc<Limiter>>,
     metrics: BrokerMetrics,
+    registry: Registry,
 }
 
 impl<P> Guarded<P> {
-    pub(crate) fn new(inner: P, limiter: Option<Arc<Limiter>>, metrics: BrokerMetrics) -> Self {
+    pub(crate) fn new(
+        inner: P,
+        limiter: Option<Arc<Limiter>>,
+        metrics: BrokerMetrics,
+        registry: Registry,
+    ) -> Self {
         Guarded {
             inner,
             identity: None,
+            listener: None,
             limiter,
             metrics,
+            registry,
         }
     }
 }
@@ -80,8 +110,8 @@ pub fn may_publish(identity: &str, topic: &[u8]) -> bool {
         && rest != Some(b"commands".as_slice())
 }
 
-/// Whether `identity` may subscribe to `filter`: only inside its own namespace (where its
-/// commands arrive) and to the station alert topics crews' clients listen on.
+/// Whether device or gateway `identity` may subscribe to `filter`: only inside its own
+/// namespace, where its commands arrive.
 pub fn may_subscribe(identity: &str, filter: &str) -> bool {
     let own = |root: &str| {
         filter
@@ -89,15 +119,22 @@ pub fn may_subscribe(identity: &str, filter: &str) -> bool {
             .and_then(|f| f.strip_prefix(identity))
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
     };
-    if own("devices/") || own("gateways/") {
-        return true;
-    }
-    // Station alerts carry no telemetry; `stations/{id}/alerts` or `stations/+/alerts`.
+    !identity.is_empty() && (own("devices/") || own("gateways/"))
+}
+
+/// Whether a listener of `station` (`None`: all stations) may subscribe to `filter`:
+/// `stations/{its station}/alerts`, or for all stations also `stations/+/alerts`.
+pub fn may_listen(station: Option<&str>, filter: &str) -> bool {
     let mut parts = filter.split('/');
-    matches!(
-        (parts.next(), parts.next(), parts.next(), parts.next()),
-        (Some("stations"), Some(s), Some("alerts"), None) if !s.is_empty() && s != "#"
-    )
+    let (Some("stations"), Some(s), Some("alerts"), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    match station {
+        Some(own) => s == own,
+        None => !s.is_empty() && s != "#",
+    }
 }
 
 fn prefixed(prefix: &str, identity: &str, rest: &[u8]) -> Bytes {
@@ -121,6 +158,21 @@ impl<P: Protocol> Guarded<P> {
                     .map(|l| l.username.as_str())
                     .unwrap_or("")
                     .into();
+                if let Some(l) = login.as_ref() {
+                    if l.password.starts_with(TOKEN_PREFIX) {
+                        // Authentication (after this) refuses the connection if this is
+                        // `None`; the listener's name never matches a device namespace.
+                        self.listener = listener_token(&self.registry, &l.password);
+                        let user: Arc<str> = format!("token:{user}").into();
+                        connect.client_id = format!("{user}:{}", connect.client_id);
+                        if let Some(w) = will.as_mut() {
+                            w.topic = prefixed(UNAUTHORIZED_PREFIX, &user, &w.topic);
+                            w.retain = false;
+                        }
+                        self.identity = Some(user);
+                        return Packet::Connect(connect, props, will, will_props, login);
+                    }
+                }
                 if !connect.client_id.is_empty() && connect.client_id != *user {
                     connect.client_id = format!("{user}:{}", connect.client_id);
                 }
@@ -160,7 +212,11 @@ impl<P: Protocol> Guarded<P> {
             Packet::Subscribe(mut subscribe, props) => {
                 if let Some(identity) = self.identity.as_ref() {
                     for f in subscribe.filters.iter_mut() {
-                        if !may_subscribe(identity, &f.path) {
+                        let allowed = match &self.listener {
+                            Some(l) => may_listen(l.station.as_deref(), &f.path),
+                            None => may_subscribe(identity, &f.path),
+                        };
+                        if !allowed {
                             self.metrics.denied_subscribe.inc();
                             f.path = format!("{DENIED_PREFIX}{identity}/{}", f.path);
                         }
@@ -207,12 +263,19 @@ mod tests {
     }
 
     #[test]
-    fn subscribe_only_to_own_commands_and_station_alerts() {
+    fn subscribe_only_to_own_topics_and_listeners_to_their_station() {
         assert!(may_subscribe("lift-1", "devices/lift-1/commands"));
         assert!(may_subscribe("lift-1", "devices/lift-1/#"));
         assert!(may_subscribe("gw-1", "gateways/gw-1/#"));
-        assert!(may_subscribe("crew", "stations/st-1/alerts"));
-        assert!(may_subscribe("crew", "stations/+/alerts"));
+        assert!(!may_subscribe("lift-1", "stations/st-1/alerts"));
+        assert!(may_listen(Some("st-1"), "stations/st-1/alerts"));
+        assert!(!may_listen(Some("st-1"), "stations/st-2/alerts"));
+        assert!(!may_listen(Some("st-1"), "stations/+/alerts"));
+        assert!(!may_listen(Some("st-1"), "devices/lift-1/telemetry"));
+        assert!(may_listen(None, "stations/+/alerts"));
+        assert!(may_listen(None, "stations/st-2/alerts"));
+        assert!(!may_listen(None, "stations/#"));
+        assert!(!may_listen(None, "#"));
         assert!(!may_subscribe("lift-1", "#"));
         assert!(!may_subscribe("lift-1", "devices/+/telemetry"));
         assert!(!may_subscribe("lift-1", "devices/lift-10/commands"));

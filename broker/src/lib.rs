@@ -101,6 +101,15 @@ impl Broker {
             let registry = registry.clone();
             let metrics = metrics.clone();
             s.set_auth_handler(move |_client_id: String, user: String, pass: String| {
+                // Crews' alert clients log in with an API token of role crew (or admin).
+                if pass.starts_with(steward_estate::tokens::TOKEN_PREFIX) {
+                    let ok = guard::listener_token(&registry, &pass).is_some();
+                    metrics.record_token_auth(ok);
+                    if !ok {
+                        warn!(client = %user, "mqtt connect with an unknown or unfit token refused");
+                    }
+                    return std::future::ready(ok);
+                }
                 let outcome = registry.directory().authenticate(&user, &pass);
                 metrics.record_auth(outcome);
                 if !matches!(outcome, AuthOutcome::Device | AuthOutcome::Gateway) {
@@ -117,7 +126,7 @@ impl Broker {
             Server::new(
                 settings("mqtt-v4", v4_addr),
                 router_tx.clone(),
-                Guarded::new(V4, limiter.clone(), metrics.clone()),
+                Guarded::new(V4, limiter.clone(), metrics.clone(), registry.clone()),
             ),
             shutdown_rx.clone(),
         )?);
@@ -126,7 +135,7 @@ impl Broker {
                 Server::new(
                     settings("mqtt-v5", addr),
                     router_tx.clone(),
-                    Guarded::new(V5, limiter.clone(), metrics.clone()),
+                    Guarded::new(V5, limiter.clone(), metrics.clone(), registry.clone()),
                 ),
                 shutdown_rx.clone(),
             )?);

@@ -56,9 +56,17 @@ impl BrokerMetrics {
             .inc();
     }
 
+    pub(crate) fn record_token_auth(&self, ok: bool) {
+        self.auth
+            .get_or_create(&ResultLabel {
+                result: if ok { "ok_token" } else { "bad_token" },
+            })
+            .inc();
+    }
+
     /// Refused CONNECTs so far (all reasons).
     pub fn auth_refused(&self) -> u64 {
-        ["unknown_client", "bad_secret", "retired"]
+        ["unknown_client", "bad_secret", "retired", "bad_token"]
             .iter()
             .map(|r| self.auth.get_or_create(&ResultLabel { result: r }).get())
             .sum()

@@ -7,14 +7,24 @@ use std::time::Duration;
 use steward_device_sim::{DeviceModel, Fault};
 use steward_estate::DeviceKind;
 use steward_rules::{Priority, TicketFilter, TicketState};
-use steward_tests::{now_ms, wait_until, HubSandbox};
+use steward_tests::{now_ms, wait_until, HubSandbox, TestClient};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trapped_passenger_over_mqtt_raises_a_p1_ticket_for_the_right_station() -> anyhow::Result<()>
 {
     let sb = HubSandbox::start().await?;
-    // A crew device of the north station listens to its station's alerts.
-    let crew = sb.device("gate-1", "gate-1-secret").await?;
+    // A crew client of the north station listens to its station's alerts, logged in with
+    // a crew token.
+    let token = sb.hub.registry.create_token(&steward_estate::NewToken {
+        name: "crew-north".into(),
+        role: steward_estate::Role::Crew,
+        scope: steward_estate::TokenScope {
+            station: Some("st-north".into()),
+            ..Default::default()
+        },
+    })?;
+    let crew =
+        TestClient::connect(&sb.mqtt_addr(), "crew-north", "crew-north", &token.token).await?;
     crew.client
         .subscribe("stations/st-north/alerts", QoS::AtLeastOnce)
         .await?;

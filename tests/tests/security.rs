@@ -373,3 +373,86 @@ async fn a_tls_listener_without_its_key_stops_start_up_naming_the_key() -> anyho
     assert!(err.contains("broker.tls_key"), "{err}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crews_hear_only_their_own_stations_alerts_and_devices_none() -> anyhow::Result<()> {
+    use steward_estate::{NewToken, Role, TokenScope};
+    let sb = HubSandbox::start().await?;
+    let token = |name: &str, station: &str| {
+        sb.hub.registry.create_token(&NewToken {
+            name: name.into(),
+            role: Role::Crew,
+            scope: TokenScope {
+                station: Some(station.into()),
+                ..Default::default()
+            },
+        })
+    };
+    let north = token("crew-north", "st-north")?;
+    let acme = token("crew-acme", "st-acme")?;
+    let north_crew =
+        TestClient::connect(&sb.mqtt_addr(), "crew-north", "crew-north", &north.token).await?;
+    let acme_crew =
+        TestClient::connect(&sb.mqtt_addr(), "crew-acme", "crew-acme", &acme.token).await?;
+    let device = sb.device("smoke-1", "smoke-1-secret").await?;
+    north_crew
+        .client
+        .subscribe("stations/st-north/alerts", QoS::AtLeastOnce)
+        .await?;
+    for f in [
+        "stations/st-north/alerts",
+        "stations/+/alerts",
+        "stations/st-acme/alerts",
+    ] {
+        acme_crew.client.subscribe(f, QoS::AtLeastOnce).await?;
+    }
+    device
+        .client
+        .subscribe("stations/+/alerts", QoS::AtLeastOnce)
+        .await?;
+    // A revoked or vendor token cannot log in at all.
+    let vendor = sb.hub.registry.create_token(&NewToken {
+        name: "vendor".into(),
+        role: Role::Vendor,
+        scope: TokenScope {
+            vendor: Some("firesafe".into()),
+            ..Default::default()
+        },
+    })?;
+    assert!(
+        TestClient::connect(&sb.mqtt_addr(), "v", "v", &vendor.token)
+            .await
+            .is_err()
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // A resident report in cmp-1 opens a ticket for st-north, which alerts its crews.
+    let resp = sb
+        .http()
+        .post(sb.api("/api/v1/public/reports"))
+        .json(&json!({"compound": "cmp-1", "category": "lift", "description": "lift stuck on 3"}))
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 201, "{}", resp.text().await?);
+    let heard = north_crew.received.clone();
+    assert!(
+        wait_until(T, || {
+            let n = heard.lock().len();
+            async move { n > 0 }
+        })
+        .await,
+        "the north crew hears its station's alert"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        acme_crew.received.lock().is_empty(),
+        "acme crew heard north's alert: {:?}",
+        acme_crew.received.lock()
+    );
+    assert!(
+        device.received.lock().is_empty(),
+        "a device heard a station's alert"
+    );
+    sb.shutdown().await;
+    Ok(())
+}
