@@ -11,15 +11,22 @@ use steward::config::HubConfig;
 /// Path of the `steward` binary next to this test binary, built on demand.
 pub fn steward_bin() -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    // target/<profile>/deps/<test> -> target/<profile>/steward
-    let profile_dir = exe
+    // target/<profile>/deps/<test> or target/<profile>/<bin> -> target/<profile>/steward
+    let mut profile_dir = exe
         .parent()
-        .and_then(Path::parent)
         .ok_or_else(|| anyhow!("cannot locate the target directory from {}", exe.display()))?;
+    if profile_dir.file_name().is_some_and(|n| n == "deps") {
+        profile_dir = profile_dir.parent().unwrap_or(profile_dir);
+    }
     let bin = profile_dir.join("steward");
     if !bin.exists() {
+        let release = profile_dir.file_name().is_some_and(|n| n == "release");
+        let mut args = vec!["build", "--bin", "steward"];
+        if release {
+            args.push("--release");
+        }
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--bin", "steward"])
+            .args(&args)
             .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
             .status()
             .context("cargo build --bin steward")?;

@@ -1,0 +1,319 @@
+//! Many concurrent device connections, each publishing one QoS 1 reading every
+//! `--interval` seconds, against the hub running as its own process: reports the hub's
+//! resident memory per connection and whether every reading landed.
+//!
+//! The clients speak MQTT 3.1.1 directly over tokio sockets (a few hundred bytes each),
+//! because tens of thousands of full client event loops in one process would measure the
+//! load generator instead of the hub.
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use steward_ingest::questdb::QuestDbClient;
+use steward_tests::process::HubProcess;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+#[derive(Parser)]
+#[command(about = "Concurrent device connections against the hub: memory and delivery")]
+struct Args {
+    /// Connections to open (capped by this process's and the hub's open-file limit).
+    #[arg(long, default_value_t = 50_000)]
+    connections: usize,
+    /// Seconds between two readings of one device.
+    #[arg(long, default_value_t = 10)]
+    interval: u64,
+    /// Publishing rounds after every connection is up.
+    #[arg(long, default_value_t = 3)]
+    rounds: u64,
+    /// New connections per second while ramping up.
+    #[arg(long, default_value_t = 2_000)]
+    ramp: u64,
+}
+
+fn open_file_limit() -> u64 {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3).map(str::to_string))
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn put_str(buf: &mut Vec<u8>, s: &[u8]) {
+    buf.extend_from_slice(&(s.len() as u16).to_be_bytes());
+    buf.extend_from_slice(s);
+}
+
+fn put_len(buf: &mut Vec<u8>, mut len: usize) {
+    loop {
+        let mut b = (len % 128) as u8;
+        len /= 128;
+        if len > 0 {
+            b |= 0x80;
+        }
+        buf.push(b);
+        if len == 0 {
+            break;
+        }
+    }
+}
+
+fn connect_packet(id: &str, secret: &str) -> Vec<u8> {
+    let mut body = Vec::new();
+    put_str(&mut body, b"MQTT");
+    body.push(4); // 3.1.1
+    body.push(0xC2); // username, password, clean session
+    body.extend_from_slice(&120u16.to_be_bytes()); // keep-alive, s
+    put_str(&mut body, id.as_bytes());
+    put_str(&mut body, id.as_bytes());
+    put_str(&mut body, secret.as_bytes());
+    let mut p = vec![0x10];
+    put_len(&mut p, body.len());
+    p.extend_from_slice(&body);
+    p
+}
+
+fn publish_packet(topic: &str, pkid: u16, payload: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    put_str(&mut body, topic.as_bytes());
+    body.extend_from_slice(&pkid.to_be_bytes());
+    body.extend_from_slice(payload);
+    let mut p = vec![0x32]; // PUBLISH, QoS 1
+    put_len(&mut p, body.len());
+    p.extend_from_slice(&body);
+    p
+}
+
+fn reading(kind: &str, ts: i64, seq: u64) -> String {
+    let metrics = match kind {
+        "smoke" => r#"{"alarm": false, "co_ppm": 0.5, "battery_v": 3.0}"#,
+        "pump" => r#"{"running": true, "outlet_pressure_mpa": 0.45}"#,
+        "lift" => r#"{"floor": 3, "moving": false, "door": "closed"}"#,
+        _ => r#"{"state": "closed", "locked": true}"#,
+    };
+    format!(r#"{{"ts": {ts}, "seq": {seq}, "metrics": {metrics}}}"#)
+}
+
+struct Stats {
+    connected: AtomicU64,
+    failed: AtomicU64,
+    acked: AtomicU64,
+}
+
+struct Plan {
+    addr: String,
+    interval: Duration,
+    rounds: u64,
+    stats: Stats,
+}
+
+/// One device: connect, then a reading every `interval` (first one after `offset`).
+async fn device(
+    plan: Arc<Plan>,
+    id: String,
+    secret: String,
+    kind: String,
+    offset: Duration,
+) -> Result<()> {
+    let (interval, rounds, stats) = (plan.interval, plan.rounds, &plan.stats);
+    let addr = &plan.addr;
+    let mut s = TcpStream::connect(addr).await?;
+    s.write_all(&connect_packet(&id, &secret)).await?;
+    let mut ack = [0u8; 4];
+    s.read_exact(&mut ack).await?;
+    if ack != [0x20, 0x02, 0x00, 0x00] {
+        bail!("{id}: CONNACK {ack:?}");
+    }
+    stats.connected.fetch_add(1, Ordering::Relaxed);
+    tokio::time::sleep(offset).await;
+    let topic = format!("devices/{id}/telemetry");
+    let t0 = steward_tests::now_ms();
+    for round in 0..rounds {
+        let pkid = (round % 65_000 + 1) as u16;
+        let body = reading(&kind, t0 + round as i64 * 1000, round);
+        s.write_all(&publish_packet(&topic, pkid, body.as_bytes()))
+            .await?;
+        let mut puback = [0u8; 4];
+        s.read_exact(&mut puback).await?;
+        if puback[0] == 0x40 {
+            stats.acked.fetch_add(1, Ordering::Relaxed);
+        }
+        tokio::time::sleep(interval).await;
+    }
+    // Stay connected until the measurement ends (the task is aborted then).
+    let mut rest = [0u8; 64];
+    loop {
+        if s.read(&mut rest).await? == 0 {
+            return Ok(());
+        }
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<()> {
+    steward_tests::init_logging();
+    let args = Args::parse();
+    // Each connection holds one descriptor here and one in the hub (same limits).
+    let limit = open_file_limit();
+    let n = args.connections.min(limit.saturating_sub(1_000) as usize);
+    if n < args.connections {
+        eprintln!(
+            "open-file limit {limit}: measuring {n} connections instead of {}",
+            args.connections
+        );
+    }
+    let estate = steward_tests::load_estate(n);
+    let file = steward_tests::EstateFile::parse(&estate)?;
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("estate.toml"), &estate)?;
+    let mut config = steward::HubConfig::default();
+    config.estate.file = Some(dir.path().join("estate.toml"));
+    config.estate.database = dir.path().join("steward.db");
+    config.rules.database = dir.path().join("tickets.db");
+    config.ingest.spool_dir = dir.path().join("spool");
+    config.questdb.managed.root = Some(dir.path().join("questdb"));
+    config.questdb.managed.max_heap = "1g".into();
+    config.broker.v4_listen = "127.0.0.1:0".parse()?;
+    config.broker.v5_listen = None;
+    config.api.listen = "127.0.0.1:0".parse()?;
+    config.api.admin_token = "conns-bench-admin-token".into();
+    let hub = tokio::task::block_in_place(|| HubProcess::start(&config, dir.path()))?;
+    let pid = hub.pid();
+    let rss_idle = rss_kib(pid);
+    let interval = Duration::from_secs(args.interval);
+    let plan = Arc::new(Plan {
+        addr: hub.mqtt_addr.clone(),
+        interval,
+        rounds: args.rounds,
+        stats: Stats {
+            connected: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            acked: AtomicU64::new(0),
+        },
+    });
+    let stats = &plan.stats;
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(n);
+    for (i, d) in file.devices.iter().take(n).enumerate() {
+        let Some(secret) = d.secret.clone() else {
+            continue;
+        };
+        // Spread each round of readings evenly over the interval.
+        let offset = interval.mul_f64((i as f64) / (n as f64));
+        let plan2 = plan.clone();
+        let fut = device(
+            plan.clone(),
+            d.id.clone(),
+            secret,
+            d.kind.as_str().to_string(),
+            offset,
+        );
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = fut.await {
+                if plan2.stats.failed.fetch_add(1, Ordering::Relaxed) < 5 {
+                    eprintln!("device failed: {e:#}");
+                }
+            }
+        }));
+        if (i as u64 + 1).is_multiple_of(args.ramp.max(1)) {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+    while stats.connected.load(Ordering::Relaxed) + stats.failed.load(Ordering::Relaxed) < n as u64
+        && start.elapsed() < Duration::from_secs(600)
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let ramp_secs = start.elapsed().as_secs_f64();
+    let rss_connected = rss_kib(pid);
+    let expected = stats.connected.load(Ordering::Relaxed) * args.rounds;
+    let mut rss_peak = rss_connected;
+    let deadline = Instant::now() + interval * (args.rounds as u32 + 2);
+    while stats.acked.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
+        rss_peak = rss_peak.max(rss_kib(pid));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let q = QuestDbClient::new(
+        hub_questdb(&hub)
+            .await
+            .context("questdb address from the hub")?,
+    )?;
+    let mut rows = 0;
+    let row_deadline = Instant::now() + Duration::from_secs(60);
+    while rows < stats.acked.load(Ordering::Relaxed) as i64 && Instant::now() < row_deadline {
+        rows = 0;
+        for t in [
+            "smoke_telemetry",
+            "pump_telemetry",
+            "lift_telemetry",
+            "gate_telemetry",
+        ] {
+            rows += q
+                .exec(&format!("SELECT count() FROM {t}"))
+                .await
+                .ok()
+                .and_then(|r| r.scalar_i64())
+                .unwrap_or(0);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let connected = stats.connected.load(Ordering::Relaxed);
+    println!("| figure | value |");
+    println!("|---|---|");
+    println!(
+        "| connections open | {connected} of {n} (failed {}) |",
+        stats.failed.load(Ordering::Relaxed)
+    );
+    println!("| ramp-up | {ramp_secs:.1} s |");
+    println!("| hub RSS idle | {} MiB |", rss_idle / 1024);
+    println!(
+        "| hub RSS with all connected | {} MiB |",
+        rss_connected / 1024
+    );
+    println!(
+        "| hub RSS peak while publishing | {} MiB |",
+        rss_peak / 1024
+    );
+    println!(
+        "| hub RSS per connection | {:.1} KiB |",
+        (rss_peak.saturating_sub(rss_idle)) as f64 / connected.max(1) as f64
+    );
+    println!(
+        "| readings acked / stored | {} / {rows} |",
+        stats.acked.load(Ordering::Relaxed)
+    );
+    for t in tasks {
+        t.abort();
+    }
+    tokio::task::block_in_place(|| hub.terminate(Duration::from_secs(60)))?;
+    Ok(())
+}
+
+/// The hub prints QuestDB's address in its banner; the process helper keeps the log.
+async fn hub_questdb(hub: &HubProcess) -> Result<std::net::SocketAddr> {
+    let log = std::fs::read_to_string(&hub.log)?;
+    let addr = log
+        .lines()
+        .find_map(|l| l.split("questdb http://").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .context("no questdb address in the hub banner")?;
+    Ok(addr.parse()?)
+}
