@@ -68,11 +68,9 @@ pub fn validate_id(id: &str) -> Result<(), String> {
         return Err("identifier is empty".into());
     }
     if id.len() > 64 {
-        return Err(format!(
-            "identifier `{}…` is longer than 64 bytes",
-            // By characters: a byte index could split a multi-byte character and panic.
-            id.chars().take(32).collect::<String>()
-        ));
+        // Cut on a character boundary: ids come from MQTT topics and may be any UTF-8.
+        let head: String = id.chars().take(32).collect();
+        return Err(format!("identifier `{head}…` is longer than 64 bytes"));
     }
     if let Some(c) = id
         .chars()
@@ -96,6 +94,15 @@ mod tests {
         assert!(validate_id("+").is_err());
         assert!(validate_id("").is_err());
         assert!(validate_id(&"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn long_non_ascii_id_is_refused_without_panicking() {
+        // Found by fuzz target `topic`: byte 32 fell inside a two-byte character.
+        let id = format!("{}ļ{}", "a".repeat(31), "b".repeat(40));
+        let e = validate_id(&id).unwrap_err();
+        assert!(e.contains("longer than 64 bytes"), "{e}");
+        assert!(e.contains(&format!("{}ļ", "a".repeat(31))), "{e}");
     }
 
     #[test]

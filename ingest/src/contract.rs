@@ -830,6 +830,15 @@ fn decode_gateway(ctx: &Ctx, dir: &Directory, gateway: &str, payload: &[u8], out
                     ))
                 }
             };
+            // The id becomes the reject's `device_id` symbol and is echoed in its detail:
+            // anything a gateway sends there must be a registry id first.
+            steward_estate::validate_id(device_id).map_err(|e| {
+                reject(
+                    RejectReason::BadShape,
+                    Some(gateway),
+                    format!("`device_id`: {e}"),
+                )
+            })?;
             let device = lookup(dir, device_id)?;
             if device.gateway.as_deref() != Some(gateway) {
                 return Err(reject(

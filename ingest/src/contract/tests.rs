@@ -390,3 +390,37 @@ fn hostile_inputs_never_panic() {
     );
     assert_eq!(reason(&d), "bad_topic");
 }
+
+#[test]
+fn gateway_entry_with_an_invalid_device_id_is_blamed_on_the_gateway() {
+    // Found by fuzz target `decode`: the entry's `device_id` went unchecked into the
+    // reject's device id (a QuestDB symbol) and its detail, whatever its length.
+    let long = "x".repeat(5_000);
+    for bad in [";pump-9", "pump 9", "", long.as_str()] {
+        let d = run(
+            "gateways/gw-1/telemetry",
+            &format!(r#"[{{"device_id":"{bad}","ts":{NOW},"metrics":{{"running":true}}}}]"#),
+        );
+        assert_eq!(reason(&d), "bad_shape", "{bad:.20}");
+        assert_eq!(d.rejects[0].device_id.as_deref(), Some("gw-1"));
+        assert!(
+            d.rejects[0].detail.contains("`device_id`"),
+            "{}",
+            d.rejects[0].detail
+        );
+        assert!(
+            d.rejects[0].detail.len() < 300,
+            "{}",
+            d.rejects[0].detail.len()
+        );
+    }
+}
+
+#[test]
+fn long_non_ascii_topic_id_is_a_bad_topic() {
+    // Found by fuzz target `topic`: validating this id sliced inside a character.
+    let topic = format!("devices/{}ļ{}/telemetry", "a".repeat(31), "b".repeat(40));
+    let d = run(&topic, "{}");
+    assert_eq!(reason(&d), "bad_topic");
+    assert!(d.rejects[0].detail.contains("longer than 64 bytes"));
+}
