@@ -1,16 +1,22 @@
 //! The API stage: HTTP for the people around the hub. This slice serves the estate and
 //! devices (list, get, latest state, create/update, retire, rotate secrets), the rejects a
-//! vendor needs to see, health and readiness, and Prometheus metrics for every stage.
+//! vendor needs to see, tickets, the live alert stream (SSE, resumable), device and
+//! compound history from QuestDB, the web dashboard (static assets embedded in the
+//! binary), health and readiness, and Prometheus metrics for every stage.
 //!
 //! The API reads the registry, the rules' device state and QuestDB; it may not decode
 //! device payloads or write telemetry.
 
+mod dashboard;
 mod error;
+mod history;
+mod live;
 mod metrics;
 mod routes;
 
 pub use error::ApiError;
 pub use metrics::ApiMetrics;
+pub use live::{in_scope, StreamFilter};
 pub use routes::{app, ApiConfig, AppState, ReadinessProbe};
 
 use std::net::SocketAddr;

@@ -73,8 +73,14 @@ pub fn app(state: AppState) -> Router {
         .route("/tickets", get(list_tickets))
         .route("/tickets/{id}", get(get_ticket))
         .route("/tickets/{id}/transition", post(transition_ticket))
-        .route("/reports/rating", get(rating));
+        .route("/reports/rating", get(rating))
+        .route("/alerts/stream", get(crate::live::alert_stream))
+        .route("/devices/{id}/history", get(crate::history::device_history))
+        .route("/devices/{id}/events", get(crate::history::device_events))
+        .route("/compounds/{id}/history", get(crate::history::compound_history))
+        .route("/liveness", get(crate::dashboard::liveness));
     Router::new()
+        .merge(crate::dashboard::routes())
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -111,8 +117,13 @@ async fn record_latency(
     resp
 }
 
+/// Whether `token` is the admin token (constant-time).
+pub(crate) fn token_ok(state: &AppState, token: &str) -> bool {
+    token.as_bytes().ct_eq(state.admin_token.as_bytes()).into()
+}
+
 /// A request that presented the admin token.
-struct Admin;
+pub(crate) struct Admin;
 
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
@@ -123,7 +134,7 @@ impl FromRequestParts<AppState> for Admin {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or(ApiError::Unauthorized)?;
-        if token.as_bytes().ct_eq(state.admin_token.as_bytes()).into() {
+        if token_ok(state, token) {
             Ok(Admin)
         } else {
             Err(ApiError::Unauthorized)
@@ -133,7 +144,7 @@ impl FromRequestParts<AppState> for Admin {
 
 /// Query strings are parsed into a map first so an unknown or malformed parameter gets a
 /// 400 that names it instead of axum's generic rejection.
-fn params(q: &HashMap<String, String>, allowed: &[&str]) -> Result<(), ApiError> {
+pub(crate) fn params(q: &HashMap<String, String>, allowed: &[&str]) -> Result<(), ApiError> {
     if let Some(k) = q.keys().find(|k| !allowed.contains(&k.as_str())) {
         return Err(ApiError::BadRequest(format!(
             "unknown query parameter `{}`; allowed: {}",
@@ -145,7 +156,7 @@ fn params(q: &HashMap<String, String>, allowed: &[&str]) -> Result<(), ApiError>
 }
 
 /// `limit`, when given: 1 to 1000 rows.
-fn limit_param(q: &HashMap<String, String>) -> Result<Option<u32>, ApiError> {
+pub(crate) fn limit_param(q: &HashMap<String, String>) -> Result<Option<u32>, ApiError> {
     q.get("limit")
         .map(|l| match l.parse::<u32>() {
             Ok(n) if (1..=1000).contains(&n) => Ok(n),
@@ -156,11 +167,11 @@ fn limit_param(q: &HashMap<String, String>) -> Result<Option<u32>, ApiError> {
         .transpose()
 }
 
-fn id_param(name: &str, v: &str) -> Result<(), ApiError> {
+pub(crate) fn id_param(name: &str, v: &str) -> Result<(), ApiError> {
     validate_id(v).map_err(|e| ApiError::BadRequest(format!("{name}: {e}")))
 }
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
@@ -276,7 +287,7 @@ async fn get_device(
 }
 
 /// A registered device by its (validated) id, or a 400/404 naming it.
-fn find_device(s: &AppState, id: &str) -> Result<steward_estate::DeviceInfo, ApiError> {
+pub(crate) fn find_device(s: &AppState, id: &str) -> Result<steward_estate::DeviceInfo, ApiError> {
     id_param("id", id)?;
     s.registry
         .directory()
@@ -405,7 +416,7 @@ async fn list_rejects(
     Ok(Json(json!({ "rejects": rows })))
 }
 
-fn short(s: &str) -> &str {
+pub(crate) fn short(s: &str) -> &str {
     s.split(':').next().unwrap_or(s)
 }
 

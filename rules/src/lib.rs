@@ -41,7 +41,7 @@ pub use state::{DeviceState, DeviceStates, Liveness};
 pub use store::{
     month_range, rate, stars_for, AuditRecord, ClearOutcome, RaiseOutcome, Rating, SlaConfig,
     SlaEvent, SlaPolicy, SlaStage, Targets, Ticket, TicketDetail, TicketError, TicketFilter,
-    TicketState, TicketStore, SYSTEM_ACTOR,
+    TicketState, TicketStore, EVENT_LOG_KEEP, SYSTEM_ACTOR,
 };
 
 use std::path::PathBuf;
