@@ -13,6 +13,15 @@ if ! command -v mosquitto_pub >/dev/null 2>&1; then
     exit 1
   fi
 fi
+if ! command -v chromium >/dev/null 2>&1; then
+  # The dashboard test drives a headless Chromium; without one it skips (unless
+  # STEWARD_REQUIRE_BROWSER is set, as in CI).
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "chromium not found: the dashboard test will skip (apt-get install chromium)" >&2
+  fi
+fi
 scripts/fetch-questdb.sh
 # Each end-to-end test runs its own QuestDB (a JVM); two at a time suits a 2-core machine.
 cargo test --workspace --locked -- --test-threads="${STEWARD_TEST_THREADS:-2}"

@@ -230,7 +230,9 @@ async function estatePage() {
 
 // ---- Compound: live tiles and charts ------------------------------------------------
 
+// A device state's latest value is `[value, event time ms]`.
 function metricValue(v) {
+  if (Array.isArray(v)) return v[0];
   if (v && typeof v === "object" && "value" in v) return v.value;
   return v;
 }

@@ -24,7 +24,10 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { Redirect::permanent("/dashboard/") }))
-        .route("/dashboard", get(|| async { Redirect::permanent("/dashboard/") }))
+        .route(
+            "/dashboard",
+            get(|| async { Redirect::permanent("/dashboard/") }),
+        )
         .route("/dashboard/", get(|| async { asset("index.html") }))
         .route("/dashboard/{file}", get(dashboard_file))
 }

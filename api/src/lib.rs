@@ -15,8 +15,8 @@ mod metrics;
 mod routes;
 
 pub use error::ApiError;
-pub use metrics::ApiMetrics;
 pub use live::{in_scope, StreamFilter};
+pub use metrics::ApiMetrics;
 pub use routes::{app, ApiConfig, AppState, ReadinessProbe};
 
 use std::net::SocketAddr;

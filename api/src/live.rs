@@ -92,11 +92,15 @@ fn parse_request(
         (None, None) => None,
     }
     .map(|(name, v)| {
-        v.trim().parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "{name}: expected the non-negative integer id of an event"
-            ))
-        })
+        v.trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "{name}: expected the non-negative integer id of an event"
+                ))
+            })
     })
     .transpose()?;
     Ok((f, last))

@@ -77,7 +77,10 @@ pub fn app(state: AppState) -> Router {
         .route("/alerts/stream", get(crate::live::alert_stream))
         .route("/devices/{id}/history", get(crate::history::device_history))
         .route("/devices/{id}/events", get(crate::history::device_events))
-        .route("/compounds/{id}/history", get(crate::history::compound_history))
+        .route(
+            "/compounds/{id}/history",
+            get(crate::history::compound_history),
+        )
         .route("/liveness", get(crate::dashboard::liveness));
     Router::new()
         .merge(crate::dashboard::routes())

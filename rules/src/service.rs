@@ -513,9 +513,8 @@ impl TicketDesk {
         let rows = self.dispatcher.store.events_after(after_id, limit)?;
         rows.into_iter()
             .map(|(id, json)| {
-                let mut ev: TicketEvent = serde_json::from_str(&json).map_err(|e| {
-                    RulesError::Service(format!("ticket event log row {id}: {e}"))
-                })?;
+                let mut ev: TicketEvent = serde_json::from_str(&json)
+                    .map_err(|e| RulesError::Service(format!("ticket event log row {id}: {e}")))?;
                 ev.event_id = Some(id);
                 Ok(ev)
             })

@@ -1060,9 +1060,8 @@ impl TicketStore {
         limit: u32,
     ) -> Result<Vec<(i64, String)>, TicketError> {
         let conn = self.conn.lock();
-        let mut st = conn.prepare(
-            "SELECT id, event FROM ticket_event_log WHERE id > ?1 ORDER BY id LIMIT ?2",
-        )?;
+        let mut st = conn
+            .prepare("SELECT id, event FROM ticket_event_log WHERE id > ?1 ORDER BY id LIMIT ?2")?;
         let rows = st
             .query_map(params![after_id, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<Vec<_>, _>>()?;

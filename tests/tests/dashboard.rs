@@ -117,7 +117,8 @@ async fn crew_acknowledges_a_live_p1_ticket_from_the_dashboard() -> Result<()> {
         let tab = browser.new_tab()?;
         tab.set_default_timeout(WAIT);
         // `/` redirects to the dashboard, which asks for the token.
-        tab.navigate_to(&format!("{base}/"))?.wait_until_navigated()?;
+        tab.navigate_to(&format!("{base}/"))?
+            .wait_until_navigated()?;
         let url = tab.get_url();
         if !url.ends_with("/dashboard/") {
             bail!("/ did not redirect to /dashboard/: {url}");
@@ -214,6 +215,49 @@ async fn crew_acknowledges_a_live_p1_ticket_from_the_dashboard() -> Result<()> {
         save_screenshot(&tab, sb.dir.path())
     })?;
     assert!(std::fs::metadata(&shot)?.len() > 1000, "screenshot written");
+
+    // The other pages render from the same API: open tickets by priority, the compound's
+    // live tiles and a chart of the lift's history, the service rating.
+    b(|| {
+        let no_error = |page: &str| -> Result<()> {
+            let err = eval(
+                &tab,
+                "(document.querySelector('[data-testid=page-error]') || {}).textContent || ''",
+            )?;
+            if err.as_str().is_some_and(|e| !e.is_empty()) {
+                bail!("{page}: {err}");
+            }
+            Ok(())
+        };
+        eval(&tab, "location.hash = '#/tickets'")?;
+        tab.wait_for_element(&format!(
+            "[data-testid=tickets-P1] [data-testid=ticket-{id}]"
+        ))
+        .context("open tickets page")?;
+        no_error("tickets")?;
+        eval(&tab, "location.hash = '#/compound/cmp-1'")?;
+        tab.wait_for_element("[data-testid=tile-lift-1] dd")
+            .context("compound tiles")?;
+        tab.wait_for_element("[data-testid=chart-metric]")?;
+        eval(
+            &tab,
+            "(() => { const s = document.querySelector('[data-testid=chart-metric]'); \
+             s.value = 'lift:load_pct'; s.dispatchEvent(new Event('change')); })()",
+        )?;
+        tab.wait_for_element("[data-testid=series-lift-1]")
+            .context("history chart of lift-1")?;
+        no_error("compound")?;
+        let png = tab.capture_screenshot(CaptureScreenshotFormatOption::Png, None, None, true)?;
+        std::fs::write(sb.dir.path().join("dashboard-compound.png"), &png)?;
+        if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
+            let _ = std::fs::write(PathBuf::from(t).join("dashboard-compound.png"), &png);
+        }
+        eval(&tab, "location.hash = '#/rating'")?;
+        tab.wait_for_element("[data-testid=rating-stars]")
+            .context("rating page")?;
+        no_error("rating")?;
+        Ok(())
+    })?;
 
     drop(tab);
     drop(browser);

@@ -21,7 +21,11 @@ async fn transition(sb: &HubSandbox, id: i64, to: &str) -> anyhow::Result<()> {
         .json(&json!({"to": to, "actor": "crew-7", "note": "test"}))
         .send()
         .await?;
-    anyhow::ensure!(r.status() == StatusCode::OK, "transition {to}: {}", r.status());
+    anyhow::ensure!(
+        r.status() == StatusCode::OK,
+        "transition {to}: {}",
+        r.status()
+    );
     Ok(())
 }
 
@@ -102,7 +106,11 @@ async fn alert_stream_resumes_without_gap_or_duplicate_and_filters() -> anyhow::
         .map(|(id, _)| id)
         .filter(|id| *id <= dispatched_id)
         .collect();
-    assert_eq!(ids(&replayed), logged, "replay is the log after the last id");
+    assert_eq!(
+        ids(&replayed),
+        logged,
+        "replay is the log after the last id"
+    );
     assert_eq!(logged.first(), Some(&(last_seen + 1)), "nothing skipped");
     assert!(replayed
         .iter()
@@ -274,7 +282,10 @@ async fn history_is_downsampled_from_questdb_and_refuses_injection() -> anyhow::
     // One bucket over both minutes.
     let (_, body) = get(
         &sb,
-        &format!("/api/v1/devices/lift-1/history?metric=speed_m_s&from={t0}&to={}&every=2m", t0 + 120_000),
+        &format!(
+            "/api/v1/devices/lift-1/history?metric=speed_m_s&from={t0}&to={}&every=2m",
+            t0 + 120_000
+        ),
     )
     .await?;
     assert_eq!(body["points"][0]["avg"], json!(4.2));
@@ -292,7 +303,10 @@ async fn history_is_downsampled_from_questdb_and_refuses_injection() -> anyhow::
     assert_eq!(body["series"]["lift-1"][1]["avg"], json!(6.0));
     let (s, body) = get(&sb, "/api/v1/compounds/cmp-1/history?metric=mode").await?;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert!(body["error"]["message"].as_str().unwrap_or_default().starts_with("kind:"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with("kind:"));
     let (s, _) = get(&sb, "/api/v1/compounds/cmp-9/history?metric=speed_m_s").await?;
     assert_eq!(s, StatusCode::NOT_FOUND);
 
@@ -310,20 +324,53 @@ async fn history_is_downsampled_from_questdb_and_refuses_injection() -> anyhow::
 
     // Injection attempts and other bad parameters: 400 naming the parameter.
     for (path, name) in [
-        ("/api/v1/devices/lift-1/history?metric=speed_m_s%22)%20FROM%20lift_telemetry;--", "metric"),
-        ("/api/v1/devices/lift-1/history?metric=speed_m_s'%20OR%20'1'='1", "metric"),
+        (
+            "/api/v1/devices/lift-1/history?metric=speed_m_s%22)%20FROM%20lift_telemetry;--",
+            "metric",
+        ),
+        (
+            "/api/v1/devices/lift-1/history?metric=speed_m_s'%20OR%20'1'='1",
+            "metric",
+        ),
         ("/api/v1/devices/lift-1/history?metric=flow_m3h", "metric"),
         ("/api/v1/devices/lift-1/history", "metric"),
-        ("/api/v1/devices/lift-1'%20OR%20'1'='1/history?metric=speed_m_s", "id"),
-        ("/api/v1/devices/lift-1/history?metric=speed_m_s&every=1m;DROP%20TABLE%20x", "every"),
-        ("/api/v1/devices/lift-1/history?metric=speed_m_s&every=1y", "every"),
-        ("/api/v1/devices/lift-1/history?metric=speed_m_s&from=1%20OR%201=1", "from"),
-        ("/api/v1/devices/lift-1/history?metric=speed_m_s&to=now()", "to"),
-        ("/api/v1/devices/lift-1/history?metric=speed_m_s&from=0&to=100000000000", "from"),
-        ("/api/v1/devices/lift-1/history?metric=speed_m_s&from=0&to=86400000&every=1s", "every"),
-        ("/api/v1/devices/lift-1/history?metric=speed_m_s&table=x", "table"),
+        (
+            "/api/v1/devices/lift-1'%20OR%20'1'='1/history?metric=speed_m_s",
+            "id",
+        ),
+        (
+            "/api/v1/devices/lift-1/history?metric=speed_m_s&every=1m;DROP%20TABLE%20x",
+            "every",
+        ),
+        (
+            "/api/v1/devices/lift-1/history?metric=speed_m_s&every=1y",
+            "every",
+        ),
+        (
+            "/api/v1/devices/lift-1/history?metric=speed_m_s&from=1%20OR%201=1",
+            "from",
+        ),
+        (
+            "/api/v1/devices/lift-1/history?metric=speed_m_s&to=now()",
+            "to",
+        ),
+        (
+            "/api/v1/devices/lift-1/history?metric=speed_m_s&from=0&to=100000000000",
+            "from",
+        ),
+        (
+            "/api/v1/devices/lift-1/history?metric=speed_m_s&from=0&to=86400000&every=1s",
+            "every",
+        ),
+        (
+            "/api/v1/devices/lift-1/history?metric=speed_m_s&table=x",
+            "table",
+        ),
         ("/api/v1/compounds/cmp-1'--/history?metric=speed_m_s", "id"),
-        ("/api/v1/compounds/cmp-1/history?metric=speed_m_s&kind=lift'--", "kind"),
+        (
+            "/api/v1/compounds/cmp-1/history?metric=speed_m_s&kind=lift'--",
+            "kind",
+        ),
         ("/api/v1/compounds/cmp-1/history?metric=x%22;--", "metric"),
         ("/api/v1/devices/lift-1/events?from=abc", "from"),
         ("/api/v1/devices/lift-1/events?limit=1;--", "limit"),
