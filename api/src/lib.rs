@@ -28,8 +28,15 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
+    // Alert streams never finish on their own; they end when the server stops so that a
+    // graceful shutdown does not wait for connected dashboards.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let router = app(state).layer(axum::Extension(live::StreamStop(stop_rx)));
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        })
         .await
 }
 

@@ -14,12 +14,13 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::time::Duration;
 use steward_estate::validate_id;
 use steward_rules::{Priority, TicketDesk, TicketEvent};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tracing::{debug, warn};
 
 /// Events read from the log per query while replaying.
@@ -110,6 +111,7 @@ fn parse_request(
 /// EventSource cannot set headers, as `access_token` in the query.
 pub(crate) async fn alert_stream(
     State(s): State<AppState>,
+    stop: Option<Extension<StreamStop>>,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
@@ -136,6 +138,7 @@ pub(crate) async fn alert_stream(
         Selection { filter, scope },
         last,
         guard,
+        stop.map(|Extension(s)| s.0),
     ));
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|e| (Ok::<_, Infallible>(e), rx))
@@ -144,6 +147,10 @@ pub(crate) async fn alert_stream(
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive"))
         .into_response())
 }
+
+/// Set to true when the server is stopping; streams end then.
+#[derive(Clone)]
+pub(crate) struct StreamStop(pub(crate) watch::Receiver<bool>);
 
 struct Selection {
     filter: StreamFilter,
@@ -226,7 +233,17 @@ async fn pump(
     sel: Selection,
     last: Option<i64>,
     _guard: ClientGuard,
+    stop: Option<watch::Receiver<bool>>,
 ) {
+    let stopping = async move {
+        match stop {
+            Some(mut s) => {
+                let _ = s.wait_for(|v| *v).await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(stopping);
     let mut cursor = last.unwrap_or(0);
     if last.is_some() && !replay(&desk, &mut cursor, &sel, &tx).await {
         return;
@@ -234,6 +251,7 @@ async fn pump(
     loop {
         let got = tokio::select! {
             _ = tx.closed() => return,
+            _ = &mut stopping => return,
             got = live.recv() => got,
         };
         match got {

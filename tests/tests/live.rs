@@ -208,7 +208,15 @@ async fn alert_stream_resumes_without_gap_or_duplicate_and_filters() -> anyhow::
         .send()
         .await?;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    // Streams still open end when the hub stops, instead of holding up its shutdown.
     sb.shutdown().await;
+    let end = loop {
+        if let Err(e) = b.next(WAIT).await {
+            break e.to_string();
+        }
+    };
+    assert!(!end.contains("no SSE event within"), "stream ended: {end}");
     Ok(())
 }
 
