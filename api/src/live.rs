@@ -129,7 +129,7 @@ pub(crate) async fn alert_stream(
     let scope: Option<Vec<String>> = None;
     // Subscribe before reading the log, so nothing published in between is lost.
     let live = s.tickets.events();
-    let (tx, rx) = mpsc::channel::<Event>(256);
+    let (tx, rx) = mpsc::channel::<TicketEvent>(256);
     let guard = ClientGuard::new(&s.api_metrics.sse_clients);
     tokio::spawn(pump(
         s.tickets.clone(),
@@ -141,7 +141,9 @@ pub(crate) async fn alert_stream(
         stop.map(|Extension(s)| s.0),
     ));
     let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|e| (Ok::<_, Infallible>(e), rx))
+        rx.recv()
+            .await
+            .map(|e| (Ok::<_, Infallible>(sse_event(&e)), rx))
     });
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive"))
@@ -194,7 +196,7 @@ async fn replay(
     desk: &TicketDesk,
     cursor: &mut i64,
     sel: &Selection,
-    tx: &mpsc::Sender<Event>,
+    tx: &mpsc::Sender<TicketEvent>,
 ) -> bool {
     loop {
         let d = desk.clone();
@@ -216,7 +218,7 @@ async fn replay(
             if let Some(id) = ev.event_id {
                 *cursor = id;
             }
-            if sel.wants(&ev) && tx.send(sse_event(&ev)).await.is_err() {
+            if sel.wants(&ev) && tx.send(ev).await.is_err() {
                 return false;
             }
         }
@@ -229,7 +231,7 @@ async fn replay(
 async fn pump(
     desk: TicketDesk,
     mut live: broadcast::Receiver<TicketEvent>,
-    tx: mpsc::Sender<Event>,
+    tx: mpsc::Sender<TicketEvent>,
     sel: Selection,
     last: Option<i64>,
     _guard: ClientGuard,
@@ -262,7 +264,7 @@ async fn pump(
                     }
                     cursor = id;
                 }
-                if sel.wants(&ev) && tx.send(sse_event(&ev)).await.is_err() {
+                if sel.wants(&ev) && tx.send(ev).await.is_err() {
                     return;
                 }
             }
@@ -349,5 +351,85 @@ mod tests {
         h2.insert("last-event-id", "42".parse().unwrap());
         let (_, last) = parse_request(&q("last_event_id", "7"), &h2).unwrap();
         assert_eq!(last, Some(42));
+    }
+
+    #[tokio::test]
+    async fn a_lagging_stream_catches_up_from_the_log_without_gap_or_duplicate() {
+        use std::sync::Arc;
+        use steward_rules::*;
+        let store = TicketStore::open_in_memory().unwrap();
+        let cfg = RulesConfig {
+            watch: false,
+            ..Default::default()
+        };
+        let (_sink, handle) = RulesService::start(
+            cfg,
+            steward_estate::Registry::open_in_memory().unwrap(),
+            store.clone(),
+            Arc::new(ManualClock::new(1_000)),
+            Arc::new(NoCommands),
+        )
+        .unwrap();
+        let desk = handle.desk();
+        let raise = Raise {
+            device_id: "lift-1".into(),
+            rule_id: "lift-trapped".into(),
+            kind: steward_estate::DeviceKind::Lift,
+            compound: "cmp-1".into(),
+            building: "b-1".into(),
+            station: "st-1".into(),
+            priority: Priority::P1,
+            title: "trapped".into(),
+            detail: String::new(),
+            ts_ms: 1_000,
+        };
+        let id = store.raise(&raise, desk.sla_policy()).unwrap().ticket.id;
+        // Subscribed, then more events than the live channel holds before reading any.
+        let live = desk.events();
+        desk.transition(id, TicketState::Acknowledged, "crew", "")
+            .unwrap();
+        desk.transition(id, TicketState::Dispatched, "crew", "")
+            .unwrap();
+        for _ in 0..2_100 {
+            desk.transition(id, TicketState::OnHold, "crew", "")
+                .unwrap();
+            desk.transition(id, TicketState::Dispatched, "crew", "")
+                .unwrap();
+        }
+        let (tx, mut rx) = mpsc::channel(16);
+        let gauge = prometheus_client::metrics::gauge::Gauge::default();
+        let sel = Selection {
+            filter: StreamFilter::default(),
+            scope: None,
+        };
+        tokio::spawn(pump(
+            desk.clone(),
+            live,
+            tx,
+            sel,
+            None,
+            ClientGuard::new(&gauge),
+            None,
+        ));
+        let logged: Vec<i64> = store
+            .events_after(0, 10_000)
+            .unwrap()
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect();
+        assert!(logged.len() > 4_096, "the live channel overflowed");
+        let mut got = Vec::new();
+        while got.len() < logged.len() {
+            got.push(rx.recv().await.unwrap().event_id.unwrap());
+        }
+        assert_eq!(got, logged, "caught up from the log, in order, once");
+        // Then live again: the next event follows with the next id.
+        desk.transition(id, TicketState::OnSite, "crew", "")
+            .unwrap();
+        let next = rx.recv().await.unwrap();
+        assert_eq!(next.state, Some(TicketState::OnSite));
+        assert_eq!(next.event_id, logged.last().map(|l| l + 1));
+        assert_eq!(gauge.get(), 1);
+        drop(rx);
     }
 }
