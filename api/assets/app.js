@@ -296,7 +296,8 @@ const COLORS = ["#2f6fdf", "#d0392b", "#1f7a3a", "#c76b00", "#7b3fbf", "#008c95"
 
 function drawChart(box, h, from, to) {
   clear(box);
-  const W = 800, H = 220, L = 48, B = 22, T = 8, R = 8;
+  // The viewBox is the box's own pixel size, so text is never stretched.
+  const W = Math.max(400, box.clientWidth || 800), H = 220, L = 48, B = 22, T = 8, R = 8;
   const series = Object.entries(h.series || {});
   const values = series.flatMap(([, pts]) => pts.map((p) => p.avg)).filter((v) => typeof v === "number");
   if (!values.length) {
@@ -314,7 +315,7 @@ function drawChart(box, h, from, to) {
     root.appendChild(svg("text", { x: 2, y: y(v) + 3 }, Number(v.toPrecision(4))));
   }
   root.appendChild(svg("text", { x: L, y: H - 6 }, new Date(from).toLocaleString()));
-  root.appendChild(svg("text", { x: W - R - 110, y: H - 6 }, new Date(to).toLocaleString()));
+  root.appendChild(svg("text", { x: W - R, y: H - 6, "text-anchor": "end" }, new Date(to).toLocaleString()));
   const legend = el("div", { class: "legend" });
   series.forEach(([device, pts], i) => {
     const color = COLORS[i % COLORS.length];
