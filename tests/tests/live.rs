@@ -223,8 +223,10 @@ async fn alert_stream_resumes_without_gap_or_duplicate_and_filters() -> anyhow::
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_is_downsampled_from_questdb_and_refuses_injection() -> anyhow::Result<()> {
     let sb = HubSandbox::start().await?;
-    // Two one-minute buckets of known readings, two hours ago, aligned to the minute.
-    let t0 = (now_ms() - 2 * 3_600_000) / 60_000 * 60_000;
+    // Two one-minute buckets of known readings, two hours ago.
+    // Buckets are aligned to the calendar (UTC): start on a ten-minute boundary so that
+    // 1m and 2m buckets both begin at t0.
+    let t0 = (now_ms() - 2 * 3_600_000) / 600_000 * 600_000;
     let readings = [
         (t0, 1.0, true),
         (t0 + 10_000, 2.0, true),
