@@ -127,6 +127,17 @@ pub(crate) async fn alert_stream(
     let (filter, last) = parse_request(&q, &headers)?;
     // The admin sees every station; roles will pass their stations here.
     let scope: Option<Vec<String>> = None;
+    let last = match last {
+        // An id beyond the log's newest comes from another log (a hub whose ticket
+        // database was replaced): resume after the newest, or live events would be
+        // skipped. Read before subscribing, so what is logged in between is replayed.
+        Some(l) => {
+            let desk = s.tickets.clone();
+            let newest = crate::routes::blocking(move || Ok(desk.last_event_id()?)).await?;
+            Some(l.min(newest))
+        }
+        None => None,
+    };
     // Subscribe before reading the log, so nothing published in between is lost.
     let live = s.tickets.events();
     let (tx, rx) = mpsc::channel::<TicketEvent>(256);
@@ -353,8 +364,8 @@ mod tests {
         assert_eq!(last, Some(42));
     }
 
-    #[tokio::test]
-    async fn a_lagging_stream_catches_up_from_the_log_without_gap_or_duplicate() {
+    /// A running rules stage on an in-memory store with one open P1 ticket.
+    fn desk_with_ticket() -> (steward_rules::RulesHandle, TicketDesk, i64) {
         use std::sync::Arc;
         use steward_rules::*;
         let store = TicketStore::open_in_memory().unwrap();
@@ -384,6 +395,45 @@ mod tests {
             ts_ms: 1_000,
         };
         let id = store.raise(&raise, desk.sla_policy()).unwrap().ticket.id;
+        (handle, desk, id)
+    }
+
+    fn all() -> Selection {
+        Selection {
+            filter: StreamFilter::default(),
+            scope: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn resuming_from_the_newest_id_gets_the_next_live_event() {
+        use steward_rules::TicketState;
+        let (_handle, desk, id) = desk_with_ticket();
+        desk.transition(id, TicketState::Acknowledged, "crew", "")
+            .unwrap();
+        let (tx, mut rx) = mpsc::channel(16);
+        let gauge = prometheus_client::metrics::gauge::Gauge::default();
+        let live = desk.events();
+        tokio::spawn(pump(
+            desk.clone(),
+            live,
+            tx,
+            all(),
+            Some(1),
+            ClientGuard::new(&gauge),
+            None,
+        ));
+        desk.transition(id, TicketState::Dispatched, "crew", "")
+            .unwrap();
+        let ev = rx.recv().await.unwrap();
+        assert_eq!(ev.state, Some(TicketState::Dispatched));
+        assert_eq!(ev.event_id, Some(2));
+    }
+
+    #[tokio::test]
+    async fn a_lagging_stream_catches_up_from_the_log_without_gap_or_duplicate() {
+        use steward_rules::TicketState;
+        let (_handle, desk, id) = desk_with_ticket();
         // Subscribed, then more events than the live channel holds before reading any.
         let live = desk.events();
         desk.transition(id, TicketState::Acknowledged, "crew", "")
@@ -398,24 +448,20 @@ mod tests {
         }
         let (tx, mut rx) = mpsc::channel(16);
         let gauge = prometheus_client::metrics::gauge::Gauge::default();
-        let sel = Selection {
-            filter: StreamFilter::default(),
-            scope: None,
-        };
         tokio::spawn(pump(
             desk.clone(),
             live,
             tx,
-            sel,
+            all(),
             None,
             ClientGuard::new(&gauge),
             None,
         ));
-        let logged: Vec<i64> = store
+        let logged: Vec<i64> = desk
             .events_after(0, 10_000)
             .unwrap()
             .into_iter()
-            .map(|(i, _)| i)
+            .filter_map(|e| e.event_id)
             .collect();
         assert!(logged.len() > 4_096, "the live channel overflowed");
         let mut got = Vec::new();

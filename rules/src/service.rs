@@ -508,6 +508,11 @@ impl TicketDesk {
         self.dispatcher.events.subscribe()
     }
 
+    /// The id of the newest logged event (0 when none).
+    pub fn last_event_id(&self) -> Result<i64, RulesError> {
+        Ok(self.dispatcher.store.last_event_id()?)
+    }
+
     /// Logged events with an id above `after_id`, oldest first, at most `limit`.
     pub fn events_after(&self, after_id: i64, limit: u32) -> Result<Vec<TicketEvent>, RulesError> {
         let rows = self.dispatcher.store.events_after(after_id, limit)?;

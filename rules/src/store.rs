@@ -1053,6 +1053,16 @@ impl TicketStore {
         Ok(id)
     }
 
+    /// The id of the newest logged event (0 when none).
+    pub fn last_event_id(&self) -> Result<i64, TicketError> {
+        let conn = self.conn.lock();
+        Ok(conn.query_row(
+            "SELECT COALESCE(MAX(id), 0) FROM ticket_event_log",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
     /// Logged events with an id above `after_id`, oldest first, at most `limit`: (id, JSON).
     pub fn events_after(
         &self,

@@ -141,6 +141,20 @@ async fn alert_stream_resumes_without_gap_or_duplicate_and_filters() -> anyhow::
     let again = c.until(WAIT, |e| e.id == Some(on_site_id)).await?;
     assert_eq!(ids(&again), all);
 
+    // An id from another log (say, a replaced ticket database) resumes after the newest
+    // instead of skipping live events until the ids catch up.
+    let mut foreign = open_stream(&sb, "", Some(on_site_id + 1_000_000)).await?;
+    transition(&sb, ticket, "resolved").await?;
+    let resolved = foreign
+        .until(WAIT, |e| {
+            e.data["kind"] == "transition" && e.data["state"] == "resolved"
+        })
+        .await?;
+    assert!(
+        resolved.iter().all(|e| e.id > Some(on_site_id)),
+        "{resolved:?}"
+    );
+
     // Filters: a stream for the other station replays none of lift-1's events and gets the
     // next event of its own station first.
     let mut acme = open_stream(&sb, "station=st-acme&last_event_id=0", None).await?;
