@@ -206,25 +206,33 @@ async function estatePage() {
     const c = (counts[d.compound] = counts[d.compound] || { online: 0, offline: 0, silent: 0, unknown: 0 });
     c[d.liveness] = (c[d.liveness] || 0) + 1;
   }
-  const byStreet = {};
-  for (const c of compounds) (byStreet[c.street] = byStreet[c.street] || []).push(c);
-  for (const [street, list] of Object.entries(byStreet)) {
-    card.appendChild(el("h3", {}, "Street " + street));
-    const rows = list.map((c) => {
-      const n = counts[c.id] || { online: 0, offline: 0, silent: 0, unknown: 0 };
-      return el("tr", { "data-testid": "compound-" + c.id },
-        el("td", {}, el("a", { href: "#/compound/" + encodeURIComponent(c.id) }, c.name)),
-        el("td", {}, c.community),
-        el("td", {}, el("a", { href: "#/crew/" + encodeURIComponent(c.station) }, c.station)),
-        el("td", { class: "counts" },
-          el("span", { class: "online" }, n.online + " online"),
-          el("span", { class: "offline" }, n.offline + " offline"),
-          el("span", { class: "silent" }, n.silent + " silent"),
-          el("span", { class: "unknown" }, n.unknown + " unknown")));
-    });
-    card.appendChild(el("table", {},
-      el("thead", {}, el("tr", {}, el("th", {}, "Compound"), el("th", {}, "Community"), el("th", {}, "Station"), el("th", {}, "Devices"))),
-      el("tbody", {}, rows)));
+  // The estate as a tree: street > community > compounds.
+  const tree = {};
+  for (const c of compounds) {
+    const street = (tree[c.street] = tree[c.street] || {});
+    (street[c.community] = street[c.community] || []).push(c);
+  }
+  for (const [street, communities] of Object.entries(tree)) {
+    card.appendChild(el("h3", { "data-testid": "street-" + street }, "Street " + street));
+    for (const [community, list] of Object.entries(communities)) {
+      const rows = list.map((c) => {
+        const n = counts[c.id] || { online: 0, offline: 0, silent: 0, unknown: 0 };
+        return el("tr", { "data-testid": "compound-" + c.id },
+          el("td", {}, el("a", { href: "#/compound/" + encodeURIComponent(c.id) }, c.name)),
+          el("td", {}, el("a", { href: "#/crew/" + encodeURIComponent(c.station) }, c.station)),
+          el("td", {}, String(c.devices)),
+          el("td", { class: "counts", "data-testid": "counts-" + c.id },
+            el("span", { class: "online" }, n.online + " online"),
+            el("span", { class: "offline" }, n.offline + " offline"),
+            el("span", { class: "silent" }, n.silent + " silent"),
+            el("span", { class: "unknown" }, n.unknown + " unknown")));
+      });
+      card.appendChild(el("div", { class: "community" },
+        el("h4", {}, "Community " + community),
+        el("table", {},
+          el("thead", {}, el("tr", {}, el("th", {}, "Compound"), el("th", {}, "Station"), el("th", {}, "Devices"), el("th", {}, "Status"))),
+          el("tbody", {}, rows))));
+    }
   }
 }
 

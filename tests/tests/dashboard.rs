@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use steward_tests::{wait_until, HubSandbox};
+use support::sse_clients;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -53,21 +54,6 @@ fn b<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
 
 fn eval(tab: &Tab, js: &str) -> Result<Value> {
     Ok(tab.evaluate(js, false)?.value.unwrap_or(Value::Null))
-}
-
-async fn sse_clients(sb: &HubSandbox) -> Option<i64> {
-    let text = sb
-        .http()
-        .get(sb.api("/metrics"))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("steward_api_sse_clients "))
-        .and_then(|v| v.trim().parse().ok())
 }
 
 async fn ticket_state(sb: &HubSandbox, id: i64) -> Result<Value> {

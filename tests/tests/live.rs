@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::Duration;
 use steward_tests::{now_ms, wait_until, HubSandbox};
-use support::{is_kind, open_stream, trap_passenger, SseEvent};
+use support::{is_kind, open_stream, sse_clients, trap_passenger, SseEvent};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -38,21 +38,6 @@ async fn get(sb: &HubSandbox, path: &str) -> anyhow::Result<(StatusCode, Value)>
         .await?;
     let status = r.status();
     Ok((status, r.json::<Value>().await.unwrap_or(Value::Null)))
-}
-
-async fn sse_clients(sb: &HubSandbox) -> Option<i64> {
-    let text = sb
-        .http()
-        .get(sb.api("/metrics"))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("steward_api_sse_clients "))
-        .and_then(|v| v.trim().parse().ok())
 }
 
 fn ids(evs: &[SseEvent]) -> Vec<i64> {

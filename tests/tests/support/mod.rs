@@ -138,3 +138,19 @@ pub async fn open_stream(sb: &HubSandbox, q: &str, last: Option<i64>) -> Result<
 pub fn is_kind(ev: &SseEvent, kind: &str, rule: &str) -> bool {
     ev.data["kind"] == kind && ev.data["rule_id"] == rule
 }
+
+/// `steward_api_sse_clients` as `/metrics` reports it.
+pub async fn sse_clients(sb: &HubSandbox) -> Option<i64> {
+    let text = sb
+        .http()
+        .get(sb.api("/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("steward_api_sse_clients "))
+        .and_then(|v| v.trim().parse().ok())
+}
