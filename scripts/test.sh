@@ -13,6 +13,15 @@ if ! command -v mosquitto_pub >/dev/null 2>&1; then
     exit 1
   fi
 fi
+if ! command -v chromium >/dev/null 2>&1; then
+  # The dashboard test drives a headless Chromium; without one it skips (unless
+  # STEWARD_REQUIRE_BROWSER is set, as in CI).
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "chromium not found: the dashboard test will skip (apt-get install chromium)" >&2
+  fi
+fi
 scripts/fetch-questdb.sh
 # The crash and shutdown tests run the hub binary as its own process.
 cargo build --locked --bin steward

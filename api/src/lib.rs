@@ -2,7 +2,9 @@
 //! (list, get, latest state, create/update, retire, rotate secrets), the rejects a vendor
 //! needs to see, tickets (filtered lists, CSV export, audit trail, lifecycle moves), SLA
 //! and rating reports, public resident reports, API tokens with roles and scopes, the
-//! OpenAPI document, health and readiness, and Prometheus metrics for every stage.
+//! live alert stream (SSE, resumable), device and compound history from QuestDB, the web
+//! dashboard (static assets embedded in the binary), the OpenAPI document, health and
+//! readiness, and Prometheus metrics for every stage.
 //!
 //! Every `/api/v1` endpoint but the public report resolves the caller to a
 //! [`auth::Principal`] and restricts what it returns to the principal's scope.
@@ -12,7 +14,10 @@
 //! payloads or write telemetry.
 
 pub mod auth;
+mod dashboard;
 mod error;
+mod history;
+mod live;
 mod metrics;
 pub mod openapi;
 mod reports;
@@ -22,6 +27,7 @@ mod tickets;
 
 pub use auth::{Principal, Scope};
 pub use error::ApiError;
+pub use live::{in_scope, StreamFilter};
 pub use metrics::ApiMetrics;
 pub use resident::{PublicReportsConfig, ResidentIntake};
 pub use routes::{app, ApiConfig, AppState, ReadinessProbe};
@@ -35,12 +41,19 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Alert streams never finish on their own; they end when the server stops so that a
+    // graceful shutdown does not wait for connected dashboards.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let router = app(state).layer(axum::Extension(live::StreamStop(stop_rx)));
     // Peer addresses feed the per-client limit of the public report endpoint.
     axum::serve(
         listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+        router.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown)
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    })
     .await
 }
 

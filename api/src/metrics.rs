@@ -1,5 +1,6 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -16,6 +17,8 @@ pub struct RequestLabels {
 #[derive(Clone)]
 pub struct ApiMetrics {
     pub requests: Family<RequestLabels, Histogram>,
+    /// Clients connected to the alert stream (`steward_api_sse_clients`).
+    pub sse_clients: Gauge,
 }
 
 impl ApiMetrics {
@@ -29,7 +32,16 @@ impl ApiMetrics {
             "HTTP request latency by method, route and status",
             requests.clone(),
         );
-        ApiMetrics { requests }
+        let sse_clients = Gauge::default();
+        registry.register(
+            "steward_api_sse_clients",
+            "Clients connected to the SSE alert stream",
+            sse_clients.clone(),
+        );
+        ApiMetrics {
+            requests,
+            sse_clients,
+        }
     }
 }
 

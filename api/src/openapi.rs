@@ -62,8 +62,8 @@ impl Modify for Security {
 #[openapi(
     info(
         title = "Steward hub API",
-        description = "Estate, devices, rejects, tickets, reports, tokens and public resident \
-            reports. Errors have one shape: `{\"error\": {\"code\", \"message\"}}`; codes: \
+        description = "Estate, devices, rejects, tickets, reports, tokens, public resident \
+            reports, the live alert stream and history. Errors have one shape: `{\"error\": {\"code\", \"message\"}}`; codes: \
             bad_request, unauthorized, invalid_token, forbidden, out_of_scope, not_found, \
             conflict, rate_limited, internal, unavailable."
     ),
@@ -89,6 +89,11 @@ impl Modify for Security {
         crate::auth::list_tokens,
         crate::auth::revoke_token,
         crate::resident::create_report,
+        crate::live::alert_stream,
+        crate::history::device_history,
+        crate::history::compound_history,
+        crate::history::device_events,
+        crate::dashboard::liveness,
         openapi_json,
         docs_page,
     ),
@@ -107,6 +112,8 @@ impl Modify for Security {
         (name = "reports", description = "SLA figures and star ratings"),
         (name = "tokens", description = "API tokens (admin)"),
         (name = "public", description = "resident reports (no token)"),
+        (name = "live", description = "the alert stream (Server-Sent Events, resumable)"),
+        (name = "history", description = "readings and events from QuestDB, downsampled"),
         (name = "docs", description = "this document"),
     )
 )]
@@ -148,8 +155,12 @@ mod tests {
         let mut out = BTreeSet::new();
         for entry in std::fs::read_dir(&dir).expect("api/src") {
             let path = entry.expect("entry").path();
-            // This file holds no routes, only this test's patterns.
-            if path.extension().is_none_or(|e| e != "rs") || path.ends_with("openapi.rs") {
+            // This file holds no routes, only this test's patterns; the dashboard's routes
+            // serve static pages, not the API.
+            if path.extension().is_none_or(|e| e != "rs")
+                || path.ends_with("openapi.rs")
+                || path.ends_with("dashboard.rs")
+            {
                 continue;
             }
             let src = std::fs::read_to_string(&path).expect("source");

@@ -85,8 +85,17 @@ pub fn app(state: AppState) -> Router {
         .route("/reports/sla", get(reports::sla))
         .route("/tokens", get(auth::list_tokens).post(auth::create_token))
         .route("/tokens/{id}", delete(auth::revoke_token))
-        .route("/public/reports", post(resident::create_report));
+        .route("/public/reports", post(resident::create_report))
+        .route("/alerts/stream", get(crate::live::alert_stream))
+        .route("/devices/{id}/history", get(crate::history::device_history))
+        .route("/devices/{id}/events", get(crate::history::device_events))
+        .route(
+            "/compounds/{id}/history",
+            get(crate::history::compound_history),
+        )
+        .route("/liveness", get(crate::dashboard::liveness));
     Router::new()
+        .merge(crate::dashboard::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -317,7 +326,7 @@ pub(crate) async fn get_device(
 }
 
 /// A registered device by its (validated) id, or a 400/404 naming it.
-fn find_device(s: &AppState, id: &str) -> Result<steward_estate::DeviceInfo, ApiError> {
+pub(crate) fn find_device(s: &AppState, id: &str) -> Result<steward_estate::DeviceInfo, ApiError> {
     id_param("id", id)?;
     s.registry
         .directory()
@@ -543,6 +552,6 @@ pub(crate) async fn list_rejects(
 /// Devices a scoped rejects query may name at once.
 const MAX_REJECT_SCOPE: usize = 2000;
 
-fn short(s: &str) -> &str {
+pub(crate) fn short(s: &str) -> &str {
     s.split(':').next().unwrap_or(s)
 }

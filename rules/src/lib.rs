@@ -6,7 +6,8 @@
 //! - [`RulePack`]: rule files (TOML, a small typed condition language), validated against
 //!   the metric catalogue when loaded; [`RulePack::default_pack`] is DESIGN.md section 5.
 //! - [`Engine`]: pure, deterministic evaluation driven by event time and `tick(now_ms)`.
-//! - [`TicketStore`]: tickets and their audit trail in SQLite, plus persisted rule state.
+//! - [`TicketStore`]: tickets and their audit trail in SQLite, plus persisted rule state
+//!   and the durable log of published [`TicketEvent`]s (ids for resumable alert streams).
 //! - [`RulesService`]: the engine on its own thread behind a bounded queue
 //!   ([`RulesSink`] for ingest, [`RulesHandle`] for the hub), with an injectable [`Clock`].
 //! - [`TicketDesk`]: what the API uses: move tickets, and open them from residents'
@@ -43,7 +44,8 @@ pub use state::{DeviceState, DeviceStates, Liveness};
 pub use store::{
     month_range, rate, stars_for, AuditRecord, ClearOutcome, RaiseOutcome, Rating, ResidentReport,
     SlaConfig, SlaEvent, SlaPolicy, SlaStage, Targets, Ticket, TicketDetail, TicketError,
-    TicketFilter, TicketScope, TicketState, TicketStore, RESIDENT_KIND, SYSTEM_ACTOR,
+    TicketFilter, TicketScope, TicketState, TicketStore, EVENT_LOG_KEEP, RESIDENT_KIND,
+    SYSTEM_ACTOR,
 };
 
 use std::path::PathBuf;

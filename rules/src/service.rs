@@ -132,7 +132,7 @@ impl RulesConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TicketEventKind {
     /// A new ticket.
@@ -176,8 +176,12 @@ impl TicketEventKind {
 
 /// Something that happened to a ticket, for the alert stream (SSE) and MQTT
 /// (`topic`, i.e. `stations/{station}/alerts`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TicketEvent {
+    /// Id in the ticket store's durable event log: monotonic, so a client can resume
+    /// after the last id it saw. `None` only when the log could not be written.
+    #[serde(default)]
+    pub event_id: Option<i64>,
     pub kind: TicketEventKind,
     pub ts_ms: i64,
     pub ticket_id: Option<i64>,
@@ -203,6 +207,7 @@ impl TicketEvent {
         message: String,
     ) -> Self {
         TicketEvent {
+            event_id: None,
             kind,
             ts_ms,
             ticket_id: Some(t.id),
@@ -231,9 +236,33 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
+    /// Log the event durably, then publish it with its log id. No subscriber is fine:
+    /// the tickets themselves are in the store.
     fn emit(&self, e: TicketEvent) {
-        // No subscriber is fine: the tickets themselves are in the store.
-        let _ = self.events.send(e);
+        let json = match serde_json::to_string(&e) {
+            Ok(j) => j,
+            Err(err) => {
+                self.metrics.errors.inc();
+                error!(error = %err, "cannot encode ticket event");
+                let _ = self.events.send(e);
+                return;
+            }
+        };
+        let ts_ms = e.ts_ms;
+        let mut pending = Some(e);
+        let logged = self.store.append_event(ts_ms, &json, |id| {
+            if let Some(mut ev) = pending.take() {
+                ev.event_id = Some(id);
+                let _ = self.events.send(ev);
+            }
+        });
+        if let Err(err) = logged {
+            self.metrics.errors.inc();
+            error!(error = %err, "cannot log ticket event; published without an id");
+            if let Some(ev) = pending.take() {
+                let _ = self.events.send(ev);
+            }
+        }
     }
 
     pub fn apply(&self, actions: Vec<Action>) {
@@ -305,6 +334,7 @@ impl Dispatcher {
                         .flatten()
                         .map(|t| t.id);
                     self.emit(TicketEvent {
+                        event_id: None,
                         kind: TicketEventKind::Notification,
                         ts_ms: n.ts_ms,
                         ticket_id,
@@ -510,6 +540,29 @@ impl TicketDesk {
 
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
+    }
+
+    /// Ticket events from now on, each with its durable log id.
+    pub fn events(&self) -> broadcast::Receiver<TicketEvent> {
+        self.dispatcher.events.subscribe()
+    }
+
+    /// The id of the newest logged event (0 when none).
+    pub fn last_event_id(&self) -> Result<i64, RulesError> {
+        Ok(self.dispatcher.store.last_event_id()?)
+    }
+
+    /// Logged events with an id above `after_id`, oldest first, at most `limit`.
+    pub fn events_after(&self, after_id: i64, limit: u32) -> Result<Vec<TicketEvent>, RulesError> {
+        let rows = self.dispatcher.store.events_after(after_id, limit)?;
+        rows.into_iter()
+            .map(|(id, json)| {
+                let mut ev: TicketEvent = serde_json::from_str(&json)
+                    .map_err(|e| RulesError::Service(format!("ticket event log row {id}: {e}")))?;
+                ev.event_id = Some(id);
+                Ok(ev)
+            })
+            .collect()
     }
 }
 

@@ -16,6 +16,9 @@ use std::time::Duration;
 
 const WEEK_MS: i64 = 7 * 86_400_000;
 
+/// How many ticket events the durable log keeps for clients resuming a stream.
+pub const EVENT_LOG_KEEP: i64 = 100_000;
+
 /// Actor recorded for changes the rules make on their own.
 pub const SYSTEM_ACTOR: &str = "rules";
 
@@ -501,6 +504,11 @@ CREATE TABLE IF NOT EXISTS ticket_audit (
     note TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ticket_audit_ticket ON ticket_audit(ticket_id, id);
+CREATE TABLE IF NOT EXISTS ticket_event_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts_ms INTEGER NOT NULL,
+    event TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS rule_state (
     device_id TEXT PRIMARY KEY,
     state TEXT NOT NULL,
@@ -1168,6 +1176,58 @@ impl TicketStore {
             .query_map(params![scope, from, to], |r| from_row(r).map(|x| x.0))?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rate(scope, month, &tickets))
+    }
+
+    /// Append a published ticket event (JSON) to the durable event log and hand its id to
+    /// `publish` while the log is still locked, so that the order in which events are
+    /// published is the order of their ids: a stream resuming after id `n` from the log and
+    /// then following live events sees every event once. The log keeps the newest
+    /// [`EVENT_LOG_KEEP`] events.
+    pub fn append_event(
+        &self,
+        ts_ms: i64,
+        event_json: &str,
+        publish: impl FnOnce(i64),
+    ) -> Result<i64, TicketError> {
+        let conn = self.conn.lock();
+        conn.execute(
+            "INSERT INTO ticket_event_log(ts_ms, event) VALUES(?1, ?2)",
+            params![ts_ms, event_json],
+        )?;
+        let id = conn.last_insert_rowid();
+        if id % 1_000 == 0 {
+            conn.execute(
+                "DELETE FROM ticket_event_log WHERE id <= ?1",
+                [id - EVENT_LOG_KEEP],
+            )?;
+        }
+        publish(id);
+        Ok(id)
+    }
+
+    /// The id of the newest logged event (0 when none).
+    pub fn last_event_id(&self) -> Result<i64, TicketError> {
+        let conn = self.conn.lock();
+        Ok(conn.query_row(
+            "SELECT COALESCE(MAX(id), 0) FROM ticket_event_log",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Logged events with an id above `after_id`, oldest first, at most `limit`: (id, JSON).
+    pub fn events_after(
+        &self,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, String)>, TicketError> {
+        let conn = self.conn.lock();
+        let mut st = conn
+            .prepare("SELECT id, event FROM ticket_event_log WHERE id > ?1 ORDER BY id LIMIT ?2")?;
+        let rows = st
+            .query_map(params![after_id, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
     }
 
     pub fn save_rule_states(

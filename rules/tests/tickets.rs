@@ -730,3 +730,45 @@ fn list_filters_any_of_states_scope_and_paging() {
     })
     .is_empty());
 }
+
+#[test]
+fn published_events_carry_their_durable_log_id_in_order() {
+    let store = TicketStore::open_in_memory().unwrap();
+    let (events, mut rx) = tokio::sync::broadcast::channel(64);
+    let d = Dispatcher {
+        store: store.clone(),
+        policy: policy(),
+        events,
+        commands: Arc::new(NoCommands),
+        metrics: RulesMetrics::default(),
+    };
+    d.apply(vec![Action::Raise(raise(
+        "lift-1",
+        "lift-trapped",
+        Priority::P1,
+        1_000,
+    ))]);
+    let id = store.list(&TicketFilter::default()).unwrap()[0].id;
+    d.transition(id, TicketState::Acknowledged, "crew-7", "on our way", 2_000)
+        .unwrap();
+    let mut live = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        live.push(e);
+    }
+    let kinds: Vec<_> = live.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![TicketEventKind::Raised, TicketEventKind::Transition]
+    );
+    let ids: Vec<i64> = live.iter().filter_map(|e| e.event_id).collect();
+    assert_eq!(ids.len(), 2, "every event has an id");
+    assert!(ids[0] < ids[1]);
+    // The log returns the same events, with the same ids, after any id.
+    let logged = store.events_after(0, 10).unwrap();
+    assert_eq!(logged.iter().map(|(i, _)| *i).collect::<Vec<_>>(), ids);
+    let after_first = store.events_after(ids[0], 10).unwrap();
+    assert_eq!(after_first.len(), 1);
+    let replayed: TicketEvent = serde_json::from_str(&after_first[0].1).unwrap();
+    assert_eq!(replayed.state, Some(TicketState::Acknowledged));
+    assert_eq!(replayed.ticket_id, Some(id));
+}

@@ -1,0 +1,87 @@
+//! The web dashboard: plain HTML, CSS and JavaScript compiled into the binary with
+//! `include_str!`, so the hub serves it with no separate server and no build step. The
+//! pages call the same REST endpoints and alert stream as any other client, with the
+//! token the user types in.
+
+use crate::auth::Principal;
+use crate::routes::AppState;
+use crate::ApiError;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+const INDEX_HTML: &str = include_str!("../assets/index.html");
+const APP_JS: &str = include_str!("../assets/app.js");
+const STYLE_CSS: &str = include_str!("../assets/style.css");
+
+/// Content-Security-Policy for the dashboard: only its own scripts, styles and API, so a
+/// value that slipped through escaping still could not run script.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::permanent("/dashboard/") }))
+        .route(
+            "/dashboard",
+            get(|| async { Redirect::permanent("/dashboard/") }),
+        )
+        .route("/dashboard/", get(|| async { asset("index.html") }))
+        .route("/dashboard/{file}", get(dashboard_file))
+}
+
+async fn dashboard_file(Path(file): Path<String>) -> Response {
+    asset(&file)
+}
+
+fn asset(file: &str) -> Response {
+    let (body, ty) = match file {
+        "index.html" => (INDEX_HTML, "text/html; charset=utf-8"),
+        "app.js" => (APP_JS, "text/javascript; charset=utf-8"),
+        "style.css" => (STYLE_CSS, "text/css; charset=utf-8"),
+        _ => return ApiError::NotFound("no such dashboard file".into()).into_response(),
+    };
+    let mut r = body.into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ty));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    // Assets change with the binary; revalidating each load keeps a new hub's pages fresh.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+/// `GET /api/v1/liveness`: every active device's liveness in one call, so the estate page
+/// can count device status per compound without a request per device.
+#[utoipa::path(get, path = "/api/v1/liveness", tag = "devices",
+    responses((status = 200, description = "every visible device's liveness (online, offline, unknown)"),
+        (status = 401)),
+    security(("bearer" = []), ("access_token" = [])))]
+pub(crate) async fn liveness(p: Principal, State(s): State<AppState>) -> Json<Value> {
+    let now = steward_ingest::pipeline::now_ms();
+    let dir = s.registry.directory();
+    let mut devices: Vec<Value> = dir
+        .devices
+        .values()
+        .filter(|d| !d.retired && p.can_see_device(d))
+        .map(|d| {
+            let l = s
+                .states
+                .get(&d.id)
+                .map(|st| st.liveness(now, d.report_interval_s))
+                .unwrap_or(steward_rules::Liveness::Unknown);
+            json!({"id": &*d.id, "kind": d.kind, "compound": &*d.compound, "liveness": l})
+        })
+        .collect();
+    devices.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    Json(json!({ "devices": devices }))
+}
