@@ -20,6 +20,7 @@ import os
 import random
 import re
 import select
+import signal
 import sys
 import time
 
@@ -342,6 +343,9 @@ def main(argv=None):
     nproc = min(args.processes, args.connections)
     shares = [(devices[i::nproc], per_conn[i::nproc]) for i in range(nproc)]
 
+    # A TERM from the harness becomes a normal exit, whose atexit handler stops the daemon
+    # worker processes instead of leaving them publishing.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     ctx = mp.get_context("fork")
     barrier = ctx.Barrier(nproc)
     results = ctx.Queue()

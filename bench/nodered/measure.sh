@@ -70,6 +70,7 @@ root="$(mktemp -d -t nodered-measure.XXXXXX)"
 pids=()
 cleanup() {
     local rc=$?
+    if [ -n "${load_pid:-}" ]; then kill "$load_pid" 2>/dev/null || true; wait "$load_pid" 2>/dev/null || true; fi
     # Stop in reverse order of start; each pid is one this script started.
     for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
         kill "${pids[$i]}" 2>/dev/null || true
@@ -87,7 +88,8 @@ cleanup() {
     exit "$rc"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 now() { date +%s.%N; }
@@ -162,9 +164,17 @@ probe_sent() {
 }
 wait_for 60 "probe reading through Mosquitto -> Node-RED -> QuestDB" probe_sent
 
+# Runs in the background and is waited for, so a TERM to this script is handled at once
+# (bash defers traps until a foreground child ends); cleanup stops it like the servers.
+load_pid=
 load() {
     "$load_dir/.venv/bin/python" "$load_dir/paho_load.py" --broker "127.0.0.1:$mqtt_port" --synthetic \
-        --connections "$connections" --qos "$qos" --rate "$rate" "$@"
+        --connections "$connections" --qos "$qos" --rate "$rate" "$@" &
+    load_pid=$!
+    local rc=0
+    wait "$load_pid" || rc=$?
+    load_pid=
+    return "$rc"
 }
 # wait_rows TARGET: polls until TARGET rows are visible or the count has not moved for
 # stall_secs; sets rows and t_rows (the time of the poll that first saw the final count).
