@@ -47,15 +47,40 @@ def parse_broker(text):
     return host, port_n
 
 
+def read_estate_devices(path):
+    """Devices of a Steward estate file (`[[devices]]` with `id`, `kind`, `secret`); devices
+    without a plain-text secret (behind a gateway, or `secret_hash` only) are skipped."""
+    try:
+        import tomllib
+    except ImportError:
+        raise InputError(f"estate file {path}: reading TOML needs Python 3.11 or later") from None
+    try:
+        with open(path, "rb") as f:
+            estate = tomllib.load(f)
+    except OSError as e:
+        raise InputError(f"estate file {path}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise InputError(f"estate file {path}: {e}") from None
+    rows = []
+    for n, d in enumerate(estate.get("devices", []), 1):
+        if not isinstance(d, dict) or not isinstance(d.get("id"), str) or not isinstance(d.get("kind"), str):
+            raise InputError(f"estate file {path}: devices entry {n} has no string id or kind")
+        if isinstance(d.get("secret"), str) and d["secret"]:
+            rows.append((f"{path}: devices entry {n}", d["id"], d["secret"], d["kind"]))
+    return check_devices(path, rows)
+
+
 def read_devices(path):
-    """Reads `device_id,secret,kind` lines; blank lines and lines starting with # are skipped."""
-    devices = []
-    seen = set()
+    """Reads `device_id,secret,kind` lines; blank lines and lines starting with # are skipped.
+    A path ending in .toml is read as an estate file instead."""
+    if path.endswith(".toml"):
+        return read_estate_devices(path)
     try:
         with open(path, encoding="utf-8") as f:
             lines = f.readlines()
     except OSError as e:
         raise InputError(f"devices file {path}: {e.strerror}") from None
+    rows = []
     for n, raw in enumerate(lines, 1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -63,15 +88,23 @@ def read_devices(path):
         parts = [p.strip() for p in line.split(",")]
         if len(parts) != 3:
             raise InputError(f"{path}:{n}: expected device_id,secret,kind, got {len(parts)} fields")
-        device_id, secret, kind = parts
-        if device_id == "device_id" and n == 1:
+        if parts[0] == "device_id" and n == 1:
             continue  # header line
+        rows.append((f"{path}:{n}", *parts))
+    return check_devices(path, rows)
+
+
+def check_devices(path, rows):
+    """rows: (where, device_id, secret, kind); where names the line or entry in errors."""
+    devices = []
+    seen = set()
+    for where, device_id, secret, kind in rows:
         if not ID_RE.match(device_id):
-            raise InputError(f"{path}:{n}: device id {device_id!r} is not [A-Za-z0-9._-]{{1,64}}")
+            raise InputError(f"{where}: device id {device_id!r} is not [A-Za-z0-9._-]{{1,64}}")
         if kind not in KINDS:
-            raise InputError(f"{path}:{n}: kind {kind!r} is not one of {', '.join(KINDS)}")
+            raise InputError(f"{where}: kind {kind!r} is not one of {', '.join(KINDS)}")
         if device_id in seen:
-            raise InputError(f"{path}:{n}: device {device_id} is listed twice")
+            raise InputError(f"{where}: device {device_id} is listed twice")
         seen.add(device_id)
         devices.append((device_id, secret, kind))
     if not devices:
@@ -301,7 +334,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--broker", required=True, help="HOST:PORT of the MQTT broker")
     src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--devices", help="file of device_id,secret,kind lines (one connection per device)")
+    src.add_argument("--devices", help="file of device_id,secret,kind lines, or an estate .toml (one connection per device)")
     src.add_argument("--synthetic", action="store_true", help="make up devices without credentials (broker allows anonymous)")
     ap.add_argument("--connections", type=int, required=True, help="number of connections (uses the first N devices)")
     ap.add_argument("--messages", type=int, required=True, help="total messages over all connections")
