@@ -330,6 +330,30 @@ def worker(args, devices, counts, rate, start_barrier, results, index):
             p.stop()
 
 
+def write_payloads(args, devices, per_conn):
+    """Writes each device's readings, one JSON per line, to DIR/<device_id>.jsonl for a
+    client that publishes lines (mosquitto_pub -l); prints one JSON line listing the files.
+    ts starts at the current time and steps 1 ms per reading, unique and increasing per
+    device; it runs ahead of the clock by as many ms as a device has readings."""
+    try:
+        os.makedirs(args.write_payloads, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"--write-payloads {args.write_payloads}: {e.strerror}") from None
+    start = int(time.time() * 1000)
+    files = []
+    for i, ((device_id, secret, kind), count) in enumerate(zip(devices, per_conn)):
+        rng = random.Random(args.seed + i)
+        make = READINGS[kind]
+        path = os.path.join(args.write_payloads, f"{device_id}.jsonl")
+        with open(path, "w", encoding="utf-8") as f:
+            for seq in range(count):
+                f.write(json.dumps({"ts": start + seq, "seq": seq, "metrics": make(rng, seq)}, separators=(",", ":")))
+                f.write("\n")
+        files.append({"device_id": device_id, "secret": secret, "kind": kind, "path": path, "messages": count})
+    print(json.dumps({"files": files}), flush=True)
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--broker", required=True, help="HOST:PORT of the MQTT broker")
@@ -346,6 +370,7 @@ def main(argv=None):
     ap.add_argument("--connect-timeout", type=float, default=30.0)
     ap.add_argument("--ack-timeout", type=float, default=120.0, help="seconds to wait for the last acks after the last publish")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--write-payloads", metavar="DIR", help="write the readings to DIR/<device>.jsonl instead of publishing")
     args = ap.parse_args(argv)
 
     try:
@@ -373,6 +398,12 @@ def main(argv=None):
 
     devices = devices[: args.connections]
     per_conn = [args.messages // args.connections + (1 if i < args.messages % args.connections else 0) for i in range(args.connections)]
+    if args.write_payloads:
+        try:
+            return write_payloads(args, devices, per_conn)
+        except InputError as e:
+            print(f"paho_load: {e}", file=sys.stderr)
+            return 2
     nproc = min(args.processes, args.connections)
     shares = [(devices[i::nproc], per_conn[i::nproc]) for i in range(nproc)]
 
