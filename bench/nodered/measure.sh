@@ -21,10 +21,13 @@ heap=512m
 jar="${QUESTDB_JAR:-$HOME/.cache/steward/questdb-9.3.4.jar}"
 stall_secs=30
 keep=0
+client=paho
 usage() {
     cat >&2 <<EOF
 usage: $0 [--messages N] [--connections N] [--qos 0|1] [--rate MSG_PER_S] [--warmup N]
-          [--heap 512m] [--jar questdb.jar] [--stall-secs S] [--keep]
+          [--heap 512m] [--jar questdb.jar] [--stall-secs S] [--client paho|mosquitto_pub] [--keep]
+--client picks the load generator (bench/load/paho_load.py or mosquitto_pub_load.sh; the
+latter ignores --rate).
 --keep leaves the temporary root (logs, QuestDB data) in place and prints its path.
 EOF
     exit 2
@@ -40,6 +43,7 @@ while [ $# -gt 0 ]; do
         --heap) heap="${2:-}"; shift 2 || usage ;;
         --jar) jar="${2:-}"; shift 2 || usage ;;
         --stall-secs) stall_secs="${2:-}"; shift 2 || usage ;;
+        --client) client="${2:-}"; shift 2 || usage ;;
         --keep) keep=1; shift ;;
         -h|--help) usage ;;
         *) echo "measure.sh: unknown argument $1" >&2; usage ;;
@@ -51,6 +55,7 @@ is_uint "$connections" && [ "$connections" -gt 0 ] || { echo "measure.sh: --conn
 is_uint "$rate" || { echo "measure.sh: --rate '$rate' must be a non-negative integer" >&2; exit 2; }
 is_uint "$warmup" || { echo "measure.sh: --warmup '$warmup' must be a non-negative integer" >&2; exit 2; }
 is_uint "$stall_secs" && [ "$stall_secs" -gt 0 ] || { echo "measure.sh: --stall-secs '$stall_secs' must be a positive integer" >&2; exit 2; }
+[[ "$client" =~ ^(paho|mosquitto_pub)$ ]] || { echo "measure.sh: --client '$client' must be paho or mosquitto_pub" >&2; exit 2; }
 [[ "$heap" =~ ^[0-9]+[kmgKMG]$ ]] || { echo "measure.sh: --heap '$heap' must look like 512m" >&2; exit 2; }
 [ -f "$jar" ] || { echo "measure.sh: QuestDB jar $jar not found (set --jar or QUESTDB_JAR)" >&2; exit 1; }
 mosquitto_bin="${MOSQUITTO:-/usr/sbin/mosquitto}"
@@ -168,8 +173,13 @@ wait_for 60 "probe reading through Mosquitto -> Node-RED -> QuestDB" probe_sent
 # (bash defers traps until a foreground child ends); cleanup stops it like the servers.
 load_pid=
 load() {
-    "$load_dir/.venv/bin/python" "$load_dir/paho_load.py" --broker "127.0.0.1:$mqtt_port" --synthetic \
-        --connections "$connections" --qos "$qos" --rate "$rate" "$@" &
+    if [ "$client" = paho ]; then
+        "$load_dir/.venv/bin/python" "$load_dir/paho_load.py" --broker "127.0.0.1:$mqtt_port" --synthetic \
+            --connections "$connections" --qos "$qos" --rate "$rate" "$@" &
+    else
+        "$load_dir/mosquitto_pub_load.sh" --broker "127.0.0.1:$mqtt_port" --synthetic \
+            --connections "$connections" --qos "$qos" "$@" &
+    fi
     load_pid=$!
     local rc=0
     wait "$load_pid" || rc=$?
@@ -211,13 +221,13 @@ rows=$((rows - base))
 # Kept for inspection with --keep: the table the flow created, and a few rows.
 sql "SHOW COLUMNS FROM nodered_telemetry" >"$root/columns.json" 2>/dev/null || true
 sql "SELECT * FROM nodered_telemetry WHERE device_id <> 'probe' LIMIT -5" >"$root/sample.json" 2>/dev/null || true
-python3 - "$messages" "$rows" "$start_unix" "$t_rows" "$(cat "$root/load.json")" <<'EOF'
+python3 - "$messages" "$rows" "$start_unix" "$t_rows" "$(cat "$root/load.json")" "$client" <<'EOF'
 import json, sys
-messages, rows, start, end, load = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), json.loads(sys.argv[5])
+messages, rows, start, end, load, client = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), json.loads(sys.argv[5]), sys.argv[6]
 secs = end - start
 print(json.dumps({"pipeline": "mosquitto+node-red", "messages": messages, "rows": rows,
                   "secs": round(secs, 3), "rate": round(rows / secs, 1),
-                  "publish_secs": load["secs"], "acked": load["acked"], "qos": load["qos"],
+                  "publish_secs": load["secs"], "client": client, "qos": load["qos"],
                   "connections": load["connections"]}))
 EOF
 [ "$stalled" = 0 ]
