@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # End-to-end throughput of the baseline a user would build instead of Steward:
-#   paho_load.py -> Mosquitto -> Node-RED (start.sh's flow) -> QuestDB (ILP over HTTP)
+#   load client (paho_load.py or mosquitto_pub_load.sh) -> Mosquitto -> Node-RED (start.sh's flow) -> QuestDB (ILP over HTTP)
 # Starts Mosquitto and QuestDB on free ports in a temporary root, starts Node-RED, checks the
 # pipeline with one probe reading, warms it up, then drives --messages readings and polls
 # `SELECT count() FROM nodered_telemetry` until every one is visible. The clock runs from
-# the first publish (paho_load's start_unix) to the poll that saw the last row.
+# the first publish (the load client's start_unix) to the poll that saw the last row.
 # Prints one JSON line:
 #   {"pipeline":"mosquitto+node-red","messages":..,"rows":..,"secs":..,"rate":..}
 # Every process it starts is stopped on exit.
