@@ -129,13 +129,25 @@ impl Hub {
                 .map(|_| ())
                 .map_err(|e| format!("mqtt listener: {e}"))
         });
+        let ingest_running = ingest.running();
+        let ingest_probe: ReadinessProbe = Arc::new(move || {
+            if ingest_running.load(std::sync::atomic::Ordering::SeqCst) {
+                Ok(())
+            } else {
+                Err("the ingest thread has stopped".into())
+            }
+        });
         let state = AppState {
             registry: registry.clone(),
             states: states.clone(),
             questdb: questdb.clone(),
             metrics: Arc::new(Mutex::new(prom)),
             admin_token: Arc::from(admin_token.as_str()),
-            probes: vec![("sqlite", sqlite_probe), ("broker", broker_probe)],
+            probes: vec![
+                ("sqlite", sqlite_probe),
+                ("broker", broker_probe),
+                ("ingest", ingest_probe),
+            ],
             tickets: rules.desk(),
             api_metrics,
             resident,

@@ -36,6 +36,8 @@ pub struct IngestMetrics {
     pub pending_rows: Gauge,
     /// Times the router paused our link because we lagged (`Notification::Unschedule`).
     pub link_unscheduled: Counter,
+    /// Messages whose decoding panicked (a bug); each is rejected, ingest goes on.
+    pub decode_panics: Counter,
     /// Messages rumqttd dropped from its log because ingest lagged (slow consumer).
     pub link_lost: Counter,
     /// Bytes of spool segments on disk, waiting for QuestDB.
@@ -57,6 +59,11 @@ impl IngestMetrics {
                 .get_or_create(&ReasonLabel { reason: r.as_str() });
         }
         let r = registry.sub_registry_with_prefix("steward_ingest");
+        r.register(
+            "decode_panics",
+            "Messages whose decoding failed with an internal error (rejected, counted)",
+            m.decode_panics.clone(),
+        );
         r.register(
             "link_lost",
             "Messages the broker dropped because ingest lagged behind its log (slow consumer)",

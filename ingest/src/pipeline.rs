@@ -32,6 +32,7 @@ const FILTER: &str = "#";
 
 pub struct Ingest {
     stop: Arc<AtomicBool>,
+    running: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -126,14 +127,26 @@ impl Ingest {
             shed_rows_at: HashMap::new(),
             log_gap: LogGap::default(),
         };
+        let running = Arc::new(AtomicBool::new(true));
+        let running2 = running.clone();
         let thread = std::thread::Builder::new()
             .name("ingest".into())
-            .spawn(move || state.run(tx, rx, stop2))
+            .spawn(move || {
+                // Cleared however the thread ends, a panic included.
+                let _running = ClearOnDrop(running2);
+                state.run(tx, rx, stop2)
+            })
             .map_err(|e| IngestError::Link(e.to_string()))?;
         Ok(Ingest {
             stop,
+            running,
             thread: Some(thread),
         })
+    }
+
+    /// A flag that is true while the ingest thread runs (for readiness checks).
+    pub fn running(&self) -> Arc<AtomicBool> {
+        self.running.clone()
     }
 
     /// Spool and send the current batch, let the writer drain (bounded) and stop.
@@ -142,6 +155,14 @@ impl Ingest {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+struct ClearOnDrop(Arc<AtomicBool>);
+
+impl Drop for ClearOnDrop {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
     }
 }
 
@@ -285,7 +306,29 @@ impl Loop {
     fn handle(&mut self, topic: &[u8], payload: &[u8]) {
         self.metrics.received.inc();
         let dir = self.registry.directory();
-        let decoded = contract::decode(topic, payload, &dir, now_ms(), &self.cfg);
+        // A decoder bug must cost one message, not the ingest thread (and with it all
+        // later data): the message is rejected and the panic counted.
+        let decoded = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            contract::decode(topic, payload, &dir, now_ms(), &self.cfg)
+        })) {
+            Ok(d) => d,
+            Err(_) => {
+                self.metrics.decode_panics.inc();
+                error!(
+                    topic = %String::from_utf8_lossy(&topic[..topic.len().min(200)]),
+                    "decoder panicked; message rejected"
+                );
+                let mut d = Decoded::default();
+                d.rejects.push(crate::Reject {
+                    reason: crate::RejectReason::BadShape,
+                    device_id: None,
+                    detail: "the hub could not decode this message (internal error); \
+                             it was dropped and counted"
+                        .into(),
+                });
+                d
+            }
+        };
         let received_us = now_us();
         let before = self.buf.row_count();
         for r in &decoded.readings {

@@ -39,6 +39,61 @@ struct Args {
     /// Skip the Mosquitto baseline even if mosquitto is installed.
     #[arg(long)]
     no_mosquitto: bool,
+    /// Also run the hub with a third-party load client (Debian's mosquitto_pub, driven by
+    /// bench/load/mosquitto_pub_load.sh), as a check on our own load generator.
+    #[arg(long)]
+    third_party: bool,
+    /// Also measure the pipeline users would build instead: Mosquitto + Node-RED writing
+    /// to QuestDB (bench/nodered/measure.sh; needs `npm ci` there).
+    #[arg(long)]
+    nodered: bool,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Client {
+    DeviceSim,
+    MosquittoPub,
+}
+
+fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Run a bench script and parse the one JSON line it prints last.
+async fn script_json(cmd: &mut tokio::process::Command) -> Result<serde_json::Value> {
+    let out = cmd
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .await
+        .context("running bench script")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        anyhow::bail!("bench script failed ({}): {text}", out.status);
+    }
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .context("no JSON result line")?;
+    Ok(serde_json::from_str(line)?)
+}
+
+/// Mosquitto + Node-RED -> QuestDB, the pipeline a user would assemble instead.
+async fn nodered(args: &Args) -> Result<Row> {
+    let v = script_json(
+        tokio::process::Command::new(repo_root().join("bench/nodered/measure.sh"))
+            .args(["--messages", &args.messages.to_string()])
+            .args(["--connections", &args.devices.min(64).to_string()])
+            .args(["--qos", &args.qos.to_string()])
+            .args(["--client", "mosquitto_pub"]),
+    )
+    .await?;
+    Ok(Row {
+        name: "Mosquitto + Node-RED -> QuestDB (row visible)".into(),
+        msgs: v["rows"].as_u64().unwrap_or(0),
+        secs: v["secs"].as_f64().unwrap_or(f64::NAN),
+        note: format!("{} messages sent by mosquitto_pub", v["messages"]),
+    })
 }
 
 struct Row {
@@ -71,7 +126,19 @@ async fn main() -> Result<()> {
             Err(e) => eprintln!("mosquitto baseline skipped: {e:#}"),
         }
     }
-    rows.push(hub(&args, &estate_text, devices).await?);
+    if args.nodered {
+        match nodered(&args).await {
+            Ok(r) => rows.push(r),
+            Err(e) => eprintln!("node-red baseline skipped: {e:#}"),
+        }
+    }
+    rows.push(hub(&args, &estate_text, devices.clone(), Client::DeviceSim).await?);
+    if args.third_party {
+        match hub(&args, &estate_text, devices, Client::MosquittoPub).await {
+            Ok(r) => rows.push(r),
+            Err(e) => eprintln!("third-party client run skipped: {e:#}"),
+        }
+    }
 
     let base = rows.first().map(|r| r.rate()).unwrap_or(1.0);
     println!();
@@ -231,6 +298,7 @@ async fn hub(
     args: &Args,
     estate: &str,
     devices: Vec<steward_device_sim::SimDevice>,
+    client: Client,
 ) -> Result<Row> {
     let sb = HubSandbox::start_with(estate, |c| {
         c.ingest.flush_interval = Duration::from_millis(args.flush_ms);
@@ -291,7 +359,31 @@ async fn hub(
         }
         (decoded_at, written_at)
     });
-    let report = run_load(load(args, sb.mqtt_addr(), devices)).await?;
+    let report = match client {
+        Client::DeviceSim => run_load(load(args, sb.mqtt_addr(), devices)).await?,
+        Client::MosquittoPub => {
+            let estate_file = sb.dir.path().join("bench-estate.toml");
+            std::fs::write(&estate_file, estate)?;
+            let v = script_json(
+                tokio::process::Command::new(repo_root().join("bench/load/mosquitto_pub_load.sh"))
+                    .args(["--broker", &sb.mqtt_addr()])
+                    .arg("--devices")
+                    .arg(&estate_file)
+                    .args(["--connections", &args.devices.to_string()])
+                    .args(["--messages", &args.messages.to_string()])
+                    .args(["--qos", &args.qos.to_string()]),
+            )
+            .await?;
+            let sent = v["messages"].as_u64().unwrap_or(0);
+            steward_device_sim::LoadReport {
+                sent,
+                acked: sent,
+                errors: 0,
+                elapsed: Duration::from_secs_f64(v["secs"].as_f64().unwrap_or(0.0)),
+                connect_failures: 0,
+            }
+        }
+    };
     let publish_secs = start.elapsed().as_secs_f64();
     let target = report.sent as i64;
     let mut rows = 0;
@@ -324,7 +416,12 @@ async fn hub(
     );
     sb.shutdown().await;
     Ok(Row {
-        name: "Steward hub (publish -> decode -> QuestDB row visible)".into(),
+        name: match client {
+            Client::DeviceSim => "Steward hub (publish -> decode -> QuestDB row visible)".into(),
+            Client::MosquittoPub => {
+                "Steward hub, load from mosquitto_pub (third-party client)".into()
+            }
+        },
         msgs: rows as u64,
         secs,
         note,

@@ -29,7 +29,7 @@ struct Args {
     #[arg(long, default_value_t = 3)]
     rounds: u64,
     /// New connections per second while ramping up.
-    #[arg(long, default_value_t = 2_000)]
+    #[arg(long, default_value_t = 1_000)]
     ramp: u64,
 }
 
@@ -113,9 +113,21 @@ fn reading(kind: &str, ts: i64, seq: u64) -> String {
 }
 
 struct Stats {
+    retries: AtomicU64,
     connected: AtomicU64,
     failed: AtomicU64,
     acked: AtomicU64,
+}
+
+async fn connect_once(addr: &str, id: &str, secret: &str) -> Result<TcpStream> {
+    let mut s = TcpStream::connect(addr).await?;
+    s.write_all(&connect_packet(id, secret)).await?;
+    let mut ack = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut ack)).await??;
+    if ack != [0x20, 0x02, 0x00, 0x00] {
+        bail!("{id}: CONNACK {ack:?}");
+    }
+    Ok(s)
 }
 
 struct Plan {
@@ -135,13 +147,22 @@ async fn device(
 ) -> Result<()> {
     let (interval, rounds, stats) = (plan.interval, plan.rounds, &plan.stats);
     let addr = &plan.addr;
-    let mut s = TcpStream::connect(addr).await?;
-    s.write_all(&connect_packet(&id, &secret)).await?;
-    let mut ack = [0u8; 4];
-    s.read_exact(&mut ack).await?;
-    if ack != [0x20, 0x02, 0x00, 0x00] {
-        bail!("{id}: CONNACK {ack:?}");
-    }
+    // Like a real device: a refused or reset connection is retried with back-off (the
+    // listen backlog overflows while thousands connect at once).
+    let mut backoff = Duration::from_millis(500);
+    let mut attempt = 0;
+    let mut s = loop {
+        attempt += 1;
+        match connect_once(addr, &id, &secret).await {
+            Ok(s) => break s,
+            Err(e) if attempt >= 8 => return Err(e),
+            Err(_) => {
+                stats.retries.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(8));
+            }
+        }
+    };
     stats.connected.fetch_add(1, Ordering::Relaxed);
     tokio::time::sleep(offset).await;
     let topic = format!("devices/{id}/telemetry");
@@ -204,6 +225,7 @@ async fn main() -> Result<()> {
         interval,
         rounds: args.rounds,
         stats: Stats {
+            retries: AtomicU64::new(0),
             connected: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             acked: AtomicU64::new(0),
@@ -282,7 +304,10 @@ async fn main() -> Result<()> {
         "| connections open | {connected} of {n} (failed {}) |",
         stats.failed.load(Ordering::Relaxed)
     );
-    println!("| ramp-up | {ramp_secs:.1} s |");
+    println!(
+        "| ramp-up | {ramp_secs:.1} s ({} connection retries) |",
+        stats.retries.load(Ordering::Relaxed)
+    );
     println!("| hub RSS idle | {} MiB |", rss_idle / 1024);
     println!(
         "| hub RSS with all connected | {} MiB |",
