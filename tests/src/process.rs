@@ -42,6 +42,7 @@ pub struct HubProcess {
     child: Child,
     pub mqtt_addr: String,
     pub api_addr: String,
+    pub questdb_http: String,
     pub log: PathBuf,
 }
 
@@ -108,10 +109,16 @@ impl HubProcess {
             .and_then(|p| p.strip_prefix("api http://"))
             .ok_or_else(|| anyhow!("unexpected banner {banner}"))?
             .to_string();
+        let questdb_http = parts
+            .get(2)
+            .and_then(|p| p.strip_prefix("questdb http://"))
+            .ok_or_else(|| anyhow!("unexpected banner {banner}"))?
+            .to_string();
         Ok(HubProcess {
             child,
             mqtt_addr,
             api_addr,
+            questdb_http,
             log,
         })
     }

@@ -555,10 +555,21 @@ async fn hub_survives_bad_input_and_keeps_every_good_message_once() -> anyhow::R
     }
     let total: u64 = expected.iter().map(|(_, n)| n).sum();
     assert_eq!(
-        sb.count("SELECT count() FROM rejects WHERE device_id = 'smoke-2'")
-            .await?,
+        sb.count(
+            "SELECT count() FROM rejects WHERE device_id = 'smoke-2' AND reason != 'bad_topic'"
+        )
+        .await?,
         total as i64,
         "one reject per bad payload"
+    );
+    // A topic outside its own namespace is charged to the client that sent it.
+    assert!(
+        sb.count(
+            "SELECT count() FROM rejects WHERE device_id = 'smoke-2' AND reason = 'bad_topic'"
+        )
+        .await?
+            >= 1,
+        "the long non-ASCII topic is charged to its sender"
     );
     let r = sb
         .sql("SELECT reason, detail FROM rejects WHERE device_id = 'smoke-2'")

@@ -520,3 +520,62 @@ async fn a_burst_above_capacity_keeps_memory_bounded_and_loses_nothing_silently(
     tokio::task::block_in_place(|| hub.terminate(Duration::from_secs(30)))?;
     Ok(())
 }
+
+/// With the managed QuestDB, a SIGKILL leaves its JVM running on the data directory; the
+/// next start on the same root stops it and comes up with the data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_with_managed_questdb_restarts_on_the_same_root() -> Result<()> {
+    steward_tests::init_logging();
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("estate.toml"), TEST_ESTATE)?;
+    let mut config = HubConfig::default();
+    config.estate.file = Some(dir.path().join("estate.toml"));
+    config.estate.database = dir.path().join("steward.db");
+    config.rules.database = dir.path().join("tickets.db");
+    config.ingest.spool_dir = dir.path().join("spool");
+    config.ingest.flush_interval = Duration::from_millis(50);
+    config.broker.v4_listen = "127.0.0.1:0".parse()?;
+    config.broker.v5_listen = None;
+    config.api.listen = "127.0.0.1:0".parse()?;
+    config.questdb.managed.root = Some(dir.path().join("questdb"));
+    config.questdb.managed.max_heap = "512m".into();
+    let hub = tokio::task::block_in_place(|| HubProcess::start(&config, dir.path()))?;
+    let dev = TestClient::connect(&hub.mqtt_addr, "smoke-1", "smoke-1", "smoke-1-secret").await?;
+    let t0 = now_ms() - 60_000;
+    for i in 0..100 {
+        dev.publish(
+            "devices/smoke-1/telemetry",
+            json!({"ts": t0 + i, "seq": i, "metrics": {"alarm": false}}).to_string(),
+        )
+        .await?;
+    }
+    dev.wait_acks(100).await?;
+    let pid_file = dir.path().join("questdb/steward-questdb.pid");
+    let orphan: u32 = std::fs::read_to_string(&pid_file)?.trim().parse()?;
+    tokio::task::block_in_place(|| hub.kill())?;
+    assert!(
+        std::path::Path::new(&format!("/proc/{orphan}")).exists(),
+        "the managed QuestDB outlives a SIGKILLed hub"
+    );
+    let hub = tokio::task::block_in_place(|| HubProcess::start(&config, dir.path()))?;
+    let q = QuestDbClient::new(hub.questdb_http.parse()?)?;
+    let mut rows = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while rows < 100 && Instant::now() < deadline {
+        rows = q
+            .exec("SELECT count() FROM smoke_telemetry WHERE device_id = 'smoke-1'")
+            .await
+            .ok()
+            .and_then(|r| r.scalar_i64())
+            .unwrap_or(0);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(rows, 100, "every acknowledged reading after the restart");
+    let stat = std::fs::read_to_string(format!("/proc/{orphan}/stat")).unwrap_or_default();
+    assert!(
+        stat.is_empty() || stat.contains(") Z"),
+        "the orphaned QuestDB was stopped: {stat}"
+    );
+    tokio::task::block_in_place(|| hub.terminate(Duration::from_secs(30)))?;
+    Ok(())
+}

@@ -186,6 +186,46 @@ pub fn resolve_java(cfg: &ManagedConfig) -> Result<PathBuf, IngestError> {
     Ok(candidate)
 }
 
+const PID_FILE: &str = "steward-questdb.pid";
+
+/// Stop a QuestDB a killed hub left running on `root`: only a process whose command line
+/// is a QuestDB server on exactly this root, so a reused pid is never hit.
+fn reclaim_orphan(root: &Path) {
+    let Some(pid) = std::fs::read_to_string(root.join(PID_FILE))
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+    else {
+        return;
+    };
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return;
+    };
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    let root_arg = root.as_os_str().as_encoded_bytes();
+    let is_ours = args.iter().any(|a| a.ends_with(b"io.questdb.ServerMain"))
+        && args.windows(2).any(|w| w[0] == b"-d" && w[1] == root_arg);
+    if !is_ours {
+        return;
+    }
+    warn!(pid, root = %root.display(), "stopping a QuestDB left running by a previous hub");
+    let _ = Command::new("kill").arg(pid.to_string()).status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if alive(pid) {
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    }
+}
+
+/// Running (a zombie waiting for its new parent to reap it counts as gone).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
+        .unwrap_or(false)
+}
+
 impl ManagedQuestDb {
     pub fn start(cfg: &ManagedConfig) -> Result<ManagedQuestDb, IngestError> {
         let jar = resolve_jar(cfg)?;
@@ -205,6 +245,7 @@ impl ManagedQuestDb {
         std::fs::create_dir_all(&root).map_err(|e| {
             IngestError::QuestDbStart(format!("cannot create {}: {e}", root.display()))
         })?;
+        reclaim_orphan(&root);
         let pick = |p: u16| if p == 0 { free_port() } else { Ok(p) };
         let ports = [
             pick(cfg.http_port)?,
@@ -268,6 +309,9 @@ impl ManagedQuestDb {
             .stderr(Stdio::from(log2))
             .spawn()
             .map_err(|e| IngestError::QuestDbStart(format!("cannot start java: {e}")))?;
+        // Remembered so a hub killed with SIGKILL can stop this JVM when it starts again
+        // on the same root, instead of meeting a server that holds the data directory.
+        let _ = std::fs::write(self.root.join(PID_FILE), child.id().to_string());
         self.child = Some(child);
         Ok(())
     }
