@@ -1,8 +1,9 @@
 //! Who is calling: bearer tokens resolved to a [`Principal`] (role and scope over the
 //! estate), and the admin-only token endpoints.
 //!
-//! A token comes in `Authorization: Bearer <token>` or, for clients that cannot set
-//! headers (a browser's `EventSource`), in the `access_token` query parameter. The
+//! A token comes in `Authorization: Bearer <token>` or, on the alert stream only (a
+//! browser's `EventSource` cannot set headers), in the `access_token` query parameter:
+//! tokens in URLs end up in logs and histories, so no other endpoint takes one there. The
 //! configured `api.admin_token` is an admin; every other token lives hashed in the registry.
 
 use crate::routes::{blocking, AppState};
@@ -188,6 +189,9 @@ fn presented_token(parts: &Parts) -> Result<Option<String>, ApiError> {
             .ok_or(ApiError::Unauthorized)?;
         return Ok(Some(token.to_string()));
     }
+    if !parts.uri.path().ends_with("/alerts/stream") {
+        return Ok(None);
+    }
     // A malformed query string is the handler's to report, naming the parameter.
     let pairs = axum::extract::Query::<Pairs>::try_from_uri(&parts.uri)
         .map(|q| q.0)
@@ -272,7 +276,7 @@ fn token_json(t: &TokenInfo) -> Value {
         (status = 401, description = "no or invalid token"),
         (status = 403, description = "not an admin"),
     ),
-    security(("bearer" = []), ("access_token" = [])))]
+    security(("bearer" = [])))]
 pub async fn create_token(
     Admin(_): Admin,
     State(s): State<AppState>,
@@ -303,7 +307,7 @@ pub async fn create_token(
 /// Every token (revoked ones too), never their secrets.
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens",
     responses((status = 200, description = "`{\"tokens\": [...]}`"), (status = 401), (status = 403)),
-    security(("bearer" = []), ("access_token" = [])))]
+    security(("bearer" = [])))]
 pub async fn list_tokens(
     Admin(_): Admin,
     State(s): State<AppState>,
@@ -320,7 +324,7 @@ pub async fn list_tokens(
     params(("id" = i64, Path, description = "token id")),
     responses((status = 200, description = "the revoked token"), (status = 400), (status = 401),
         (status = 403), (status = 404)),
-    security(("bearer" = []), ("access_token" = [])))]
+    security(("bearer" = [])))]
 pub async fn revoke_token(
     Admin(_): Admin,
     State(s): State<AppState>,

@@ -65,7 +65,7 @@ fn asset(file: &str) -> Response {
 #[utoipa::path(get, path = "/api/v1/liveness", tag = "devices",
     responses((status = 200, description = "every visible device's liveness (online, offline, unknown)"),
         (status = 401)),
-    security(("bearer" = []), ("access_token" = [])))]
+    security(("bearer" = [])))]
 pub(crate) async fn liveness(p: Principal, State(s): State<AppState>) -> Json<Value> {
     let now = steward_ingest::pipeline::now_ms();
     let dir = s.registry.directory();

@@ -249,7 +249,7 @@ fn now_ms() -> i64 {
     ),
     responses((status = 200, description = "buckets: avg/min/max/count for numbers, last value otherwise"),
         (status = 400), (status = 401), (status = 403), (status = 404)),
-    security(("bearer" = []), ("access_token" = [])))]
+    security(("bearer" = [])))]
 pub(crate) async fn device_history(
     principal: Principal,
     State(s): State<AppState>,
@@ -293,7 +293,7 @@ pub(crate) async fn device_history(
     ),
     responses((status = 200, description = "one series per device of the kind in the compound"),
         (status = 400), (status = 401), (status = 403), (status = 404)),
-    security(("bearer" = []), ("access_token" = [])))]
+    security(("bearer" = [])))]
 pub(crate) async fn compound_history(
     principal: Principal,
     State(s): State<AppState>,
@@ -379,7 +379,7 @@ pub(crate) async fn compound_history(
     ),
     responses((status = 200, description = "device events"),
         (status = 400), (status = 401), (status = 403), (status = 404)),
-    security(("bearer" = []), ("access_token" = [])))]
+    security(("bearer" = [])))]
 pub(crate) async fn device_events(
     principal: Principal,
     State(s): State<AppState>,

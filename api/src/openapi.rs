@@ -51,8 +51,8 @@ impl Modify for Security {
             "access_token",
             SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
                 "access_token",
-                "the same token as a query parameter, for clients that cannot set headers \
-                 (a browser's EventSource); it ends up in access logs, prefer the header",
+                "the same token as a query parameter, on the alert stream only (a browser's \
+                 EventSource cannot set headers)",
             ))),
         );
     }

@@ -134,7 +134,7 @@ fn month_param(q: &HashMap<String, String>) -> Result<(String, i64, i64), ApiErr
     ),
     responses((status = 200, description = "SLA shares, means, repeat rate, score and stars"),
         (status = 400), (status = 401), (status = 403)),
-    security(("bearer" = []), ("access_token" = [])))]
+    security(("bearer" = [])))]
 pub(crate) async fn rating(
     who: Principal,
     State(s): State<AppState>,
@@ -176,7 +176,7 @@ struct Row {
     ),
     responses((status = 200, description = "`{\"month\", \"by\", \"rows\": [{\"id\", \"rating\", \"sla\"}]}`"),
         (status = 400), (status = 401), (status = 403)),
-    security(("bearer" = []), ("access_token" = [])))]
+    security(("bearer" = [])))]
 pub(crate) async fn sla(
     who: Principal,
     State(s): State<AppState>,

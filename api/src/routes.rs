@@ -230,7 +230,7 @@ pub(crate) async fn metrics(State(s): State<AppState>) -> Result<Response, ApiEr
 /// Compounds with their responsible station (admin, manager, crew: scoped).
 #[utoipa::path(get, path = "/api/v1/compounds", tag = "estate",
     responses((status = 200, description = "`{\"compounds\": [...]}`"), (status = 401), (status = 403)),
-    security(("bearer" = []), ("access_token" = [])))]
+    security(("bearer" = [])))]
 pub(crate) async fn list_compounds(
     who: Principal,
     State(s): State<AppState>,
@@ -266,7 +266,7 @@ fn device_json(d: &steward_estate::DeviceInfo) -> Value {
     ),
     responses((status = 200, description = "`{\"devices\": [...]}`"), (status = 400), (status = 401),
         (status = 403, description = "compound outside the token's scope")),
-    security(("bearer" = []), ("access_token" = [])))]
+    security(("bearer" = [])))]
 pub(crate) async fn list_devices(
     who: Principal,
     State(s): State<AppState>,
@@ -315,7 +315,7 @@ pub(crate) async fn list_devices(
     params(("id" = String, Path, description = "device id")),
     responses((status = 200, description = "the device"), (status = 400), (status = 401),
         (status = 403, description = "outside the token's scope"), (status = 404)),
-    security(("bearer" = []), ("access_token" = [])))]
+    security(("bearer" = [])))]
 pub(crate) async fn get_device(
     who: Principal,
     State(s): State<AppState>,
@@ -351,7 +351,7 @@ fn visible_device(
     params(("id" = String, Path, description = "device id")),
     responses((status = 200, description = "liveness and latest state"), (status = 400),
         (status = 401), (status = 403), (status = 404)),
-    security(("bearer" = []), ("access_token" = [])))]
+    security(("bearer" = [])))]
 pub(crate) async fn device_state(
     who: Principal,
     State(s): State<AppState>,
@@ -378,7 +378,7 @@ pub(crate) async fn device_state(
     responses((status = 201, description = "created; `secret` shown once"),
         (status = 200, description = "updated"), (status = 400), (status = 401),
         (status = 403, description = "another vendor's device or vendor name")),
-    security(("bearer" = []), ("access_token" = [])))]
+    security(("bearer" = [])))]
 pub(crate) async fn upsert_device(
     who: Principal,
     State(s): State<AppState>,
@@ -421,7 +421,7 @@ pub(crate) async fn upsert_device(
     params(("id" = String, Path, description = "device id")),
     responses((status = 200, description = "retired"), (status = 400), (status = 401),
         (status = 403), (status = 404)),
-    security(("bearer" = []), ("access_token" = [])))]
+    security(("bearer" = [])))]
 pub(crate) async fn retire_device(
     who: Principal,
     State(s): State<AppState>,
@@ -440,7 +440,7 @@ pub(crate) async fn retire_device(
     params(("id" = String, Path, description = "device id")),
     responses((status = 200, description = "`{\"id\", \"secret\"}`, the secret shown once"),
         (status = 400), (status = 401), (status = 403), (status = 404)),
-    security(("bearer" = []), ("access_token" = [])))]
+    security(("bearer" = [])))]
 pub(crate) async fn rotate_secret(
     who: Principal,
     State(s): State<AppState>,
@@ -464,7 +464,7 @@ pub(crate) async fn rotate_secret(
     ),
     responses((status = 200, description = "`{\"rejects\": [...]}`"), (status = 400), (status = 401),
         (status = 403), (status = 503, description = "QuestDB unreachable")),
-    security(("bearer" = []), ("access_token" = [])))]
+    security(("bearer" = [])))]
 pub(crate) async fn list_rejects(
     who: Principal,
     State(s): State<AppState>,

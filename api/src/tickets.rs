@@ -188,7 +188,7 @@ async fn run(s: &AppState, f: TicketFilter) -> Result<Vec<Ticket>, ApiError> {
     responses((status = 200, description = "`{\"tickets\": [...]}`, or CSV with format=csv"),
         (status = 400, description = "names the bad parameter"), (status = 401),
         (status = 403, description = "role may not list tickets, or station/compound outside scope")),
-    security(("bearer" = []), ("access_token" = [])))]
+    security(("bearer" = [])))]
 pub(crate) async fn list_tickets(
     who: Principal,
     State(s): State<AppState>,
@@ -216,7 +216,7 @@ pub(crate) async fn list_tickets(
     ),
     responses((status = 200, description = "text/csv, one row per ticket", content_type = "text/csv"),
         (status = 400), (status = 401), (status = 403)),
-    security(("bearer" = []), ("access_token" = [])))]
+    security(("bearer" = [])))]
 pub(crate) async fn tickets_csv(
     who: Principal,
     State(s): State<AppState>,
@@ -328,7 +328,7 @@ fn csv_response(tickets: &[Ticket]) -> Result<Response, ApiError> {
     responses((status = 200, description = "`{\"ticket\": {...}, \"audit\": [...]}`"),
         (status = 400), (status = 401), (status = 403, description = "outside the token's scope"),
         (status = 404)),
-    security(("bearer" = []), ("access_token" = [])))]
+    security(("bearer" = [])))]
 pub(crate) async fn get_ticket(
     who: Principal,
     State(s): State<AppState>,
@@ -365,7 +365,7 @@ pub struct TransitionBody {
     responses((status = 200, description = "the ticket after the move"), (status = 400),
         (status = 401), (status = 403), (status = 404),
         (status = 409, description = "illegal transition")),
-    security(("bearer" = []), ("access_token" = [])))]
+    security(("bearer" = [])))]
 pub(crate) async fn transition_ticket(
     who: Principal,
     State(s): State<AppState>,
