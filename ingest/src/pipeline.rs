@@ -68,8 +68,8 @@ struct Loop {
 }
 
 /// Finds messages a subscriber missed from the offsets of what it received: rumqttd
-/// numbers the messages of a subscription's log consecutively, and skips ahead when it
-/// drops segments a lagging subscriber has not read.
+/// numbers the messages of a subscription's log consecutively from 0, and skips ahead
+/// when it drops segments a lagging subscriber has not read (also before its first read).
 #[derive(Debug, Default)]
 pub struct LogGap {
     last: Option<u64>,
@@ -78,12 +78,9 @@ pub struct LogGap {
 impl LogGap {
     /// Record the offset of the next message received; returns how many were skipped.
     pub fn observe(&mut self, offset: u64) -> u64 {
-        let lost = match self.last {
-            Some(prev) if offset > prev + 1 => offset - prev - 1,
-            _ => 0,
-        };
+        let expected = self.last.map_or(0, |prev| prev + 1);
         self.last = Some(offset);
-        lost
+        offset.saturating_sub(expected)
     }
 }
 
