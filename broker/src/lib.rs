@@ -31,11 +31,13 @@ use tracing::{error, info, warn};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
-    #[error("broker.{key}: cannot listen on {addr}: {source}")]
+    // The io error is part of the message, not a `source`, so a printed error chain does
+    // not repeat it.
+    #[error("broker.{key}: cannot listen on {addr}: {error}")]
     Bind {
         key: &'static str,
         addr: SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("broker.{key}: {message}")]
     Tls { key: &'static str, message: String },
@@ -201,15 +203,15 @@ impl Drop for Broker {
 }
 
 fn check_bind(key: &'static str, addr: SocketAddr) -> Result<SocketAddr, BrokerError> {
-    let l = std::net::TcpListener::bind(addr).map_err(|source| BrokerError::Bind {
+    let l = std::net::TcpListener::bind(addr).map_err(|error| BrokerError::Bind {
         key,
         addr,
-        source,
+        error,
     })?;
     // Port 0 asks for an ephemeral port: resolve it now so rumqttd binds the same one.
     let resolved = l
         .local_addr()
-        .map_err(|source| BrokerError::Bind { key, addr, source })?;
+        .map_err(|error| BrokerError::Bind { key, addr, error })?;
     drop(l);
     Ok(resolved)
 }
@@ -235,7 +237,7 @@ fn wait_listening(
             return Err(BrokerError::Bind {
                 key,
                 addr,
-                source: std::io::Error::other("listener did not come up (port taken?)"),
+                error: std::io::Error::other("listener did not come up (port taken?)"),
             });
         }
         std::thread::sleep(std::time::Duration::from_millis(10));

@@ -60,16 +60,12 @@ pub(crate) fn spawn(
     plain: SocketAddr,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(SocketAddr, JoinHandle<()>), BrokerError> {
-    let std_listener = std::net::TcpListener::bind(listen).map_err(|source| BrokerError::Bind {
+    let bind_err = |error| BrokerError::Bind {
         key: "tls_listen",
         addr: listen,
-        source,
-    })?;
-    let bind_err = |source| BrokerError::Bind {
-        key: "tls_listen",
-        addr: listen,
-        source,
+        error,
     };
+    let std_listener = std::net::TcpListener::bind(listen).map_err(bind_err)?;
     let addr = std_listener.local_addr().map_err(bind_err)?;
     std_listener.set_nonblocking(true).map_err(bind_err)?;
     let target = if plain.ip().is_unspecified() {

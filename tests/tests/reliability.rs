@@ -70,7 +70,7 @@ async fn env_with(estate: &str) -> Result<Env> {
     config.ingest.spool_dir = dir.path().join("spool");
     config.ingest.flush_interval = Duration::from_millis(50);
     config.broker.v4_listen = "127.0.0.1:0".parse()?;
-    config.broker.v5_listen = None;
+    config.broker.v5_listen = Some("127.0.0.1:0".parse()?);
     config.api.listen = "127.0.0.1:0".parse()?;
     config.api.admin_token = ADMIN.into();
     config.questdb.mode = QuestDbMode::External;
@@ -535,7 +535,7 @@ async fn sigkill_with_managed_questdb_restarts_on_the_same_root() -> Result<()> 
     config.ingest.spool_dir = dir.path().join("spool");
     config.ingest.flush_interval = Duration::from_millis(50);
     config.broker.v4_listen = "127.0.0.1:0".parse()?;
-    config.broker.v5_listen = None;
+    config.broker.v5_listen = Some("127.0.0.1:0".parse()?);
     config.api.listen = "127.0.0.1:0".parse()?;
     config.questdb.managed.root = Some(dir.path().join("questdb"));
     config.questdb.managed.max_heap = "512m".into();

@@ -213,7 +213,7 @@ async fn main() -> Result<()> {
     config.questdb.managed.root = Some(dir.path().join("questdb"));
     config.questdb.managed.max_heap = "1g".into();
     config.broker.v4_listen = "127.0.0.1:0".parse()?;
-    config.broker.v5_listen = None;
+    config.broker.v5_listen = Some("127.0.0.1:0".parse()?);
     config.api.listen = "127.0.0.1:0".parse()?;
     config.api.admin_token = "conns-bench-admin-token".into();
     let hub = tokio::task::block_in_place(|| HubProcess::start(&config, dir.path()))?;
