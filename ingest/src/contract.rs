@@ -120,7 +120,7 @@ pub fn decode(
         let sender = String::from_utf8_lossy(sender);
         out.rejects.push(reject(
             RejectReason::RateLimited,
-            Some(&sender),
+            sender_id(&sender),
             format!(
                 "`{}` published faster than its rate limit; this message was dropped",
                 truncate(&sender, 64)
@@ -183,13 +183,15 @@ pub fn decode(
 /// would get from its owner come first, so the answer does not depend on who sent it.
 fn unauthorized(rest: &[u8], dir: &Directory) -> Reject {
     let split = rest.iter().position(|b| *b == b'/').unwrap_or(rest.len());
-    let sender = String::from_utf8_lossy(&rest[..split]);
+    let sender_text = String::from_utf8_lossy(&rest[..split]);
+    let sender = truncate(&sender_text, 80);
+    let id = sender_id(sender);
     let original = rest.get(split + 1..).unwrap_or_default();
     let shown = String::from_utf8_lossy(original);
     let not_authorized = || {
         reject(
             RejectReason::NotAuthorized,
-            Some(&sender),
+            id,
             format!(
                 "`{sender}` may not publish to `{}`: a client publishes only under its own id",
                 truncate(&shown, 200)
@@ -197,7 +199,7 @@ fn unauthorized(rest: &[u8], dir: &Directory) -> Reject {
         )
     };
     match parse_topic(original) {
-        Err(detail) => reject(RejectReason::BadTopic, Some(&sender), detail),
+        Err(detail) => reject(RejectReason::BadTopic, id, detail),
         Ok(Topic::Device { id, .. } | Topic::Gateway { id }) => {
             let known = dir
                 .device(id)
@@ -206,12 +208,12 @@ fn unauthorized(rest: &[u8], dir: &Directory) -> Reject {
             match known {
                 None => reject(
                     RejectReason::UnknownDevice,
-                    Some(&sender),
+                    sender_id(sender),
                     format!("`{id}` is not in the registry"),
                 ),
                 Some(true) => reject(
                     RejectReason::RetiredDevice,
-                    Some(&sender),
+                    sender_id(sender),
                     format!("`{id}` is retired"),
                 ),
                 Some(false) => not_authorized(),
@@ -219,6 +221,14 @@ fn unauthorized(rest: &[u8], dir: &Directory) -> Reject {
         }
         Ok(Topic::StationAlerts { .. }) => not_authorized(),
     }
+}
+
+/// The sender named by the broker's guard, as a reject's `device_id` when it is a
+/// registry-shaped id (a crew's token login is not).
+fn sender_id(sender: &str) -> Option<&str> {
+    steward_estate::validate_id(sender)
+        .is_ok()
+        .then_some(sender)
 }
 
 fn lookup<'d>(dir: &'d Directory, id: &str) -> Result<&'d DeviceInfo, Reject> {

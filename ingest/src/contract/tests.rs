@@ -424,3 +424,47 @@ fn long_non_ascii_topic_id_is_a_bad_topic() {
     assert_eq!(reason(&d), "bad_topic");
     assert!(d.rejects[0].detail.contains("longer than 64 bytes"));
 }
+
+#[test]
+fn topics_diverted_by_the_broker_guard_name_the_sender_when_it_is_an_id() {
+    let payload = format!(r#"{{"ts":{NOW},"metrics":{{"alarm":true}}}}"#);
+    let d = run(
+        "steward/unauthorized/smoke-2/devices/smoke-1/telemetry",
+        &payload,
+    );
+    assert_eq!(reason(&d), "not_authorized");
+    assert_eq!(d.rejects[0].device_id.as_deref(), Some("smoke-2"));
+    assert!(d.readings.is_empty());
+    // The owner's own rules come first: an unknown or malformed target says so.
+    let d = run(
+        "steward/unauthorized/smoke-2/devices/ghost/telemetry",
+        &payload,
+    );
+    assert_eq!(reason(&d), "unknown_device");
+    let d = run("steward/unauthorized/smoke-2/Devices/x/telemetry", &payload);
+    assert_eq!(reason(&d), "bad_topic");
+    assert_eq!(d.rejects[0].device_id.as_deref(), Some("smoke-2"));
+    let d = run(
+        "steward/unauthorized/smoke-2/stations/st-1/alerts",
+        &payload,
+    );
+    assert_eq!(reason(&d), "not_authorized");
+    let d = run("steward/shed/smoke-2", &payload);
+    assert_eq!(reason(&d), "rate_limited");
+    assert_eq!(d.rejects[0].device_id.as_deref(), Some("smoke-2"));
+    // A crew's token login, or anything not shaped like an id, is never a device id
+    // (found by the `decode` fuzz target), and details stay short.
+    for topic in [
+        "steward/unauthorized/token:crew-north/devices/smoke-1/telemetry".to_string(),
+        format!(
+            "steward/unauthorized/dev\u{1}{}/devices/smoke-1/telemetry",
+            "\u{ae}".repeat(300)
+        ),
+        "steward/shed/a b".to_string(),
+    ] {
+        let d = run(&topic, &payload);
+        assert_eq!(d.rejects.len(), 1, "{topic}");
+        assert_eq!(d.rejects[0].device_id, None, "{topic}");
+        assert!(!d.rejects[0].detail.is_empty() && d.rejects[0].detail.len() <= 512);
+    }
+}
