@@ -9,7 +9,7 @@ use steward_broker::{Broker, LinkRx, LinkTx};
 use steward_ingest::outbox::Outbox;
 use steward_ingest::questdb::ilp::{self, TicketEventRow};
 use steward_ingest::writer::new_buffer;
-use steward_rules::{CommandSink, TicketEvent};
+use steward_rules::{CommandSink, TicketDesk, TicketEvent};
 use tokio::sync::broadcast;
 use tracing::{info, warn};
 
@@ -46,56 +46,96 @@ impl CommandSink for HubPublisher {
     }
 }
 
-/// Forward ticket events until the rules stage closes its channel.
+/// Forward ticket events until the rules stage closes its channel: alerts to the
+/// stations' MQTT topics, every event to QuestDB's `ticket_events`. Events that arrive
+/// together go out together (one spool segment); if the forwarder falls behind the live
+/// channel, it catches up from the rules' durable event log, so no alert is skipped.
 pub fn forward_events(
     mut rx: broadcast::Receiver<TicketEvent>,
+    desk: TicketDesk,
     publisher: Arc<HubPublisher>,
     mut outbox: Outbox,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("ticket-events".into())
         .spawn(move || {
+            // Events of earlier runs were forwarded then (or are in the log for the API).
+            let mut last_id = desk.last_event_id().unwrap_or(0);
+            let mut buf = new_buffer();
             loop {
-                let ev = match rx.blocking_recv() {
-                    Ok(ev) => ev,
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        warn!(missed = n, "ticket event forwarder lagged");
-                        continue;
-                    }
+                let mut batch = Vec::new();
+                let mut lagged = false;
+                match rx.blocking_recv() {
+                    Ok(ev) => batch.push(ev),
+                    Err(broadcast::error::RecvError::Lagged(_)) => lagged = true,
                     Err(broadcast::error::RecvError::Closed) => break,
-                };
-                if ev.kind.is_alert() {
-                    match serde_json::to_vec(&ev) {
-                        Ok(body) => publisher.publish(&ev.topic, body),
-                        Err(e) => warn!(error = %e, "cannot encode ticket event"),
+                }
+                loop {
+                    match rx.try_recv() {
+                        Ok(ev) => batch.push(ev),
+                        Err(broadcast::error::TryRecvError::Lagged(_)) => lagged = true,
+                        Err(_) => break,
                     }
                 }
-                // Ticket events are rare: one spooled segment each, sent at once.
-                let mut buf = new_buffer();
-                let state = ev.state.map(|s| s.as_str());
-                let row = TicketEventRow {
-                    ts_ms: ev.ts_ms,
-                    ticket_id: ev.ticket_id,
-                    kind: ev.kind.as_str(),
-                    device_id: &ev.device_id,
-                    rule_id: &ev.rule_id,
-                    station: &ev.station,
-                    compound: &ev.compound,
-                    priority: ev.priority.as_str(),
-                    state,
-                    escalation_level: ev.escalation_level as i64,
-                    audience: &ev.audience,
-                    message: &ev.message,
-                };
-                match ilp::append_ticket_event(&mut buf, &row) {
-                    Ok(()) => {
-                        if outbox.append(buf.as_bytes(), 1) {
-                            outbox.send(buf, false);
+                if lagged {
+                    match desk.events_after(last_id, 100_000) {
+                        Ok(missed) => {
+                            warn!(
+                                from_log = missed.len(),
+                                "ticket event forwarder fell behind; catching up from the event log"
+                            );
+                            batch.splice(0..0, missed);
                         }
+                        Err(e) => warn!(error = %e, "cannot read the ticket event log"),
                     }
-                    Err(e) => warn!(error = %e, "cannot encode ticket event row"),
                 }
+                let mut rows = 0u64;
+                for ev in batch {
+                    if let Some(id) = ev.event_id {
+                        if id <= last_id {
+                            continue;
+                        }
+                        last_id = id;
+                    }
+                    forward(&ev, &publisher, &mut buf, &mut rows);
+                }
+                if rows > 0 && outbox.append(buf.as_bytes(), rows) {
+                    buf = outbox.send(buf, false);
+                }
+                buf.clear();
             }
             outbox.shutdown(new_buffer(), std::time::Duration::from_secs(5));
         })
+}
+
+fn forward(
+    ev: &TicketEvent,
+    publisher: &HubPublisher,
+    buf: &mut steward_ingest::writer::Buffer,
+    rows: &mut u64,
+) {
+    if ev.kind.is_alert() {
+        match serde_json::to_vec(ev) {
+            Ok(body) => publisher.publish(&ev.topic, body),
+            Err(e) => warn!(error = %e, "cannot encode ticket event"),
+        }
+    }
+    let row = TicketEventRow {
+        ts_ms: ev.ts_ms,
+        ticket_id: ev.ticket_id,
+        kind: ev.kind.as_str(),
+        device_id: &ev.device_id,
+        rule_id: &ev.rule_id,
+        station: &ev.station,
+        compound: &ev.compound,
+        priority: ev.priority.as_str(),
+        state: ev.state.map(|s| s.as_str()),
+        escalation_level: ev.escalation_level as i64,
+        audience: &ev.audience,
+        message: &ev.message,
+    };
+    match ilp::append_ticket_event(buf, &row) {
+        Ok(()) => *rows += 1,
+        Err(e) => warn!(error = %e, "cannot encode ticket event row"),
+    }
 }

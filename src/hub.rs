@@ -95,9 +95,13 @@ impl Hub {
             questdb_http,
             IngestMetrics::default(),
         )?;
-        let events_thread =
-            crate::alerts::forward_events(rules.events(), publisher.clone(), events_outbox)
-                .map_err(|e| HubError::Start(format!("ticket events: {e}")))?;
+        let events_thread = crate::alerts::forward_events(
+            rules.events(),
+            rules.desk(),
+            publisher.clone(),
+            events_outbox,
+        )
+        .map_err(|e| HubError::Start(format!("ticket events: {e}")))?;
         let link = broker.link("steward-ingest")?;
         let states = DeviceStates::new();
         let ingest = Ingest::start(

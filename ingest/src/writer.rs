@@ -9,7 +9,8 @@
 use crate::metrics::IngestMetrics;
 use crate::spool::{read_segment, segment_path, SegmentInfo};
 use crate::IngestError;
-use questdb::ingress::{Buffer, ProtocolVersion};
+pub use questdb::ingress::Buffer;
+use questdb::ingress::ProtocolVersion;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
