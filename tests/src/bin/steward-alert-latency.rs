@@ -91,7 +91,7 @@ async fn main() -> Result<()> {
                     let Ok(ev) = serde_json::from_str::<serde_json::Value>(data.trim()) else {
                         continue;
                     };
-                    if ev["kind"] != "opened" {
+                    if ev["kind"] != "raised" {
                         continue;
                     }
                     let device = ev["device_id"].as_str().unwrap_or_default();
