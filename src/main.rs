@@ -403,7 +403,9 @@ async fn run_demo(a: DemoArgs) -> Result<()> {
     if let Some(v5) = hub.mqtt_v5_addr {
         println!("  MQTT (5)          : {v5}");
     }
+    println!("  dashboard         : http://{}/dashboard/", hub.api_addr);
     println!("  API               : http://{}", hub.api_addr);
+    println!("  API docs          : http://{}/api/docs", hub.api_addr);
     println!("  admin token       : {}", hub.admin_token);
     println!("  QuestDB console   : http://{}", hub.questdb_http);
     if let Some(pg) = hub.questdb_pg {
@@ -423,6 +425,10 @@ async fn run_demo(a: DemoArgs) -> Result<()> {
     println!(
         "  curl -H 'Authorization: Bearer {}' 'http://{}/api/v1/tickets?active=true'",
         hub.admin_token, hub.api_addr
+    );
+    println!(
+        "  curl -N 'http://{}/api/v1/alerts/stream?access_token={}'   # live alerts (SSE)",
+        hub.api_addr, hub.admin_token
     );
     println!("  curl http://{}/metrics", hub.api_addr);
     println!(
