@@ -9,7 +9,7 @@ use steward_broker::{Broker, LinkRx, LinkTx};
 use steward_ingest::outbox::Outbox;
 use steward_ingest::questdb::ilp::{self, TicketEventRow};
 use steward_ingest::writer::new_buffer;
-use steward_rules::{CommandSink, TicketDesk, TicketEvent};
+use steward_rules::{CommandSink, TicketEvent, TicketStore};
 use tokio::sync::broadcast;
 use tracing::{info, warn};
 
@@ -52,7 +52,9 @@ impl CommandSink for HubPublisher {
 /// channel, it catches up from the rules' durable event log, so no alert is skipped.
 pub fn forward_events(
     mut rx: broadcast::Receiver<TicketEvent>,
-    desk: TicketDesk,
+    // The store, not the rules' desk: the desk holds the channel's sender, and the channel
+    // must close when the rules stage stops so that this thread ends.
+    log: TicketStore,
     publisher: Arc<HubPublisher>,
     mut outbox: Outbox,
 ) -> std::io::Result<JoinHandle<()>> {
@@ -60,7 +62,7 @@ pub fn forward_events(
         .name("ticket-events".into())
         .spawn(move || {
             // Events of earlier runs were forwarded then (or are in the log for the API).
-            let mut last_id = desk.last_event_id().unwrap_or(0);
+            let mut last_id = log.last_event_id().unwrap_or(0);
             let mut buf = new_buffer();
             loop {
                 let mut batch = Vec::new();
@@ -78,8 +80,16 @@ pub fn forward_events(
                     }
                 }
                 if lagged {
-                    match desk.events_after(last_id, 100_000) {
-                        Ok(missed) => {
+                    match log.events_after(last_id, 100_000) {
+                        Ok(rows) => {
+                            let missed: Vec<TicketEvent> = rows
+                                .into_iter()
+                                .filter_map(|(id, json)| {
+                                    let mut ev: TicketEvent = serde_json::from_str(&json).ok()?;
+                                    ev.event_id = Some(id);
+                                    Some(ev)
+                                })
+                                .collect();
                             warn!(
                                 from_log = missed.len(),
                                 "ticket event forwarder fell behind; catching up from the event log"

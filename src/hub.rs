@@ -97,7 +97,7 @@ impl Hub {
         )?;
         let events_thread = crate::alerts::forward_events(
             rules.events(),
-            rules.desk(),
+            tickets.clone(),
             publisher.clone(),
             events_outbox,
         )
