@@ -99,9 +99,21 @@ fn service_raises_commands_escalates_reloads_and_persists() {
         handle.transition(ticket.id, TicketState::Closed, "crew-1", ""),
         Err(RulesError::Ticket(TicketError::IllegalTransition { .. }))
     ));
+    // The store records the escalation before the event goes out: wait for the event
+    // itself rather than assume it is already in the channel.
     let mut kinds = Vec::new();
-    while let Ok(e) = rx.try_recv() {
-        kinds.push(e.kind);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        match rx.try_recv() {
+            Ok(e) => kinds.push(e.kind),
+            Err(_)
+                if kinds.contains(&TicketEventKind::Transition)
+                    && kinds.contains(&TicketEventKind::Escalated) =>
+            {
+                break
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+        }
     }
     for k in [
         TicketEventKind::Raised,
