@@ -25,7 +25,9 @@ pub struct BrokerConfig {
     /// QoS 1 messages in flight per connection.
     pub max_inflight: usize,
     /// Router commit-log segment size and count: how much unread data a slow consumer may
-    /// lag behind before rumqttd drops old segments.
+    /// lag behind before rumqttd drops old segments. Segments every reader has passed are
+    /// given back at once (vendor/rumqttd), so a caught-up hub holds about two segments;
+    /// size x count is only reached while ingest lags.
     pub max_segment_bytes: usize,
     pub max_segment_count: usize,
     /// Sustained publishes per second one device (or gateway) may send, over all its
@@ -48,8 +50,8 @@ impl Default for BrokerConfig {
             max_connections: 60_000,
             connection_timeout_ms: 10_000,
             max_inflight: 1000,
-            max_segment_bytes: 64 * 1024 * 1024,
-            max_segment_count: 16,
+            max_segment_bytes: 16 * 1024 * 1024,
+            max_segment_count: 64,
             device_rate_per_s: 2_000,
             device_burst: 20_000,
         }

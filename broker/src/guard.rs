@@ -207,6 +207,7 @@ impl<P: Protocol> Guarded<P> {
                         publish.retain = false;
                     }
                 }
+                compact(&mut publish);
                 Packet::Publish(publish, props)
             }
             Packet::Subscribe(mut subscribe, props) => {
@@ -227,6 +228,16 @@ impl<P: Protocol> Guarded<P> {
             other => other,
         }
     }
+}
+
+/// Topic and payload as parsed are views into the connection's read buffer, and the
+/// router's in-memory log keeps them until its segment is dropped: a quiet device's
+/// reading would then hold a whole read buffer (1 KiB or more) for a few hundred bytes,
+/// and the buffer could not be reused. Exact-size copies keep the log's memory close to
+/// its configured size and let the read buffer be recycled for the next packet.
+fn compact(publish: &mut rumqttd::protocol::Publish) {
+    publish.topic = Bytes::copy_from_slice(&publish.topic);
+    publish.payload = Bytes::copy_from_slice(&publish.payload);
 }
 
 impl<P: Protocol> Protocol for Guarded<P> {

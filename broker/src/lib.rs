@@ -18,6 +18,12 @@ pub use metrics::BrokerMetrics;
 pub use rumqttd::local::{LinkError, LinkRx, LinkTx};
 pub use rumqttd::Notification;
 
+/// Router log segments given back (in this process) because every reader had passed them;
+/// rumqttd alone keeps them until the configured count is reached (vendor/rumqttd).
+pub fn log_segments_released() -> u64 {
+    rumqttd::segments_released()
+}
+
 use guard::Guarded;
 use rumqttd::protocol::v4::V4;
 use rumqttd::protocol::v5::V5;

@@ -156,8 +156,10 @@ async fn device(
         match connect_once(addr, &id, &secret).await {
             Ok(s) => break s,
             Err(e) if attempt >= 8 => return Err(e),
-            Err(_) => {
-                stats.retries.fetch_add(1, Ordering::Relaxed);
+            Err(e) => {
+                if stats.retries.fetch_add(1, Ordering::Relaxed) < 3 {
+                    eprintln!("connect retried: {e:#}");
+                }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(8));
             }
@@ -328,8 +330,34 @@ async fn main() -> Result<()> {
     for t in tasks {
         t.abort();
     }
+    print_hub_warnings(&hub.log);
     tokio::task::block_in_place(|| hub.terminate(Duration::from_secs(60)))?;
     Ok(())
+}
+
+/// Dropped connections are the hub's doing or the client's: the hub's own warnings,
+/// grouped by message, say which.
+fn print_hub_warnings(log: &std::path::Path) {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    for line in text
+        .lines()
+        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+    {
+        // Drop the timestamp and the per-connection fields so alike lines group.
+        let msg: String = line
+            .split_whitespace()
+            .skip(1)
+            .filter(|w| !w.contains('='))
+            .collect::<Vec<_>>()
+            .join(" ");
+        *counts.entry(msg).or_default() += 1;
+    }
+    let mut v: Vec<_> = counts.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1));
+    for (msg, n) in v.iter().take(8) {
+        eprintln!("hub warning x{n}: {msg}");
+    }
 }
 
 /// The hub prints QuestDB's address in its banner; the process helper keeps the log.
