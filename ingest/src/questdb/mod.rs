@@ -63,6 +63,7 @@ impl QuestDbConfig {
         if heap.is_empty() || heap.parse::<u32>().is_err() {
             e.push("questdb.managed.max_heap: expected a size like `512m` or `1g`".into());
         }
+        e.extend(server::settings_errors(&self.managed.settings));
         e
     }
 }

@@ -33,6 +33,38 @@ pub struct ManagedConfig {
     pub max_heap: String,
     #[serde(with = "humantime_serde")]
     pub start_timeout: Duration,
+    /// Further QuestDB server settings, as its `QDB_*` environment variables, e.g.
+    /// `{ QDB_SHARED_WORKER_COUNT = "1" }`. The listen addresses are the hub's to set.
+    pub settings: std::collections::BTreeMap<String, String>,
+}
+
+/// Settings the hub sets itself (listen addresses, telemetry) and a config may not.
+const RESERVED_SETTINGS: &[&str] = &[
+    "QDB_HTTP_NET_BIND_TO",
+    "QDB_PG_NET_BIND_TO",
+    "QDB_LINE_TCP_NET_BIND_TO",
+    "QDB_HTTP_MIN_NET_BIND_TO",
+];
+
+/// Problems with `questdb.managed.settings`, each naming the key.
+pub fn settings_errors(settings: &std::collections::BTreeMap<String, String>) -> Vec<String> {
+    let mut e = Vec::new();
+    for k in settings.keys() {
+        let well_formed = k.starts_with("QDB_")
+            && k.len() > 4
+            && k.bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+        if !well_formed {
+            e.push(format!(
+                "questdb.managed.settings.{k}: not a QuestDB setting (expected QDB_ and upper-case letters, digits, `_`)"
+            ));
+        } else if RESERVED_SETTINGS.contains(&k.as_str()) {
+            e.push(format!(
+                "questdb.managed.settings.{k}: set by the hub (listen addresses follow http_port and pg_port)"
+            ));
+        }
+    }
+    e
 }
 
 impl Default for ManagedConfig {
@@ -47,6 +79,7 @@ impl Default for ManagedConfig {
             pg_port: 0,
             max_heap: "1g".into(),
             start_timeout: Duration::from_secs(90),
+            settings: Default::default(),
         }
     }
 }
@@ -61,6 +94,7 @@ pub struct ManagedQuestDb {
     java: PathBuf,
     jar: PathBuf,
     ports: [u16; 4],
+    settings: Vec<(String, String)>,
 }
 
 struct TempRoot(PathBuf);
@@ -262,6 +296,11 @@ impl ManagedQuestDb {
             java,
             jar,
             ports,
+            settings: cfg
+                .settings
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         };
         db.spawn(&cfg.max_heap)?;
         let mut attempt = 1;
@@ -304,6 +343,7 @@ impl ManagedQuestDb {
             .env("QDB_LINE_UDP_ENABLED", "false")
             .env("QDB_TELEMETRY_ENABLED", "false")
             .env("QDB_SHARED_WORKER_COUNT", "2")
+            .envs(self.settings.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log2))
@@ -412,6 +452,27 @@ pub fn ping(addr: SocketAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_must_be_questdb_variables_the_hub_does_not_own() {
+        let mut s = std::collections::BTreeMap::new();
+        s.insert("QDB_SHARED_WORKER_COUNT".to_string(), "1".to_string());
+        assert!(settings_errors(&s).is_empty());
+        s.insert("shared.worker.count".to_string(), "1".to_string());
+        s.insert(
+            "QDB_HTTP_NET_BIND_TO".to_string(),
+            "0.0.0.0:9000".to_string(),
+        );
+        s.insert("QDB_".to_string(), "x".to_string());
+        let e = settings_errors(&s);
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert!(e
+            .iter()
+            .any(|m| m.contains("settings.shared.worker.count: not a QuestDB setting")));
+        assert!(e
+            .iter()
+            .any(|m| m.contains("settings.QDB_HTTP_NET_BIND_TO: set by the hub")));
+    }
 
     #[test]
     fn missing_java_names_what_to_install() {

@@ -33,6 +33,10 @@ struct Args {
     /// Flush interval of a partial batch, ms (`ingest.flush_interval`).
     #[arg(long, default_value_t = 200)]
     flush_ms: u64,
+    /// A setting of the hub's managed QuestDB (`questdb.managed.settings`), e.g.
+    /// `--qdb QDB_SHARED_WORKER_COUNT=1`; repeatable.
+    #[arg(long = "qdb", value_parser = parse_setting)]
+    qdb: Vec<(String, String)>,
     /// Skip the raw rumqttd baseline.
     #[arg(long)]
     no_baseline: bool,
@@ -47,6 +51,12 @@ struct Args {
     /// to QuestDB (bench/nodered/measure.sh; needs `npm ci` there).
     #[arg(long)]
     nodered: bool,
+}
+
+fn parse_setting(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .ok_or_else(|| format!("`{s}`: expected KEY=VALUE"))
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -304,6 +314,7 @@ async fn hub(
         c.ingest.flush_interval = Duration::from_millis(args.flush_ms);
         c.ingest.batch_rows = args.batch_rows;
         c.questdb.managed.max_heap = "2g".into();
+        c.questdb.managed.settings.extend(args.qdb.iter().cloned());
     })
     .await?;
     let count_rows = || async {

@@ -319,16 +319,40 @@ async fn main() -> Result<()> {
         "| hub RSS peak while publishing | {} MiB |",
         rss_peak / 1024
     );
-    println!(
-        "| hub RSS per connection | {:.1} KiB |",
-        (rss_peak.saturating_sub(rss_idle)) as f64 / connected.max(1) as f64
-    );
+    let per_conn = (rss_peak.saturating_sub(rss_idle)) as f64 / connected.max(1) as f64;
+    println!("| hub RSS at the end | {} MiB |", rss_kib(pid) / 1024);
+    println!("| hub RSS per connection | {per_conn:.1} KiB |");
+    if (connected as usize) < args.connections {
+        // The open-file limit capped the run: say what the measured slope gives at the
+        // number asked for, marked as a projection.
+        println!(
+            "| hub RSS projected at {} connections (idle + slope) | {:.0} MiB |",
+            args.connections,
+            (rss_idle as f64 + per_conn * args.connections as f64) / 1024.0
+        );
+    }
     println!(
         "| readings acked / stored | {} / {rows} |",
         stats.acked.load(Ordering::Relaxed)
     );
     for t in tasks {
         t.abort();
+    }
+    // What the rest of the hub made of the load: rules keeping up, tickets, broker log.
+    if let Ok(resp) = reqwest::get(format!("http://{}/metrics", hub.api_addr)).await {
+        let text = resp.text().await.unwrap_or_default();
+        for l in text.lines().filter(|l| {
+            [
+                "steward_rules_received_total",
+                "steward_rules_dropped_total",
+                "steward_rules_tickets_raised_total",
+                "steward_ingest_link_lost_total",
+            ]
+            .iter()
+            .any(|m| l.starts_with(m))
+        }) {
+            eprintln!("hub metric: {l}");
+        }
     }
     print_hub_warnings(&hub.log);
     tokio::task::block_in_place(|| hub.terminate(Duration::from_secs(60)))?;
