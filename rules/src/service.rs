@@ -233,9 +233,51 @@ pub struct Dispatcher {
     pub events: broadcast::Sender<TicketEvent>,
     pub commands: Arc<dyn CommandSink>,
     pub metrics: RulesMetrics,
+    /// Events logged during an open batch, published once it is committed: nobody hears
+    /// of a ticket that a crash could still take back.
+    pub held_events: parking_lot::Mutex<Option<Vec<TicketEvent>>>,
 }
 
 impl Dispatcher {
+    /// Apply what follows in one store transaction (see [`TicketStore::begin_batch`]).
+    pub fn begin_batch(&self) {
+        match self.store.begin_batch() {
+            Ok(()) => {
+                let mut held = self.held_events.lock();
+                if held.is_none() {
+                    *held = Some(Vec::new());
+                }
+            }
+            Err(e) => {
+                self.metrics.errors.inc();
+                error!(error = %e, "cannot start a ticket batch; applying one by one");
+            }
+        }
+    }
+
+    /// Commit the batch, then publish the events it logged.
+    pub fn end_batch(&self) {
+        if let Err(e) = self.store.commit_batch() {
+            self.metrics.errors.inc();
+            error!(error = %e, "cannot commit a ticket batch");
+        }
+        let held = self.held_events.lock().take();
+        for ev in held.into_iter().flatten() {
+            let _ = self.events.send(ev);
+        }
+    }
+
+    fn publish(&self, ev: TicketEvent) {
+        let mut held = self.held_events.lock();
+        match held.as_mut() {
+            Some(v) => v.push(ev),
+            None => {
+                drop(held);
+                let _ = self.events.send(ev);
+            }
+        }
+    }
+
     /// Log the event durably, then publish it with its log id. No subscriber is fine:
     /// the tickets themselves are in the store.
     fn emit(&self, e: TicketEvent) {
@@ -253,7 +295,7 @@ impl Dispatcher {
         let logged = self.store.append_event(ts_ms, &json, |id| {
             if let Some(mut ev) = pending.take() {
                 ev.event_id = Some(id);
-                let _ = self.events.send(ev);
+                self.publish(ev);
             }
         });
         if let Err(err) = logged {
@@ -703,6 +745,7 @@ impl RulesService {
             events,
             commands,
             metrics: metrics.clone(),
+            held_events: Default::default(),
         });
         let (tx, rx) = flume::bounded(cfg.queue_capacity);
         let worker = Worker {
@@ -752,6 +795,10 @@ fn stamp(path: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
         .collect()
 }
 
+/// Messages applied in one store transaction at most (besides the first), so a batch's
+/// events wait a few milliseconds at most before they are published.
+const BATCH_MESSAGES: usize = 255;
+
 struct Worker {
     engine: Engine,
     rx: flume::Receiver<Msg>,
@@ -768,18 +815,30 @@ impl Worker {
         let mut next_tick = Instant::now() + self.cfg.tick_interval;
         let mut next_snapshot = Instant::now() + self.cfg.snapshot_interval;
         let mut next_watch = Instant::now() + self.cfg.watch_interval;
+        let mut next_msg: Option<Msg> = None;
         loop {
             let wait = next_tick.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(wait) {
+            let msg = match next_msg.take() {
+                Some(m) => Ok(m),
+                None => self.rx.recv_timeout(wait),
+            };
+            match msg {
                 Ok(Msg::Decoded(d)) => {
-                    let dir = self.registry.directory();
-                    let before = self.engine.evaluations();
-                    let actions = self.engine.on_decoded(&d, &dir);
-                    self.dispatcher
-                        .metrics
-                        .evaluations
-                        .inc_by(self.engine.evaluations() - before);
-                    self.dispatcher.apply(actions);
+                    // What is already queued joins this message in one store
+                    // transaction: under a burst, one commit per batch, not per ticket.
+                    self.dispatcher.begin_batch();
+                    self.on_decoded(&d);
+                    for _ in 0..BATCH_MESSAGES {
+                        match self.rx.try_recv() {
+                            Ok(Msg::Decoded(d)) => self.on_decoded(&d),
+                            Ok(other) => {
+                                next_msg = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.dispatcher.end_batch();
                 }
                 Ok(Msg::Reload(pack, done)) => {
                     let n = pack.rules().len();
@@ -815,6 +874,17 @@ impl Worker {
         info!("rules stopped");
     }
 
+    fn on_decoded(&mut self, d: &Decoded) {
+        let dir = self.registry.directory();
+        let before = self.engine.evaluations();
+        let actions = self.engine.on_decoded(d, &dir);
+        self.dispatcher
+            .metrics
+            .evaluations
+            .inc_by(self.engine.evaluations() - before);
+        self.dispatcher.apply(actions);
+    }
+
     fn tick(&mut self) {
         let now_ms = self.clock.now_ms();
         let dir = self.registry.directory();
@@ -824,8 +894,11 @@ impl Worker {
             .metrics
             .evaluations
             .inc_by(self.engine.evaluations() - before);
+        // A tick can open or resolve tickets for thousands of silent devices at once.
+        self.dispatcher.begin_batch();
         self.dispatcher.apply(actions);
         self.dispatcher.sla_tick(now_ms);
+        self.dispatcher.end_batch();
         self.dispatcher
             .metrics
             .devices

@@ -646,6 +646,28 @@ impl TicketStore {
         })
     }
 
+    /// Start a batch: the store's writes until [`commit_batch`](Self::commit_batch) share
+    /// one SQLite transaction, so a burst of ticket operations (a power cut opening
+    /// thousands of offline tickets) costs one commit instead of one each. Every operation
+    /// inside stays all-or-nothing on its own (a savepoint); writes from other threads in
+    /// the meantime join the batch. No-op if a batch is already open.
+    pub fn begin_batch(&self) -> Result<(), TicketError> {
+        let conn = self.conn.lock();
+        if conn.is_autocommit() {
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+        }
+        Ok(())
+    }
+
+    /// Commit the open batch, if any.
+    pub fn commit_batch(&self) -> Result<(), TicketError> {
+        let conn = self.conn.lock();
+        if !conn.is_autocommit() {
+            conn.execute_batch("COMMIT")?;
+        }
+        Ok(())
+    }
+
     /// Open a ticket, or count one more occurrence on the active one.
     pub fn raise(&self, r: &Raise, policy: &SlaPolicy) -> Result<RaiseOutcome, TicketError> {
         self.raise_new(
@@ -703,7 +725,7 @@ impl TicketStore {
         repeat_actor: Option<&str>,
     ) -> Result<RaiseOutcome, TicketError> {
         let mut conn = self.conn.lock();
-        let tx = conn.transaction()?;
+        let tx = conn.savepoint()?;
         let existing: Option<i64> = tx
             .query_row(
                 "SELECT id FROM tickets WHERE device_id=?1 AND rule_id=?2 AND active=1",
@@ -812,7 +834,7 @@ impl TicketStore {
         };
         {
             let mut conn = self.conn.lock();
-            let tx = conn.transaction()?;
+            let tx = conn.savepoint()?;
             tx.execute(
                 "UPDATE tickets SET condition_active = 0, cleared_ms = ?2 WHERE id = ?1",
                 params![id, c.ts_ms],
@@ -869,7 +891,7 @@ impl TicketStore {
             return Err(TicketError::NoActor { id });
         }
         let mut conn = self.conn.lock();
-        let tx = conn.transaction()?;
+        let tx = conn.savepoint()?;
         let (mut t, mut c) = load(&tx, id)?;
         let from = t.state;
         if !from.can_go_to(to) {
@@ -1073,7 +1095,7 @@ impl TicketStore {
     /// written to the audit trail; reminders repeat until the ticket is acknowledged.
     pub fn sla_tick(&self, now_ms: i64, policy: &SlaPolicy) -> Result<Vec<SlaEvent>, TicketError> {
         let mut conn = self.conn.lock();
-        let tx = conn.transaction()?;
+        let tx = conn.savepoint()?;
         let due: Vec<(Ticket, Clocks)> = {
             let mut st = tx.prepare(&format!(
                 "SELECT {COLS} FROM tickets WHERE active = 1 AND next_check_ms <= ?1 ORDER BY id"
@@ -1239,7 +1261,7 @@ impl TicketStore {
             return Ok(());
         }
         let mut conn = self.conn.lock();
-        let tx = conn.transaction()?;
+        let tx = conn.savepoint()?;
         {
             let mut st = tx.prepare(
                 "INSERT INTO rule_state(device_id, state, saved_ms) VALUES(?1, ?2, ?3)

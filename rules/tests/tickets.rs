@@ -247,6 +247,7 @@ fn routing_follows_the_estate_and_list_filters() {
         events,
         commands: Arc::new(NoCommands),
         metrics: RulesMetrics::default(),
+        held_events: Default::default(),
     };
     d.apply(std::mem::take(&mut sim.actions));
     let north = store
@@ -375,6 +376,7 @@ fn breaches_escalate_one_level_each_and_are_audited() {
         events,
         commands: Arc::new(NoCommands),
         metrics: RulesMetrics::default(),
+        held_events: Default::default(),
     };
     let id = s
         .raise(&raise("lift-1", "lift-trapped", Priority::P1, T0), &p)
@@ -741,6 +743,7 @@ fn published_events_carry_their_durable_log_id_in_order() {
         events,
         commands: Arc::new(NoCommands),
         metrics: RulesMetrics::default(),
+        held_events: Default::default(),
     };
     d.apply(vec![Action::Raise(raise(
         "lift-1",
@@ -771,4 +774,68 @@ fn published_events_carry_their_durable_log_id_in_order() {
     let replayed: TicketEvent = serde_json::from_str(&after_first[0].1).unwrap();
     assert_eq!(replayed.state, Some(TicketState::Acknowledged));
     assert_eq!(replayed.ticket_id, Some(id));
+}
+
+#[test]
+fn a_batch_commits_once_and_publishes_only_after_the_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tickets.db");
+    let store = TicketStore::open(&path).unwrap();
+    let (events, mut rx) = tokio::sync::broadcast::channel(4096);
+    let d = Dispatcher {
+        store: store.clone(),
+        policy: policy(),
+        events,
+        commands: Arc::new(NoCommands),
+        metrics: RulesMetrics::default(),
+        held_events: Default::default(),
+    };
+    // A power cut: a thousand devices go silent at once.
+    d.begin_batch();
+    let storm: Vec<Action> = (0..1000)
+        .map(|i| {
+            Action::Raise(raise(
+                &format!("pump-{i}"),
+                "device-offline",
+                Priority::P3,
+                1_000 + i,
+            ))
+        })
+        .collect();
+    d.apply(storm);
+    // A bad transition inside the batch fails alone; the batch goes on.
+    assert!(d
+        .transition(1, TicketState::Closed, "crew-7", "skip ahead", 2_000)
+        .is_err());
+    assert!(
+        rx.try_recv().is_err(),
+        "nothing is published before the batch is committed"
+    );
+    // Another connection does not see the uncommitted batch.
+    let other = rusqlite::Connection::open(&path).unwrap();
+    let committed = |c: &rusqlite::Connection| -> i64 {
+        c.query_row("SELECT count(*) FROM tickets", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(committed(&other), 0);
+    d.end_batch();
+    assert_eq!(
+        committed(&other),
+        1000,
+        "one commit made the whole batch durable"
+    );
+    let mut published = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        published.push(e);
+    }
+    assert_eq!(published.len(), 1000);
+    assert!(published.windows(2).all(|w| w[0].event_id < w[1].event_id));
+    // Outside a batch, operations commit and publish one by one as before.
+    let id = store.list(&TicketFilter::default()).unwrap()[0].id;
+    d.transition(id, TicketState::Acknowledged, "crew-7", "on our way", 3_000)
+        .unwrap();
+    assert_eq!(
+        rx.try_recv().unwrap().state,
+        Some(TicketState::Acknowledged)
+    );
 }
