@@ -29,8 +29,12 @@ impl HubPublisher {
         }))
     }
 
+    /// Called from the rules and ticket-event threads, never from async code, so it may
+    /// wait for the router: under a ticket storm the router's queue fills, and `try_publish`
+    /// then failed to wake the router for tens of thousands of alerts (the message itself
+    /// stays queued, but the last ones of a burst waited for the next publish).
     pub fn publish(&self, topic: &str, payload: Vec<u8>) {
-        if let Err(e) = self.tx.lock().try_publish(topic.to_string(), payload) {
+        if let Err(e) = self.tx.lock().publish(topic.to_string(), payload) {
             warn!(topic, error = %e, "cannot publish");
         }
     }
