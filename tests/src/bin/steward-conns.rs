@@ -378,7 +378,7 @@ fn print_hub_warnings(log: &std::path::Path) {
         *counts.entry(msg).or_default() += 1;
     }
     let mut v: Vec<_> = counts.into_iter().collect();
-    v.sort_by(|a, b| b.1.cmp(&a.1));
+    v.sort_by_key(|e| std::cmp::Reverse(e.1));
     for (msg, n) in v.iter().take(8) {
         eprintln!("hub warning x{n}: {msg}");
     }
