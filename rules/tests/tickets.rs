@@ -27,6 +27,22 @@ fn policy() -> SlaPolicy {
     SlaPolicy::default()
 }
 
+/// A dispatcher with no command sink, publishing on `events`.
+fn dispatcher(
+    store: TicketStore,
+    policy: SlaPolicy,
+    events: tokio::sync::broadcast::Sender<TicketEvent>,
+) -> Dispatcher {
+    Dispatcher {
+        store,
+        policy,
+        events,
+        commands: Arc::new(NoCommands),
+        metrics: RulesMetrics::default(),
+        held_events: Default::default(),
+    }
+}
+
 #[test]
 fn lifecycle_with_audit_trail_and_refused_moves() {
     let s = TicketStore::open_in_memory().unwrap();
@@ -241,14 +257,7 @@ fn routing_follows_the_estate_and_list_filters() {
     sim.feed("devices/lift-9/status", b"offline", ts);
     let store = TicketStore::open_in_memory().unwrap();
     let (events, mut rx) = tokio::sync::broadcast::channel(64);
-    let d = Dispatcher {
-        store: store.clone(),
-        policy: policy(),
-        events,
-        commands: Arc::new(NoCommands),
-        metrics: RulesMetrics::default(),
-        held_events: Default::default(),
-    };
+    let d = dispatcher(store.clone(), policy(), events);
     d.apply(std::mem::take(&mut sim.actions));
     let north = store
         .list(&TicketFilter {
@@ -370,14 +379,7 @@ fn breaches_escalate_one_level_each_and_are_audited() {
     let p = policy();
     let store = s.clone();
     let (events, mut rx) = tokio::sync::broadcast::channel(64);
-    let d = Dispatcher {
-        store,
-        policy: p.clone(),
-        events,
-        commands: Arc::new(NoCommands),
-        metrics: RulesMetrics::default(),
-        held_events: Default::default(),
-    };
+    let d = dispatcher(store, p.clone(), events);
     let id = s
         .raise(&raise("lift-1", "lift-trapped", Priority::P1, T0), &p)
         .unwrap()
@@ -737,14 +739,7 @@ fn list_filters_any_of_states_scope_and_paging() {
 fn published_events_carry_their_durable_log_id_in_order() {
     let store = TicketStore::open_in_memory().unwrap();
     let (events, mut rx) = tokio::sync::broadcast::channel(64);
-    let d = Dispatcher {
-        store: store.clone(),
-        policy: policy(),
-        events,
-        commands: Arc::new(NoCommands),
-        metrics: RulesMetrics::default(),
-        held_events: Default::default(),
-    };
+    let d = dispatcher(store.clone(), policy(), events);
     d.apply(vec![Action::Raise(raise(
         "lift-1",
         "lift-trapped",
@@ -782,14 +777,7 @@ fn a_batch_commits_once_and_publishes_only_after_the_commit() {
     let path = dir.path().join("tickets.db");
     let store = TicketStore::open(&path).unwrap();
     let (events, mut rx) = tokio::sync::broadcast::channel(4096);
-    let d = Dispatcher {
-        store: store.clone(),
-        policy: policy(),
-        events,
-        commands: Arc::new(NoCommands),
-        metrics: RulesMetrics::default(),
-        held_events: Default::default(),
-    };
+    let d = dispatcher(store.clone(), policy(), events);
     // A power cut: a thousand devices go silent at once.
     d.begin_batch();
     let storm: Vec<Action> = (0..1000)
