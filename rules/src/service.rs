@@ -312,26 +312,10 @@ impl Dispatcher {
             match a {
                 Action::Raise(r) => match self.store.raise(&r, &self.policy) {
                     Ok(o) => {
-                        let kind = if o.created {
-                            self.metrics
-                                .tickets_raised
-                                .get_or_create(&crate::metrics::PriorityLabel {
-                                    priority: r.priority.as_str(),
-                                })
-                                .inc();
+                        if o.created {
                             info!(ticket = o.ticket.id, device = %r.device_id, rule = %r.rule_id, priority = %r.priority, station = %r.station, "ticket raised");
-                            TicketEventKind::Raised
-                        } else {
-                            self.metrics.occurrences.inc();
-                            TicketEventKind::Repeated
-                        };
-                        self.emit(TicketEvent::of(
-                            kind,
-                            &o.ticket,
-                            r.ts_ms,
-                            &self.policy,
-                            r.detail.clone(),
-                        ));
+                        }
+                        self.announce_raise(&o, r.priority, r.ts_ms, r.detail.clone());
                     }
                     Err(e) => {
                         self.metrics.errors.inc();
@@ -463,14 +447,22 @@ impl Dispatcher {
     /// publishes it like a rule's, so crews are alerted the same way.
     pub fn report(&self, r: &ResidentReport) -> Result<RaiseOutcome, RulesError> {
         let o = self.store.report(r, &self.policy, RESIDENT_ACTOR)?;
+        if o.created {
+            info!(ticket = o.ticket.id, compound = %r.compound, category = %r.category, station = %r.station, "ticket opened by a resident report");
+        }
+        self.announce_raise(&o, r.priority, r.ts_ms, r.title.clone());
+        Ok(o)
+    }
+
+    /// Count a new ticket or a repeat, and publish it: the same for rules and residents.
+    fn announce_raise(&self, o: &RaiseOutcome, priority: Priority, ts_ms: i64, detail: String) {
         let kind = if o.created {
             self.metrics
                 .tickets_raised
                 .get_or_create(&crate::metrics::PriorityLabel {
-                    priority: r.priority.as_str(),
+                    priority: priority.as_str(),
                 })
                 .inc();
-            info!(ticket = o.ticket.id, compound = %r.compound, category = %r.category, station = %r.station, "ticket opened by a resident report");
             TicketEventKind::Raised
         } else {
             self.metrics.occurrences.inc();
@@ -479,11 +471,10 @@ impl Dispatcher {
         self.emit(TicketEvent::of(
             kind,
             &o.ticket,
-            r.ts_ms,
+            ts_ms,
             &self.policy,
-            r.title.clone(),
+            detail,
         ));
-        Ok(o)
     }
 
     /// A crew's (or the API's) move of a ticket, published like the rules' own.
