@@ -1,6 +1,7 @@
 //! End-to-end benchmark: simulator load over TCP -> broker -> ingest -> QuestDB, next to
 //! a baseline measured in the same run: raw rumqttd (publish -> in-process subscriber, no
-//! decoding) under the same load, and Mosquitto with a subscriber when it is installed.
+//! decoding) under the same load, Mosquitto with a subscriber when it is installed, and
+//! QuestDB alone taking the hub's rows (the ceiling storage sets on this machine).
 //!
 //! `cargo run --release -p steward-tests --bin steward-bench -- --messages 300000`
 
@@ -9,8 +10,11 @@ use clap::Parser;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use steward_device_sim::DeviceModel;
 use steward_device_sim::{devices_from_estate, run_load, LoadConfig};
 use steward_estate::{EstateFile, Registry};
+use steward_ingest::questdb::{ilp, ManagedConfig, ManagedQuestDb, QuestDbClient};
+use steward_ingest::{contract, IngestConfig};
 use steward_tests::{load_estate, HubSandbox};
 
 #[derive(Parser)]
@@ -43,6 +47,10 @@ struct Args {
     /// Skip the Mosquitto baseline even if mosquitto is installed.
     #[arg(long)]
     no_mosquitto: bool,
+    /// Skip the QuestDB-alone ceiling (the hub's rows, encoded before the clock starts,
+    /// sent straight to a managed QuestDB).
+    #[arg(long)]
+    no_questdb_alone: bool,
     /// Also run the hub with a third-party load client (Debian's mosquitto_pub, driven by
     /// bench/load/mosquitto_pub_load.sh), as a check on our own load generator.
     #[arg(long)]
@@ -142,7 +150,16 @@ async fn main() -> Result<()> {
             Err(e) => eprintln!("node-red baseline skipped: {e:#}"),
         }
     }
+    let alone = if args.no_questdb_alone {
+        None
+    } else {
+        let r = questdb_alone(&args, &estate).await?;
+        let rate = r.rate();
+        rows.push(r);
+        Some(rate)
+    };
     rows.push(hub(&args, &estate_text, devices.clone(), Client::DeviceSim).await?);
+    let hub_rate = rows.last().map(|r| r.rate()).unwrap_or(0.0);
     if args.third_party {
         match hub(&args, &estate_text, devices, Client::MosquittoPub).await {
             Ok(r) => rows.push(r),
@@ -164,6 +181,12 @@ async fn main() -> Result<()> {
             r.rate(),
             r.rate() / base,
             r.note
+        );
+    }
+    if let Some(alone) = alone {
+        println!(
+            "\nhub / QuestDB alone = {:.2}: the share of what storage alone takes on this machine that the whole hub delivers",
+            hub_rate / alone
         );
     }
     Ok(())
@@ -436,6 +459,133 @@ async fn hub(
         msgs: rows as u64,
         secs,
         note,
+    })
+}
+
+/// QuestDB alone, the ceiling of the hub's end-to-end figure on this machine: the rows the
+/// hub writes for the same load (simulator payloads of the four kinds, decoded and encoded by
+/// the hub's own code *before* the clock starts), sent to a managed QuestDB with the hub's
+/// settings and batch size, one request at a time like the hub's writer, until every row is
+/// visible. No broker, no load generator, no rules share the cores.
+async fn questdb_alone(args: &Args, estate: &EstateFile) -> Result<Row> {
+    let cfg = ManagedConfig {
+        temporary: true,
+        root: None,
+        max_heap: "2g".into(),
+        settings: args.qdb.iter().cloned().collect(),
+        ..ManagedConfig::default()
+    };
+    let qdb = tokio::task::spawn_blocking(move || ManagedQuestDb::start(&cfg)).await??;
+    let client = QuestDbClient::new(qdb.http_addr)?;
+    client.create_tables().await?;
+
+    let registry = Registry::open_in_memory()?;
+    registry.apply(estate)?;
+    let dir = registry.directory();
+    let ingest_cfg = IngestConfig::default();
+    let mut models: Vec<DeviceModel> = estate
+        .devices
+        .iter()
+        .map(|d| DeviceModel::new(&d.id, d.kind, 7))
+        .collect();
+    let n = models.len().max(1);
+    // Like the load generator: each device's clock starts now and steps 1 ms a message.
+    let start_ts = steward_ingest::pipeline::now_ms();
+    let mut encode = |from: u64, count: u64| -> Result<Vec<Vec<u8>>> {
+        let now = steward_ingest::pipeline::now_ms();
+        let mut batches = Vec::new();
+        let mut buf = steward_ingest::writer::new_buffer();
+        for i in from..from + count {
+            let m = &mut models[i as usize % n];
+            let ts = start_ts + (i / n as u64) as i64;
+            let topic = format!("devices/{}/telemetry", m.id());
+            let metrics = m.metrics_at(ts);
+            let payload = steward_device_sim::telemetry_payload(ts, m.next_seq(), &metrics);
+            let d = contract::decode(topic.as_bytes(), &payload, &dir, now, &ingest_cfg);
+            anyhow::ensure!(
+                d.readings.len() == 1,
+                "a simulated reading was not accepted: {:?}",
+                d.rejects.first().map(|r| &r.detail)
+            );
+            for r in &d.readings {
+                ilp::append_reading(&mut buf, r, now * 1000)?;
+            }
+            if buf.row_count() >= args.batch_rows {
+                batches.push(buf.as_bytes().to_vec());
+                buf.clear();
+            }
+        }
+        if buf.row_count() > 0 {
+            batches.push(buf.as_bytes().to_vec());
+        }
+        Ok(batches)
+    };
+    let warmup = encode(0, args.warmup)?;
+    let measured = encode(args.warmup, args.messages)?;
+    let bytes: usize = measured.iter().map(Vec::len).sum();
+
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/write?precision=n", qdb.http_addr);
+    let send = |batches: Vec<Vec<u8>>| {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            for b in batches {
+                let resp = http.post(&url).body(b).send().await?;
+                anyhow::ensure!(
+                    resp.status().is_success(),
+                    "QuestDB refused a batch: {} {}",
+                    resp.status(),
+                    resp.text().await.unwrap_or_default()
+                );
+            }
+            anyhow::Ok(())
+        }
+    };
+    let count_rows = || async {
+        let mut rows = 0;
+        for t in [
+            "smoke_telemetry",
+            "pump_telemetry",
+            "lift_telemetry",
+            "gate_telemetry",
+        ] {
+            let q = client.exec(&format!("SELECT count() FROM {t}")).await;
+            rows += q.ok().and_then(|q| q.scalar_i64()).unwrap_or(0);
+        }
+        rows
+    };
+    let wait_rows = |target: i64| async move {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        let mut rows = 0;
+        while Instant::now() < deadline {
+            rows = count_rows().await;
+            if rows >= target {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        rows
+    };
+    send(warmup).await?;
+    let base = wait_rows(args.warmup as i64).await;
+    eprintln!("questdb alone warm-up: {base} rows visible");
+    let start = Instant::now();
+    send(measured).await?;
+    let acked = start.elapsed().as_secs_f64();
+    let rows = wait_rows(base + args.messages as i64).await - base;
+    let secs = start.elapsed().as_secs_f64();
+    drop(qdb);
+    Ok(Row {
+        name: "QuestDB alone (the hub's rows, encoded beforehand, ILP/HTTP -> row visible)"
+            .into(),
+        msgs: rows as u64,
+        secs,
+        note: format!(
+            "rows visible {rows} of {}; {} MB of ILP in batches of {} rows, all acknowledged at {acked:.2}s",
+            args.messages,
+            bytes / 1_000_000,
+            args.batch_rows
+        ),
     })
 }
 
