@@ -20,6 +20,7 @@ mod fleet;
 mod load;
 mod model;
 mod mqtt;
+mod publisher;
 
 pub use fault::Fault;
 pub use fleet::{run_fleet, FleetConfig, FleetReport};

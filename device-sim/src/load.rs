@@ -2,19 +2,18 @@
 //! connections, to measure what the hub ingests.
 
 use crate::mqtt::{self, now_ms};
+use crate::publisher::{ConnError, Publisher};
 use crate::{DeviceModel, SimDevice, SimError};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rumqttc::{AsyncClient, ClientError, Event, EventLoop, Outgoing, Packet, QoS, Request};
+use rumqttc::QoS;
+use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::oneshot;
-use tokio::task::{JoinHandle, JoinSet};
-use tokio::time::{sleep, sleep_until, timeout, timeout_at, Instant};
+use tokio::task::JoinSet;
+use tokio::time::{sleep, timeout, Instant};
 use tokio_util::sync::CancellationToken;
 
-/// Requests a client queues for its event loop; large so publishers rarely wait on it.
-const REQUEST_QUEUE: usize = 1_000;
 /// Unacknowledged QoS 1 messages per connection.
 const MAX_INFLIGHT: u16 = 1_000;
 const KEEP_ALIVE: Duration = Duration::from_secs(30);
@@ -81,9 +80,7 @@ struct Counters {
 
 struct Conn {
     device: SimDevice,
-    client: AsyncClient,
-    acked: Arc<AtomicU64>,
-    driver: JoinHandle<()>,
+    publisher: Publisher,
 }
 
 /// Run the load until `total` messages are sent or `duration` passes, then wait for the
@@ -176,46 +173,48 @@ pub async fn run_load(cfg: LoadConfig) -> Result<LoadReport, SimError> {
     })
 }
 
-/// Open every connection at once and keep those that came up.
+/// Open every connection at once and keep those that came up, in the order given.
 async fn connect_all(
     devices: Vec<(SimDevice, String)>,
     host: &str,
     port: u16,
     counters: &Arc<Counters>,
 ) -> Vec<Conn> {
-    let mut pending = Vec::with_capacity(devices.len());
-    for (device, secret) in devices {
-        let mut opts = mqtt::options(&device.id, &secret, host, port, KEEP_ALIVE);
-        opts.set_inflight(MAX_INFLIGHT);
-        opts.set_request_channel_capacity(REQUEST_QUEUE);
-        let (client, eventloop) = AsyncClient::new(opts, REQUEST_QUEUE);
-        let acked = Arc::new(AtomicU64::new(0));
-        let (ready_tx, ready_rx) = oneshot::channel();
-        let driver = tokio::spawn(drive(eventloop, ready_tx, acked.clone(), counters.clone()));
-        pending.push((
-            Conn {
-                device,
-                client,
-                acked,
-                driver,
-            },
-            ready_rx,
-        ));
-    }
     let deadline = Instant::now() + CONNECT_TIMEOUT;
-    let mut conns = Vec::with_capacity(pending.len());
-    for (conn, ready) in pending {
-        match timeout_at(deadline, ready).await {
-            Ok(Ok(true)) => conns.push(conn),
-            Ok(Ok(false)) => {}
-            // The driver never answered in time: count it here, as it will not.
-            Ok(Err(_)) | Err(_) => {
-                conn.driver.abort();
+    let mut attempts = JoinSet::new();
+    for (i, (device, secret)) in devices.into_iter().enumerate() {
+        let host = host.to_string();
+        attempts.spawn(async move {
+            let mut failures = 0u32;
+            loop {
+                match Publisher::connect(&host, port, &device.id, &secret, KEEP_ALIVE, deadline)
+                    .await
+                {
+                    Ok(publisher) => return Some((i, Conn { device, publisher })),
+                    Err(e) => {
+                        failures += 1;
+                        tracing::debug!(device = %device.id, error = %e, failures, "connect failed");
+                        let hopeless = matches!(e, ConnError::Refused(_) | ConnError::Timeout);
+                        if hopeless || failures >= CONNECT_ATTEMPTS || Instant::now() >= deadline {
+                            return None;
+                        }
+                        sleep(Duration::from_millis(200) * failures).await;
+                    }
+                }
+            }
+        });
+    }
+    let mut conns = Vec::new();
+    while let Some(res) = attempts.join_next().await {
+        match res {
+            Ok(Some(c)) => conns.push(c),
+            Ok(None) | Err(_) => {
                 counters.connect_failures.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
-    conns
+    conns.sort_by_key(|(i, _)| *i);
+    conns.into_iter().map(|(_, c)| c).collect()
 }
 
 struct Pace {
@@ -227,143 +226,120 @@ struct Pace {
 /// Publish one connection's share, paced, then wait for its acknowledgements and
 /// disconnect. Returns when its last acknowledgement came in (or the grace ran out).
 async fn publish_share(
-    mut conn: Conn,
+    conn: Conn,
     pace: Pace,
     qos: QoS,
     seed: u64,
     counters: Arc<Counters>,
 ) -> Instant {
-    let topic = format!("devices/{}/telemetry", conn.device.id);
-    let mut model = DeviceModel::new(&conn.device.id, conn.device.kind, seed);
+    let Conn {
+        device,
+        mut publisher,
+    } = conn;
+    publisher.configure(
+        format!("devices/{}/telemetry", device.id),
+        qos,
+        MAX_INFLIGHT,
+    );
+    let mut model = DeviceModel::new(&device.id, device.kind, seed);
     let mut template = String::new();
     let mut until_refresh = 0u64;
     let mut last_ts = i64::MIN;
     let mut sent = 0u64;
+    let mut acked = 0u64;
+    let mut last_ack = Instant::now();
+    let mut payload = Vec::with_capacity(512);
     // Token bucket: `paced` messages are allowed per `rate` second since `origin`; a backlog
     // of more than a second is forgotten rather than sent as a burst.
     let mut origin = Instant::now();
     let mut paced = 0u64;
+    let mut sending = true;
+    let mut grace: Option<Instant> = None;
 
     loop {
-        if pace.share.is_some_and(|s| sent >= s) {
-            break;
-        }
-        let now = Instant::now();
-        if pace.deadline.is_some_and(|d| now >= d) {
-            break;
-        }
-        if let Some(rate) = pace.rate {
-            let allowed = ((now - origin).as_secs_f64() * rate) as u64 + 1;
-            if paced >= allowed {
-                let due = origin + Duration::from_secs_f64(paced as f64 / rate);
-                let due = pace.deadline.map_or(due, |d| due.min(d));
-                sleep_until(due.max(now + Duration::from_millis(1))).await;
-                continue;
+        let mut wake = pace.deadline.filter(|_| sending);
+        while sending && publisher.has_room() {
+            let now = Instant::now();
+            if pace.share.is_some_and(|s| sent >= s) || pace.deadline.is_some_and(|d| now >= d) {
+                sending = false;
+                break;
             }
-            if (allowed - paced) as f64 > rate.max(1.0) {
-                origin = now;
-                paced = 0;
+            if let Some(rate) = pace.rate {
+                let allowed = ((now - origin).as_secs_f64() * rate) as u64 + 1;
+                if paced >= allowed {
+                    let due = origin + Duration::from_secs_f64(paced as f64 / rate);
+                    let due = due.max(now + Duration::from_millis(1));
+                    wake = Some(wake.map_or(due, |w| w.min(due)));
+                    break;
+                }
+                if (allowed - paced) as f64 > rate.max(1.0) {
+                    origin = now;
+                    paced = 0;
+                }
+                paced += 1;
             }
-            paced += 1;
-        }
 
-        let ts = now_ms().max(last_ts.saturating_add(1));
-        // Strictly increasing per device: the store keys rows by (ts, device).
-        last_ts = ts;
-        if until_refresh == 0 {
-            template = serde_json::Value::Object(model.metrics_at(ts)).to_string();
-            until_refresh = TEMPLATE_REFRESH;
-        }
-        until_refresh -= 1;
-        let seq = model.next_seq();
-        let payload = format!(r#"{{"ts":{ts},"seq":{seq},"metrics":{template}}}"#);
-        let queued = match conn.client.try_publish(topic.clone(), qos, false, payload) {
-            Ok(()) => true,
-            // Queue full (or connection gone): wait for room, but not past the deadline.
-            Err(ClientError::TryRequest(Request::Publish(p))) => {
-                let wait = conn.client.publish_bytes(p.topic, qos, false, p.payload);
-                match pace.deadline {
-                    Some(d) => matches!(timeout_at(d, wait).await, Ok(Ok(()))),
-                    None => wait.await.is_ok(),
+            let ts = now_ms().max(last_ts.saturating_add(1));
+            // Strictly increasing per device: the store keys rows by (ts, device).
+            last_ts = ts;
+            if until_refresh == 0 {
+                template = serde_json::Value::Object(model.metrics_at(ts)).to_string();
+                until_refresh = TEMPLATE_REFRESH;
+            }
+            until_refresh -= 1;
+            let seq = model.next_seq();
+            // Writing into a Vec cannot fail.
+            let _ = write!(payload, r#"{{"ts":{ts},"seq":{seq},"metrics":{template}}}"#);
+            match publisher.queue(std::mem::take(&mut payload)) {
+                Ok(buf) => payload = buf,
+                Err(e) => {
+                    tracing::debug!(device = %device.id, error = %e, "cannot encode a publish");
+                    counters.errors.fetch_add(1, Ordering::Relaxed);
+                    sending = false;
+                    break;
                 }
             }
-            Err(_) => false,
-        };
-        if !queued {
-            if pace.deadline.is_none_or(|d| Instant::now() < d) {
-                tracing::debug!(device = %conn.device.id, "connection gone, publisher stops");
-                counters.errors.fetch_add(1, Ordering::Relaxed);
-            }
-            break;
+            sent += 1;
+            counters.sent.fetch_add(1, Ordering::Relaxed);
         }
-        sent += 1;
-        counters.sent.fetch_add(1, Ordering::Relaxed);
+        if !sending {
+            if acked >= sent && !publisher.has_unwritten() {
+                break;
+            }
+            let g = *grace.get_or_insert_with(|| Instant::now() + ACK_GRACE);
+            if Instant::now() >= g {
+                break;
+            }
+            wake = Some(wake.map_or(g, |w| w.min(g)));
+        }
+        match publisher.step(wake).await {
+            Ok(p) if p.acked > 0 => {
+                acked += p.acked;
+                counters.acked.fetch_add(p.acked, Ordering::Relaxed);
+                last_ack = Instant::now();
+            }
+            Ok(_) => {}
+            Err(e) => {
+                if pace.deadline.is_none_or(|d| Instant::now() < d) {
+                    tracing::debug!(device = %device.id, error = %e, in_flight = publisher.in_flight(), "connection gone, publisher stops");
+                    counters.errors.fetch_add(1, Ordering::Relaxed);
+                }
+                return Instant::now();
+            }
+        }
     }
-
-    let grace = Instant::now() + ACK_GRACE;
-    while conn.acked.load(Ordering::Relaxed) < sent
-        && Instant::now() < grace
-        && !conn.driver.is_finished()
-    {
-        sleep(Duration::from_millis(5)).await;
-    }
-    let finished = Instant::now();
-    if conn.client.try_disconnect().is_err() {
-        tracing::debug!(device = %conn.device.id, "disconnect not queued");
-    }
-    if timeout(Duration::from_secs(2), &mut conn.driver)
+    let finished = if acked >= sent {
+        last_ack
+    } else {
+        Instant::now()
+    };
+    if timeout(Duration::from_secs(2), publisher.disconnect())
         .await
         .is_err()
     {
-        conn.driver.abort();
+        tracing::debug!(device = %device.id, "disconnect timed out");
     }
     finished
-}
-
-/// Poll one load connection: report whether it came up, count acknowledgements.
-async fn drive(
-    mut eventloop: EventLoop,
-    ready: oneshot::Sender<bool>,
-    acked: Arc<AtomicU64>,
-    counters: Arc<Counters>,
-) {
-    let mut ready = Some(ready);
-    let mut failures = 0u32;
-    loop {
-        match eventloop.poll().await {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                failures = 0;
-                if let Some(tx) = ready.take() {
-                    // The receiver is gone only if the connect phase timed out.
-                    let _ = tx.send(true);
-                }
-            }
-            Ok(Event::Incoming(Packet::PubAck(_) | Packet::PubComp(_)))
-            | Ok(Event::Outgoing(Outgoing::Publish(0))) => {
-                acked.fetch_add(1, Ordering::Relaxed);
-                counters.acked.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok(Event::Outgoing(Outgoing::Disconnect)) => return,
-            Ok(_) => {}
-            Err(e) => {
-                failures += 1;
-                if ready.is_some() {
-                    tracing::debug!(error = %e, failures, "connect failed");
-                    if failures >= CONNECT_ATTEMPTS {
-                        counters.connect_failures.fetch_add(1, Ordering::Relaxed);
-                        if let Some(tx) = ready.take() {
-                            let _ = tx.send(false);
-                        }
-                        return;
-                    }
-                } else {
-                    tracing::debug!(error = %e, "connection error");
-                    counters.errors.fetch_add(1, Ordering::Relaxed);
-                }
-                sleep(Duration::from_millis(200) * failures.min(10)).await;
-            }
-        }
-    }
 }
 
 fn progress_bar(enabled: bool, total: Option<u64>, duration: Option<Duration>) -> ProgressBar {
