@@ -24,7 +24,18 @@ use tracing::{debug, error, info, warn};
 /// thread, so implementations hand work off instead of doing it inline.
 pub trait DecodedSink: Send {
     fn accept(&mut self, decoded: &Decoded);
+    /// Like [`DecodedSink::accept`], for the last sink, which may keep the message
+    /// without copying it.
+    fn accept_owned(&mut self, decoded: Decoded) {
+        self.accept(&decoded);
+    }
+    /// A burst has ended: hand over anything held back, so nothing waits for the next one.
+    fn flush(&mut self) {}
 }
+
+/// While messages keep coming, the batch is checked for its flush interval and finished
+/// writes are collected once per this many messages, not after every one.
+const CHECK_EVERY: u32 = 64;
 
 /// Filters ingest subscribes to: everything, so a topic outside the contract is seen and
 /// rejected rather than silently ignored.
@@ -172,13 +183,20 @@ impl Drop for Ingest {
 impl Loop {
     fn run(mut self, _tx: LinkTx, mut rx: LinkRx, stop: Arc<AtomicBool>) {
         info!("ingest started");
+        // A deadline already past makes `recv_deadline` a non-blocking receive.
+        let past = Instant::now();
+        let mut since_check = 0u32;
         while !stop.load(Ordering::Relaxed) {
             // Take what the router has queued without waiting; when nothing is, the burst
-            // has ended: spool its tail, then wait.
-            let next = match rx.recv_deadline(Instant::now()) {
+            // has ended: spool its tail, hand the rules what they wait for, then wait.
+            let next = match rx.recv_deadline(past) {
                 Err(steward_broker::LinkError::RecvTimeout(flume::RecvTimeoutError::Timeout)) => {
+                    for s in &mut self.sinks {
+                        s.flush();
+                    }
                     self.spool_tail();
                     self.maybe_flush(false);
+                    since_check = 0;
                     let deadline = match self.first_row_at {
                         Some(t) => t + self.cfg.flush_interval,
                         None => Instant::now() + Duration::from_millis(100),
@@ -214,7 +232,14 @@ impl Loop {
             if self.buf.len() - self.spooled_len >= SPOOL_CHUNK {
                 self.spool_tail();
             }
-            self.maybe_flush(false);
+            since_check += 1;
+            if since_check >= CHECK_EVERY || self.buf.row_count() >= self.cfg.batch_rows {
+                since_check = 0;
+                self.maybe_flush(false);
+            }
+        }
+        for s in &mut self.sinks {
+            s.flush();
         }
         self.spool_tail();
         let Loop { outbox, buf, .. } = self;
@@ -305,8 +330,10 @@ impl Loop {
         let dir = self.registry.directory();
         // A decoder bug must cost one message, not the ingest thread (and with it all
         // later data): the message is rejected and the panic counted.
+        // One clock read per message: decoding's notion of now and the receive time agree.
+        let received_us = now_us();
         let decoded = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            contract::decode(topic, payload, &dir, now_ms(), &self.cfg)
+            contract::decode(topic, payload, &dir, received_us / 1000, &self.cfg)
         })) {
             Ok(d) => d,
             Err(_) => {
@@ -326,7 +353,6 @@ impl Loop {
                 d
             }
         };
-        let received_us = now_us();
         let before = self.buf.row_count();
         for r in &decoded.readings {
             match ilp::append_reading(&mut self.buf, r, received_us) {
@@ -392,8 +418,11 @@ impl Loop {
             && decoded.events.is_empty()
             && decoded.statuses.is_empty())
         {
-            for s in &mut self.sinks {
-                s.accept(&decoded);
+            if let Some((last, others)) = self.sinks.split_last_mut() {
+                for s in others {
+                    s.accept(&decoded);
+                }
+                last.accept_owned(decoded);
             }
         }
     }

@@ -69,6 +69,8 @@ fn service_raises_commands_escalates_reloads_and_persists() {
         T0,
         &IngestConfig::default(),
     ));
+    // Ingest flushes its sinks at the end of every burst.
+    sink.flush();
 
     let store = handle.store().clone();
     wait_until("fire ticket", || {
@@ -159,6 +161,76 @@ fn service_raises_commands_escalates_reloads_and_persists() {
         states.iter().any(|(id, _)| id == "smoke-1"),
         "rule state saved at shutdown"
     );
+}
+
+/// Ingest hands decoded messages over a burst at a time: nothing reaches the rules before
+/// the burst ends (or fills a hand-over), and the queue bound counts messages, not
+/// hand-overs, so a burst that does not fit is dropped whole and counted message by message.
+#[test]
+fn the_sink_hands_over_bursts_and_bounds_the_queue_in_messages() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = tmp.path().join("rules.toml");
+    std::fs::write(&rules, DEFAULT_PACK).unwrap();
+    let db = tmp.path().join("tickets.db");
+    let cfg = RulesConfig {
+        rules: Some(rules),
+        database: db.clone(),
+        watch: false,
+        queue_capacity: 3,
+        ..Default::default()
+    };
+    let registry = registry();
+    let mut prom = prometheus_client::registry::Registry::default();
+    let metrics = RulesMetrics::new(&mut prom);
+    let (mut sink, handle) = RulesService::start_with_metrics(
+        cfg,
+        registry.clone(),
+        TicketStore::open(&db).unwrap(),
+        Arc::new(ManualClock::new(T0)),
+        Arc::new(NoCommands),
+        metrics.clone(),
+    )
+    .unwrap();
+    let dir = registry.directory();
+    let reading = |ts: i64| {
+        let payload = serde_json::json!({"ts": ts, "metrics": {"alarm": ts % 2 == 0}});
+        decode(
+            b"devices/smoke-1/telemetry",
+            payload.to_string().as_bytes(),
+            &dir,
+            T0,
+            &IngestConfig::default(),
+        )
+    };
+
+    // Five messages do not fit a queue of three: all five are dropped and counted.
+    for i in 0..5 {
+        sink.accept_owned(reading(T0 + i));
+    }
+    assert_eq!(metrics.received.get(), 0, "held until the burst ends");
+    sink.flush();
+    assert_eq!(metrics.dropped.get(), 5);
+    assert_eq!(metrics.received.get(), 0);
+
+    // Two fit; the alarm among them opens a ticket once the burst is handed over.
+    sink.accept_owned(reading(T0 + 10));
+    sink.accept(&reading(T0 + 11));
+    let store = handle.store().clone();
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(store
+        .active_for("smoke-1", "smoke-fire-alarm")
+        .unwrap()
+        .is_none());
+    sink.flush();
+    assert_eq!(metrics.received.get(), 2);
+    wait_until("fire ticket", || {
+        store
+            .active_for("smoke-1", "smoke-fire-alarm")
+            .unwrap()
+            .is_some()
+    });
+    assert_eq!(metrics.dropped.get(), 5);
+    handle.shutdown();
 }
 
 #[test]
