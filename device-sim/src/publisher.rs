@@ -279,3 +279,135 @@ fn packet_name(p: &Packet) -> &'static str {
         Packet::Disconnect => "DISCONNECT",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rumqttc::mqttbytes::v4::{PubAck, PubComp, PubRec};
+    use tokio::net::TcpListener;
+
+    /// A broker that accepts one login (`dev`/`pw`), answers QoS 1 with PUBACK and QoS 2
+    /// with PUBREC, then PUBCOMP once the PUBREL arrives; returns what it received.
+    async fn broker(listener: TcpListener) -> (Vec<Publish>, usize) {
+        let (mut s, _) = listener.accept().await.expect("accept");
+        let mut rbuf = BytesMut::new();
+        let mut publishes = Vec::new();
+        let mut releases = 0;
+        loop {
+            let packet = loop {
+                match Packet::read(&mut rbuf, MAX_INCOMING) {
+                    Ok(p) => break Some(p),
+                    Err(WireError::InsufficientBytes(_)) => {}
+                    Err(e) => panic!("broker got garbage: {e:?}"),
+                }
+                if s.read_buf(&mut rbuf).await.unwrap_or(0) == 0 {
+                    break None;
+                }
+            };
+            let mut out = BytesMut::new();
+            match packet {
+                None | Some(Packet::Disconnect) => return (publishes, releases),
+                Some(Packet::Connect(c)) => {
+                    let ok = c.login.as_ref().is_some_and(|l| l.password == "pw");
+                    let code = if ok {
+                        ConnectReturnCode::Success
+                    } else {
+                        ConnectReturnCode::BadUserNamePassword
+                    };
+                    ConnAck::new(code, false).write(&mut out).unwrap();
+                }
+                Some(Packet::Publish(p)) => {
+                    match p.qos {
+                        QoS::AtLeastOnce => PubAck::new(p.pkid).write(&mut out).map(drop),
+                        QoS::ExactlyOnce => PubRec::new(p.pkid).write(&mut out).map(drop),
+                        QoS::AtMostOnce => Ok(()),
+                    }
+                    .unwrap();
+                    publishes.push(p);
+                }
+                Some(Packet::PubRel(r)) => {
+                    releases += 1;
+                    PubComp::new(r.pkid).write(&mut out).unwrap();
+                }
+                Some(_) => {}
+            }
+            s.write_all(&out).await.expect("broker write");
+        }
+    }
+
+    async fn publish_all(qos: QoS, n: u64) -> (u64, Vec<Publish>, usize) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(broker(listener));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut p = Publisher::connect(
+            "127.0.0.1",
+            port,
+            "dev",
+            "pw",
+            Duration::from_secs(30),
+            deadline,
+        )
+        .await
+        .expect("login accepted");
+        p.configure("devices/dev/telemetry".into(), qos, 8);
+        let (mut queued, mut acked) = (0, 0);
+        let mut payload = Vec::new();
+        while acked < n {
+            while queued < n && p.has_room() {
+                payload.extend_from_slice(format!("{{\"seq\":{queued}}}").as_bytes());
+                payload = p.queue(payload).expect("queued");
+                queued += 1;
+            }
+            acked += p.step(Some(deadline)).await.expect("step").acked;
+            assert!(Instant::now() < deadline, "acked {acked} of {n}");
+        }
+        assert_eq!(p.in_flight(), 0);
+        p.disconnect().await;
+        let (publishes, releases) = server.await.unwrap();
+        (acked, publishes, releases)
+    }
+
+    #[tokio::test]
+    async fn every_qos_is_acknowledged_once_and_in_order() {
+        for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+            // More messages than packet ids in the window of 8: ids are reused after acks.
+            let (acked, publishes, releases) = publish_all(qos, 50).await;
+            assert_eq!(acked, 50, "{qos:?}");
+            assert_eq!(publishes.len(), 50, "{qos:?}");
+            for (i, p) in publishes.iter().enumerate() {
+                assert_eq!(p.topic, "devices/dev/telemetry");
+                assert_eq!(p.payload, format!("{{\"seq\":{i}}}").as_bytes(), "{qos:?}");
+                assert_eq!(p.pkid == 0, qos == QoS::AtMostOnce, "{qos:?}");
+            }
+            assert_eq!(releases, if qos == QoS::ExactlyOnce { 50 } else { 0 });
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_login_is_an_error_naming_the_code() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(broker(listener));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let err = Publisher::connect(
+            "127.0.0.1",
+            port,
+            "dev",
+            "wrong",
+            Duration::from_secs(30),
+            deadline,
+        )
+        .await
+        .err()
+        .expect("refused");
+        assert!(
+            matches!(
+                err,
+                ConnError::Refused(ConnectReturnCode::BadUserNamePassword)
+            ),
+            "{err}"
+        );
+        drop(server);
+    }
+}
