@@ -374,6 +374,8 @@ async fn hub(
         tokio::time::sleep(Duration::from_millis(ahead_ms)).await;
     }
     let base_received = sb.hub.ingest_metrics.received.get();
+    let rules = sb.hub.rules_metrics.clone();
+    let (base_rules_in, base_rules_dropped) = (rules.received.get(), rules.dropped.get());
     let base_written = sb.hub.ingest_metrics.rows_written.get();
     let start = Instant::now();
     // Milestones: when ingest has seen every message and when QuestDB acknowledged every
@@ -442,11 +444,15 @@ async fn hub(
     );
     let (decoded_at, written_at) = watcher.await.unwrap_or((None, None));
     let fmt = |v: Option<f64>| v.map(|s| format!("{s:.2}s")).unwrap_or_else(|| "-".into());
+    // Every decoded message must have reached the rules too, or the figure would not be
+    // end to end: say how many did and how many the rules queue dropped.
     let note = format!(
-        "rows visible {rows} of {} sent; all acked by broker at {publish_secs:.2}s, decoded at {}, acked by QuestDB at {}",
+        "rows visible {rows} of {} sent; all acked by broker at {publish_secs:.2}s, decoded at {}, acked by QuestDB at {}; rules took {} messages, dropped {}",
         report.sent,
         fmt(decoded_at),
-        fmt(written_at)
+        fmt(written_at),
+        rules.received.get() - base_rules_in,
+        rules.dropped.get() - base_rules_dropped
     );
     sb.shutdown().await;
     Ok(Row {
