@@ -158,6 +158,23 @@ impl RuleRt {
 struct Dev {
     data: DeviceData,
     rules: Vec<RuleRt>,
+    /// In `Engine::dirty` (saves hashing the id again on every evaluation).
+    #[serde(skip)]
+    dirty: bool,
+}
+
+/// A compound's devices with their kinds, sorted by id. Shared with evaluation by an `Arc`
+/// (cloned per watcher pass instead of every id), and the kinds let watchers and compound
+/// conditions skip other kinds without looking devices up.
+type Members = Arc<Vec<(Arc<str>, DeviceKind)>>;
+
+/// Add or update `id` in a compound's members.
+fn join(members: &mut Members, id: &Arc<str>, kind: DeviceKind) {
+    let list = Arc::make_mut(members);
+    match list.binary_search_by(|(m, _)| m.cmp(id)) {
+        Ok(i) => list[i].1 = kind,
+        Err(i) => list.insert(i, (id.clone(), kind)),
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -171,7 +188,7 @@ enum Which {
 pub struct Engine {
     pack: Arc<RulePack>,
     devices: HashMap<Arc<str>, Dev, Fast>,
-    compounds: HashMap<Arc<str>, Vec<Arc<str>>, Fast>,
+    compounds: HashMap<Arc<str>, Members, Fast>,
     dirty: HashSet<Arc<str>, Fast>,
     evaluations: u64,
 }
@@ -214,6 +231,7 @@ impl Engine {
     pub fn set_pack(&mut self, pack: Arc<RulePack>) {
         for dev in self.devices.values_mut() {
             dev.rules = remap(&pack, dev.data.kind, std::mem::take(&mut dev.rules));
+            dev.dirty = true;
         }
         self.dirty.extend(self.devices.keys().cloned());
         self.pack = pack;
@@ -296,6 +314,25 @@ impl Engine {
     }
 
     fn touch(&mut self, id: &Arc<str>, kind: DeviceKind, compound: &Arc<str>) -> &mut Dev {
+        // Known device, same kind and compound (nearly every message): one lookup.
+        let known = self.devices.get(&**id).is_some_and(|d| {
+            d.data.kind == kind
+                && (Arc::ptr_eq(&d.data.compound, compound) || d.data.compound == *compound)
+        });
+        if !known {
+            self.admit(id, kind, compound);
+        }
+        let Engine { devices, dirty, .. } = self;
+        let dev = devices.get_mut(&**id).expect("device entry exists");
+        if !dev.dirty {
+            dev.dirty = true;
+            dirty.insert(id.clone());
+        }
+        dev
+    }
+
+    /// A device first heard from, or one that changed kind or compound.
+    fn admit(&mut self, id: &Arc<str>, kind: DeviceKind, compound: &Arc<str>) {
         let pack = &self.pack;
         let fresh = || Dev {
             data: DeviceData {
@@ -308,26 +345,26 @@ impl Engine {
                 values: vec![None; catalog::metrics(kind).len()],
             },
             rules: remap(pack, kind, Vec::new()),
+            dirty: false,
         };
         let dev = self.devices.entry(id.clone()).or_insert_with(fresh);
         if dev.data.kind != kind {
             // Re-registered as another kind: nothing of the old state applies.
+            let was_dirty = dev.dirty;
             *dev = fresh();
+            dev.dirty = was_dirty;
         }
         if dev.data.compound != *compound {
             if let Some(m) = self.compounds.get_mut(&dev.data.compound) {
-                m.retain(|x| x != id);
+                Arc::make_mut(m).retain(|(x, _)| x != id);
             }
             dev.data.compound = compound.clone();
         }
-        let members = self.compounds.entry(compound.clone()).or_default();
-        if !members.contains(id) {
-            members.push(id.clone());
-            members.sort();
-        }
-        self.dirty.insert(id.clone());
-        // The entry was just inserted above.
-        self.devices.get_mut(id).expect("device entry exists")
+        join(
+            self.compounds.entry(compound.clone()).or_default(),
+            id,
+            kind,
+        );
     }
 
     fn apply_reading(&mut self, r: &Reading) -> i64 {
@@ -376,11 +413,13 @@ impl Engine {
         if watchers.is_empty() {
             return;
         }
-        let members = self.compounds.get(compound).cloned().unwrap_or_default();
+        let Some(members) = self.compounds.get(compound).cloned() else {
+            return;
+        };
         for ri in watchers {
             let rule = pack.at(*ri);
-            for m in &members {
-                if m == id {
+            for (m, m_kind) in members.iter() {
+                if !rule.kinds.contains(m_kind) || Arc::ptr_eq(m, id) || m == id {
                     continue;
                 }
                 let Some(dev) = self.devices.get(m) else {
@@ -420,13 +459,15 @@ impl Engine {
         if rts.len() != positions.len() {
             rts = remap(&pack, kind, rts);
         }
-        let Some(dev) = self.devices.get(id) else {
+        let Some((key, dev)) = self.devices.get_key_value(id) else {
             return;
         };
-        let members: &[Arc<str>] = self
+        let key = key.clone();
+        let no_members = Vec::new();
+        let members: &[(Arc<str>, DeviceKind)] = self
             .compounds
             .get(&dev.data.compound)
-            .map_or(&[], |v| v.as_slice());
+            .map_or(&no_members, |v| v.as_slice());
         let cx = Cx {
             now,
             event,
@@ -469,12 +510,13 @@ impl Engine {
             }
         }
         self.evaluations += evaluations;
-        if let Some(dev) = self.devices.get_mut(id) {
+        let Engine { devices, dirty, .. } = self;
+        if let Some(dev) = devices.get_mut(id) {
             dev.rules = rts;
-        }
-        if let Some((k, _)) = self.devices.get_key_value(id) {
-            let k = k.clone();
-            self.dirty.insert(k);
+            if !dev.dirty {
+                dev.dirty = true;
+                dirty.insert(key);
+            }
         }
     }
 
@@ -501,6 +543,11 @@ impl Engine {
     pub fn take_dirty(&mut self) -> Vec<(String, String)> {
         let mut dirty: Vec<Arc<str>> = std::mem::take(&mut self.dirty).into_iter().collect();
         dirty.sort_unstable();
+        for id in &dirty {
+            if let Some(dev) = self.devices.get_mut(id) {
+                dev.dirty = false;
+            }
+        }
         dirty
             .iter()
             .filter_map(|id| {
@@ -539,11 +586,12 @@ impl Engine {
             }
             dev.rules = remap(&self.pack, dev.data.kind, std::mem::take(&mut dev.rules));
             let id: Arc<str> = Arc::from(id.as_str());
-            let members = self.compounds.entry(dev.data.compound.clone()).or_default();
-            if !members.contains(&id) {
-                members.push(id.clone());
-                members.sort();
-            }
+            join(
+                self.compounds.entry(dev.data.compound.clone()).or_default(),
+                &id,
+                dev.data.kind,
+            );
+            dev.dirty = false;
             self.devices.insert(id, dev);
             n += 1;
         }
@@ -581,7 +629,7 @@ struct Cx<'a> {
     self_id: &'a str,
     interval_ms: i64,
     devices: &'a HashMap<Arc<str>, Dev, Fast>,
-    members: &'a [Arc<str>],
+    members: &'a [(Arc<str>, DeviceKind)],
 }
 
 fn num_at(d: &DeviceData, m: usize) -> Option<(f64, i64)> {
@@ -746,8 +794,9 @@ fn eval(tree: &Tree, i: usize, cx: &Cx, st: &mut [NodeRt]) -> bool {
             }
             r
         }
-        Form::Compound { kind, tree: sub } => cx.members.iter().any(|m| {
-            &**m != cx.self_id
+        Form::Compound { kind, tree: sub } => cx.members.iter().any(|(m, m_kind)| {
+            m_kind == kind
+                && &**m != cx.self_id
                 && cx
                     .devices
                     .get(m)

@@ -450,3 +450,88 @@ fn evaluation_is_deterministic() {
     };
     assert_eq!(run(), run());
 }
+
+/// A device the registry moves to another compound leaves the old compound's scope and
+/// joins the new one, and the state the engine saves follows each change.
+#[test]
+fn a_device_moved_to_another_compound_counts_only_there() {
+    let dir = registry().directory();
+    let mut engine = Engine::new(Arc::new(pack(
+        r#"
+[[rule]]
+id = "gate-fire"
+kind = "gate"
+priority = "P1"
+title = "fire but gate locked"
+condition = { all = [
+    { metric = "mode", not_equals = "free_passage" },
+    { compound = "smoke", where = { flag = "alarm" } },
+] }
+"#,
+    )));
+    let feed = |engine: &mut Engine,
+                id: &str,
+                ts: i64,
+                metrics: serde_json::Value,
+                compound: Option<&str>| {
+        let payload = json!({"ts": ts, "metrics": metrics}).to_string();
+        let topic = format!("devices/{id}/telemetry");
+        let mut d = decode(
+            topic.as_bytes(),
+            payload.as_bytes(),
+            &dir,
+            ts,
+            &IngestConfig::default(),
+        );
+        assert_eq!(d.readings.len(), 1, "{:?}", d.rejects);
+        if let Some(c) = compound {
+            d.readings[0].compound = Arc::from(c);
+        }
+        engine
+            .on_decoded(&d, &dir)
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Raise(r) => Some(r.device_id),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(feed(&mut engine, "gate-1", T0, json!({"mode": "normal"}), None).is_empty());
+    assert!(feed(&mut engine, "gate-9", T0, json!({"mode": "normal"}), None).is_empty());
+    assert!(feed(
+        &mut engine,
+        "smoke-2",
+        T0 + 1_000,
+        json!({"alarm": false}),
+        None
+    )
+    .is_empty());
+    let saved: Vec<String> = engine.take_dirty().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(saved, ["gate-1", "gate-9", "smoke-2"]);
+    assert!(engine.take_dirty().is_empty(), "nothing changed since");
+
+    // smoke-2 now belongs to cmp-2: its alarm concerns gate-9, not gate-1.
+    let raised = feed(
+        &mut engine,
+        "smoke-2",
+        T0 + 2_000,
+        json!({"alarm": true}),
+        Some("cmp-2"),
+    );
+    assert_eq!(raised, ["gate-9"]);
+    let saved: Vec<String> = engine.take_dirty().into_iter().map(|(id, _)| id).collect();
+    assert_eq!(
+        saved,
+        ["gate-9", "smoke-2"],
+        "evaluated again, so saved again"
+    );
+    // And gate-1, evaluated again in cmp-1, sees no alarm there.
+    assert!(feed(
+        &mut engine,
+        "gate-1",
+        T0 + 3_000,
+        json!({"mode": "locked_down"}),
+        None
+    )
+    .is_empty());
+}
