@@ -39,9 +39,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = registry.directory();
     let cfg = IngestConfig::default();
 
-    let mut models: Vec<(DeviceModel, i64)> = dir
-        .devices
-        .values()
+    // In id order, so each device's start offset (and the input) is the same every run;
+    // the directory's map iterates in a different order per process.
+    let mut devices: Vec<_> = dir.devices.values().collect();
+    devices.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut models: Vec<(DeviceModel, i64)> = devices
+        .iter()
         .enumerate()
         .map(|(i, d)| {
             (
@@ -50,7 +53,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             )
         })
         .collect();
-    models.sort_by(|a, b| a.0.id().cmp(b.0.id()));
     println!("simulating {} devices for {hours} h ...", models.len());
     let end = T0 + hours * 3_600_000;
     let mut input: Vec<(i64, Decoded)> = Vec::new();
