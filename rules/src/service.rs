@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
-use steward_estate::Registry;
+use steward_estate::{Directory, Registry};
 use steward_ingest::{Decoded, DecodedSink};
 use tokio::sync::broadcast;
 use tracing::{debug, error, info, warn};
@@ -922,26 +922,26 @@ impl Worker {
         n
     }
 
-    fn on_decoded(&mut self, d: &Decoded) {
+    /// Run the engine on the current directory and count the rule evaluations it made.
+    fn evaluate(&mut self, f: impl FnOnce(&mut Engine, &Directory) -> Vec<Action>) -> Vec<Action> {
         let dir = self.registry.directory();
         let before = self.engine.evaluations();
-        let actions = self.engine.on_decoded(d, &dir);
+        let actions = f(&mut self.engine, &dir);
         self.dispatcher
             .metrics
             .evaluations
             .inc_by(self.engine.evaluations() - before);
+        actions
+    }
+
+    fn on_decoded(&mut self, d: &Decoded) {
+        let actions = self.evaluate(|e, dir| e.on_decoded(d, dir));
         self.dispatcher.apply(actions);
     }
 
     fn tick(&mut self) {
         let now_ms = self.clock.now_ms();
-        let dir = self.registry.directory();
-        let before = self.engine.evaluations();
-        let actions = self.engine.tick(now_ms, &dir);
-        self.dispatcher
-            .metrics
-            .evaluations
-            .inc_by(self.engine.evaluations() - before);
+        let actions = self.evaluate(|e, dir| e.tick(now_ms, dir));
         // A tick can open or resolve tickets for thousands of silent devices at once.
         self.dispatcher.begin_batch();
         self.dispatcher.apply(actions);

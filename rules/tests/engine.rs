@@ -218,11 +218,8 @@ condition = { rises = { flag = "running" }, count = 3, within = "1h" }
         .any(|a| matches!(a, Action::Clear(c) if c.rule_id == "short-cycling")));
 }
 
-#[test]
-fn compound_scope_looks_at_other_devices_of_the_same_compound() {
-    let mut sim = Sim::new(
-        pack(
-            r#"
+/// A gate that is not in free passage while a smoke detector of its compound alarms.
+const GATE_FIRE: &str = r#"
 [[rule]]
 id = "gate-fire"
 kind = "gate"
@@ -232,10 +229,11 @@ condition = { all = [
     { metric = "mode", not_equals = "free_passage" },
     { compound = "smoke", where = { any = [{ flag = "alarm" }, { metric = "co_ppm", op = ">=", raise = 400 }] } },
 ] }
-"#,
-        ),
-        &[],
-    );
+"#;
+
+#[test]
+fn compound_scope_looks_at_other_devices_of_the_same_compound() {
+    let mut sim = Sim::new(pack(GATE_FIRE), &[]);
     telemetry(&mut sim, "gate-1", T0, json!({ "mode": "normal" }));
     telemetry(&mut sim, "gate-9", T0, json!({ "mode": "normal" }));
     telemetry(&mut sim, "smoke-2", T0 + 1_000, json!({ "alarm": false }));
@@ -456,19 +454,7 @@ fn evaluation_is_deterministic() {
 #[test]
 fn a_device_moved_to_another_compound_counts_only_there() {
     let dir = registry().directory();
-    let mut engine = Engine::new(Arc::new(pack(
-        r#"
-[[rule]]
-id = "gate-fire"
-kind = "gate"
-priority = "P1"
-title = "fire but gate locked"
-condition = { all = [
-    { metric = "mode", not_equals = "free_passage" },
-    { compound = "smoke", where = { flag = "alarm" } },
-] }
-"#,
-    )));
+    let mut engine = Engine::new(Arc::new(pack(GATE_FIRE)));
     let feed = |engine: &mut Engine,
                 id: &str,
                 ts: i64,

@@ -22,6 +22,13 @@ impl CommandSink for Recorder {
     }
 }
 
+/// The default pack written to `dir/rules.toml`, and where the ticket database goes.
+fn default_pack_files(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let rules = dir.join("rules.toml");
+    std::fs::write(&rules, DEFAULT_PACK).unwrap();
+    (rules, dir.join("tickets.db"))
+}
+
 fn wait_until(what: &str, f: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !f() {
@@ -33,9 +40,7 @@ fn wait_until(what: &str, f: impl Fn() -> bool) {
 #[test]
 fn service_raises_commands_escalates_reloads_and_persists() {
     let tmp = tempfile::tempdir().unwrap();
-    let rules = tmp.path().join("rules.toml");
-    std::fs::write(&rules, DEFAULT_PACK).unwrap();
-    let db = tmp.path().join("tickets.db");
+    let (rules, db) = default_pack_files(tmp.path());
     let cfg = RulesConfig {
         rules: Some(rules.clone()),
         database: db.clone(),
@@ -169,9 +174,7 @@ fn service_raises_commands_escalates_reloads_and_persists() {
 #[test]
 fn the_sink_hands_over_bursts_and_bounds_the_queue_in_messages() {
     let tmp = tempfile::tempdir().unwrap();
-    let rules = tmp.path().join("rules.toml");
-    std::fs::write(&rules, DEFAULT_PACK).unwrap();
-    let db = tmp.path().join("tickets.db");
+    let (rules, db) = default_pack_files(tmp.path());
     let cfg = RulesConfig {
         rules: Some(rules),
         database: db.clone(),

@@ -340,21 +340,7 @@ async fn hub(
         c.questdb.managed.settings.extend(args.qdb.iter().cloned());
     })
     .await?;
-    let count_rows = || async {
-        let mut rows = 0;
-        for t in [
-            "smoke_telemetry",
-            "pump_telemetry",
-            "lift_telemetry",
-            "gate_telemetry",
-        ] {
-            rows += sb
-                .count(&format!("SELECT count() FROM {t}"))
-                .await
-                .unwrap_or(0);
-        }
-        rows
-    };
+    let count_rows = || telemetry_rows(&sb.hub.questdb);
     let mut base_rows = 0;
     if args.warmup > 0 {
         let mut cfg = load(args, sb.mqtt_addr(), devices.clone());
@@ -547,19 +533,7 @@ async fn questdb_alone(args: &Args, estate: &EstateFile) -> Result<Row> {
             anyhow::Ok(())
         }
     };
-    let count_rows = || async {
-        let mut rows = 0;
-        for t in [
-            "smoke_telemetry",
-            "pump_telemetry",
-            "lift_telemetry",
-            "gate_telemetry",
-        ] {
-            let q = client.exec(&format!("SELECT count() FROM {t}")).await;
-            rows += q.ok().and_then(|q| q.scalar_i64()).unwrap_or(0);
-        }
-        rows
-    };
+    let count_rows = || telemetry_rows(&client);
     let wait_rows = |target: i64| async move {
         let deadline = Instant::now() + Duration::from_secs(180);
         let mut rows = 0;
@@ -593,6 +567,21 @@ async fn questdb_alone(args: &Args, estate: &EstateFile) -> Result<Row> {
             args.batch_rows
         ),
     })
+}
+
+/// Rows in the four telemetry tables (0 for a table QuestDB cannot count yet).
+async fn telemetry_rows(client: &QuestDbClient) -> i64 {
+    let mut rows = 0;
+    for t in [
+        "smoke_telemetry",
+        "pump_telemetry",
+        "lift_telemetry",
+        "gate_telemetry",
+    ] {
+        let q = client.exec(&format!("SELECT count() FROM {t}")).await;
+        rows += q.ok().and_then(|q| q.scalar_i64()).unwrap_or(0);
+    }
+    rows
 }
 
 async fn wait_for(f: impl Fn() -> bool, timeout: Duration) {
