@@ -6,10 +6,10 @@ use parking_lot::Mutex;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use steward_broker::{Broker, LinkRx, LinkTx};
-use steward_ingest::outbox::Outbox;
-use steward_ingest::questdb::ilp::{self, TicketEventRow};
-use steward_ingest::writer::new_buffer;
 use steward_rules::{CommandSink, TicketEvent, TicketStore};
+use steward_storage::new_buffer;
+use steward_storage::questdb::ilp::{self, TicketEventRow};
+use steward_storage::Outbox;
 use tokio::sync::broadcast;
 use tracing::{info, warn};
 
@@ -125,7 +125,7 @@ pub fn forward_events(
 fn forward(
     ev: &TicketEvent,
     publisher: &HubPublisher,
-    buf: &mut steward_ingest::writer::Buffer,
+    buf: &mut steward_storage::Buffer,
     rows: &mut u64,
 ) {
     if ev.kind.is_alert() {

@@ -10,12 +10,12 @@ use std::time::Duration;
 use steward_api::{AppState, ReadinessProbe};
 use steward_broker::{Broker, BrokerMetrics};
 use steward_estate::{EstateFile, Registry};
-use steward_ingest::outbox::Outbox;
-use steward_ingest::questdb::{ManagedQuestDb, QuestDbClient, QuestDbMode};
 use steward_ingest::{Ingest, IngestMetrics};
 use steward_rules::{
     DeviceStates, RulesHandle, RulesMetrics, RulesService, SystemClock, TicketStore,
 };
+use steward_storage::questdb::{ManagedQuestDb, QuestDbClient, QuestDbMode};
+use steward_storage::{Outbox, StorageMetrics};
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
@@ -93,7 +93,9 @@ impl Hub {
             cfg.ingest.spool_max_bytes,
             cfg.ingest.spool_fsync,
             questdb_http,
-            IngestMetrics::default(),
+            // Its own counters (`steward_ticket_events_*`): a full spool here drops audit
+            // rows, and that must be visible like the telemetry spool's drops.
+            StorageMetrics::new(&mut prom, "steward_ticket_events"),
         )?;
         let events_thread = crate::alerts::forward_events(
             rules.events(),

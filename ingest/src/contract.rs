@@ -3,8 +3,8 @@
 //! Pure functions of (topic, payload, directory, now): the hub and `steward check-payload`
 //! run exactly this code.
 
-use crate::reading::*;
 use crate::IngestConfig;
+use steward_estate::model::*;
 use wire::{EntryIn, MessageIn, MetricsIn, Scalar};
 
 mod wire;

@@ -4,10 +4,6 @@
 
 use crate::contract;
 use crate::metrics::{IngestMetrics, KindLabel, ReasonLabel};
-use crate::outbox::Outbox;
-use crate::questdb::ilp::{self, RejectRow};
-use crate::reading::Decoded;
-use crate::writer::new_buffer;
 use crate::{IngestConfig, IngestError};
 use questdb::ingress::Buffer;
 use std::collections::HashMap;
@@ -15,23 +11,14 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use steward_broker::{LinkRx, LinkTx, Notification};
+use steward_estate::clock::now_us;
 use steward_estate::{validate_id, Registry};
+use steward_estate::{Decoded, DecodedSink};
+use steward_storage::questdb::ilp::{self, RejectRow};
+use steward_storage::{new_buffer, Outbox};
 use tracing::{debug, error, info, warn};
-
-/// Downstream consumer of decoded messages (the rules engine). Called on the ingest
-/// thread, so implementations hand work off instead of doing it inline.
-pub trait DecodedSink: Send {
-    fn accept(&mut self, decoded: &Decoded);
-    /// Like [`DecodedSink::accept`], for the last sink, which may keep the message
-    /// without copying it.
-    fn accept_owned(&mut self, decoded: Decoded) {
-        self.accept(&decoded);
-    }
-    /// A burst has ended: hand over anything held back, so nothing waits for the next one.
-    fn flush(&mut self) {}
-}
 
 /// While messages keep coming, the batch is checked for its flush interval and finished
 /// writes are collected once per this many messages, not after every one.
@@ -45,20 +32,6 @@ pub struct Ingest {
     stop: Arc<AtomicBool>,
     running: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
-}
-
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
 }
 
 struct Loop {
@@ -111,15 +84,17 @@ impl Ingest {
         sinks: Vec<Box<dyn DecodedSink>>,
     ) -> Result<Ingest, IngestError> {
         let (mut tx, rx) = link;
-        tx.subscribe(FILTER)
-            .map_err(|e| IngestError::Link(e.to_string()))?;
+        tx.subscribe(FILTER).map_err(|e| IngestError::Link {
+            reason: e.to_string(),
+        })?;
         let outbox = Outbox::open(
             &cfg.spool_dir,
             cfg.spool_max_bytes,
             cfg.spool_fsync,
             questdb_http,
-            metrics.clone(),
-        )?;
+            metrics.storage.clone(),
+        )
+        .map_err(|source| IngestError::Spool { source })?;
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
         let state = Loop {
@@ -144,7 +119,9 @@ impl Ingest {
                 let _running = ClearOnDrop(running2);
                 state.run(tx, rx, stop2)
             })
-            .map_err(|e| IngestError::Link(e.to_string()))?;
+            .map_err(|e| IngestError::Link {
+                reason: e.to_string(),
+            })?;
         Ok(Ingest {
             stop,
             running,
@@ -411,7 +388,7 @@ impl Loop {
         }
         let added = self.buf.row_count() - before;
         if added > 0 {
-            self.metrics.pending_rows.inc_by(added as i64);
+            self.metrics.storage.pending_rows.inc_by(added as i64);
             self.first_row_at.get_or_insert_with(Instant::now);
         }
         if !(decoded.readings.is_empty()

@@ -15,13 +15,12 @@
 //! - [`backtest`]: replay QuestDB history through a pack.
 //! - [`DeviceStates`]: the latest state of every device, read by the API.
 //!
-//! Boundaries: rules consume what ingest decoded (through [`steward_ingest::DecodedSink`]);
+//! Boundaries: rules consume what ingest decoded (through [`steward_estate::DecodedSink`]);
 //! they may not write to QuestDB's telemetry tables, talk to MQTT clients directly (alerts
 //! and device commands leave through [`TicketEvent`]s and the [`CommandSink`] the hub
 //! implements) or change the estate.
 
 mod backtest;
-mod clock;
 mod engine;
 mod metrics;
 mod pack;
@@ -32,7 +31,6 @@ mod store;
 pub use backtest::{
     backtest, backtest_decoded, event_rows, status_rows, telemetry_rows, BacktestTicket,
 };
-pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{alerts_topic, Action, Clear, Engine, Notification, Raise};
 pub use metrics::{PriorityLabel, RulesMetrics, StageLabel, StateLabel};
 pub use pack::{CommandDef, CommandTarget, OnClear, Priority, Rule, RulePack, DEFAULT_PACK};
@@ -41,6 +39,7 @@ pub use service::{
     TicketDesk, TicketEvent, TicketEventKind, RESIDENT_ACTOR,
 };
 pub use state::{DeviceState, DeviceStates, Liveness};
+pub use steward_estate::clock::{Clock, ManualClock, SystemClock};
 pub use store::{
     month_range, rate, stars_for, AuditRecord, ClearOutcome, RaiseOutcome, Rating, ResidentReport,
     SlaConfig, SlaEvent, SlaPolicy, SlaStage, Targets, Ticket, TicketDetail, TicketError,

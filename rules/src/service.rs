@@ -2,7 +2,6 @@
 //! bounded queue, ticks every second for timers and SLA clocks, applies actions to the
 //! ticket store and publishes what happened as [`TicketEvent`]s.
 
-use crate::clock::Clock;
 use crate::engine::{alerts_topic, Action, Engine};
 use crate::metrics::{RulesMetrics, StageLabel, StateLabel};
 use crate::pack::{pack_files, Priority, RulePack};
@@ -16,8 +15,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
+use steward_estate::clock::Clock;
+use steward_estate::{Decoded, DecodedSink};
 use steward_estate::{Directory, Registry};
-use steward_ingest::{Decoded, DecodedSink};
 use tokio::sync::broadcast;
 use tracing::{debug, error, info, warn};
 
