@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use steward_api::{AppState, ReadinessProbe};
-use steward_broker::{Broker, BrokerMetrics};
+use steward_broker::{Broker, BrokerMetrics, SourceCounters};
 use steward_estate::{EstateFile, Registry};
 use steward_ingest::{Ingest, IngestMetrics};
 use steward_rules::{
@@ -36,7 +36,7 @@ pub struct Hub {
     pub tickets: TicketStore,
     pub rules_metrics: RulesMetrics,
     rules: Option<RulesHandle>,
-    events_thread: Option<std::thread::JoinHandle<()>>,
+    events: Option<crate::alerts::EventForwarder>,
     managed: Option<ManagedQuestDb>,
     broker: Option<Broker>,
     ingest: Option<Ingest>,
@@ -97,17 +97,23 @@ impl Hub {
             // rows, and that must be visible like the telemetry spool's drops.
             StorageMetrics::new(&mut prom, "steward_ticket_events"),
         )?;
-        let events_thread = crate::alerts::forward_events(
+        let events = crate::alerts::forward_events(
             rules.events(),
             tickets.clone(),
             publisher.clone(),
             events_outbox,
         )
         .map_err(|e| HubError::Start(format!("ticket events: {e}")))?;
-        let link = broker.link("steward-ingest")?;
+        let source = broker.inbound(
+            "steward-ingest",
+            SourceCounters {
+                unscheduled: ingest_metrics.link_unscheduled.clone(),
+                lost: ingest_metrics.link_lost.clone(),
+            },
+        )?;
         let states = DeviceStates::new();
         let ingest = Ingest::start(
-            link,
+            source,
             registry.clone(),
             cfg.ingest.clone(),
             questdb_http,
@@ -189,7 +195,7 @@ impl Hub {
             tickets,
             rules_metrics,
             rules: Some(rules),
-            events_thread: Some(events_thread),
+            events: Some(events),
             managed,
             broker: Some(broker),
             ingest: Some(ingest),
@@ -229,17 +235,8 @@ impl Hub {
         if let Some(r) = self.rules.take() {
             let _ = tokio::task::spawn_blocking(move || r.shutdown()).await;
         }
-        if let Some(t) = self.events_thread.take() {
-            // Bounded: a handle still held elsewhere must not hold up the shutdown.
-            let deadline = std::time::Instant::now() + Duration::from_secs(5);
-            while !t.is_finished() && std::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            if t.is_finished() {
-                let _ = t.join();
-            } else {
-                warn!("ticket event forwarder still running at shutdown");
-            }
+        if let Some(e) = self.events.take() {
+            let _ = tokio::task::spawn_blocking(move || e.shutdown(Duration::from_secs(5))).await;
         }
         if let Some(mut m) = self.managed.take() {
             let _ = tokio::task::spawn_blocking(move || m.stop()).await;

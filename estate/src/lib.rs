@@ -9,6 +9,7 @@
 pub mod catalog;
 pub mod clock;
 pub mod file;
+pub mod inbound;
 mod kind;
 pub mod model;
 pub mod registry;

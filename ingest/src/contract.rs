@@ -9,8 +9,8 @@ use wire::{EntryIn, MessageIn, MetricsIn, Scalar};
 
 mod wire;
 use serde_json::{Map, Value as Json};
-use steward_broker::{SHED_PREFIX, UNAUTHORIZED_PREFIX};
 use steward_estate::catalog::{self, MetricType, VENDOR_PREFIX};
+use steward_estate::inbound::{SHED_PREFIX, UNAUTHORIZED_PREFIX};
 use steward_estate::{DeviceInfo, DeviceKind, Directory};
 
 /// Which channel of a device a topic addresses.

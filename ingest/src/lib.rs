@@ -18,9 +18,9 @@ pub use steward_estate::model::*;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    /// The broker link could not be subscribed or the ingest thread not started.
-    #[error("broker link: {reason}")]
-    Link { reason: String },
+    /// The ingest thread could not be started.
+    #[error("ingest: cannot start thread: {source}")]
+    Thread { source: std::io::Error },
     /// The spool (or the writer behind it) could not be opened.
     #[error("ingest.spool_dir: {source}")]
     Spool {
