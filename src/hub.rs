@@ -49,22 +49,7 @@ impl Hub {
         cfg.validate()?;
         let registry = open_registry(&cfg)?;
 
-        let (managed, questdb_http, questdb_pg) = match cfg.questdb.mode {
-            QuestDbMode::Managed => {
-                let mc = cfg.questdb.managed.clone();
-                let db = tokio::task::spawn_blocking(move || ManagedQuestDb::start(&mc))
-                    .await
-                    .map_err(|e| HubError::Start(e.to_string()))??;
-                let (h, p) = (db.http_addr, db.pg_addr);
-                (Some(db), h, Some(p))
-            }
-            QuestDbMode::External => {
-                let addr = cfg.questdb.http_addr.ok_or_else(|| {
-                    HubError::Config(vec!["questdb.http_addr: required in external mode".into()])
-                })?;
-                (None, addr, None)
-            }
-        };
+        let (managed, questdb_http, questdb_pg) = start_questdb(&cfg).await?;
         let questdb = QuestDbClient::new(questdb_http)?;
         questdb.create_tables().await?;
 
@@ -127,39 +112,14 @@ impl Hub {
             cfg.api.admin_token.clone()
         };
         let mqtt_addr = broker.v4_addr;
-        let sqlite_probe: ReadinessProbe = {
-            let reg = registry.clone();
-            Arc::new(move || reg.compounds().map(|_| ()).map_err(|e| e.to_string()))
-        };
-        let broker_probe: ReadinessProbe = Arc::new(move || {
-            let target = if mqtt_addr.ip().is_unspecified() {
-                SocketAddr::from(([127, 0, 0, 1], mqtt_addr.port()))
-            } else {
-                mqtt_addr
-            };
-            std::net::TcpStream::connect_timeout(&target, Duration::from_secs(1))
-                .map(|_| ())
-                .map_err(|e| format!("mqtt listener: {e}"))
-        });
-        let ingest_running = ingest.running();
-        let ingest_probe: ReadinessProbe = Arc::new(move || {
-            if ingest_running.load(std::sync::atomic::Ordering::SeqCst) {
-                Ok(())
-            } else {
-                Err("the ingest thread has stopped".into())
-            }
-        });
+        let probes = readiness_probes(&registry, mqtt_addr, &ingest);
         let state = AppState {
             registry: registry.clone(),
             states: states.clone(),
             questdb: questdb.clone(),
             metrics: Arc::new(Mutex::new(prom)),
             admin_token: Arc::from(admin_token.as_str()),
-            probes: vec![
-                ("sqlite", sqlite_probe),
-                ("broker", broker_probe),
-                ("ingest", ingest_probe),
-            ],
+            probes,
             tickets: rules.desk(),
             api_metrics,
             resident,
@@ -243,6 +203,63 @@ impl Hub {
         }
         info!("hub stopped");
     }
+}
+
+/// The managed QuestDB started as a child process, or the external one's address.
+async fn start_questdb(
+    cfg: &HubConfig,
+) -> Result<(Option<ManagedQuestDb>, SocketAddr, Option<SocketAddr>), HubError> {
+    Ok(match cfg.questdb.mode {
+        QuestDbMode::Managed => {
+            let mc = cfg.questdb.managed.clone();
+            let db = tokio::task::spawn_blocking(move || ManagedQuestDb::start(&mc))
+                .await
+                .map_err(|e| HubError::Start(e.to_string()))??;
+            let (h, p) = (db.http_addr, db.pg_addr);
+            (Some(db), h, Some(p))
+        }
+        QuestDbMode::External => {
+            let addr = cfg.questdb.http_addr.ok_or_else(|| {
+                HubError::Config(vec!["questdb.http_addr: required in external mode".into()])
+            })?;
+            (None, addr, None)
+        }
+    })
+}
+
+/// What `/readyz` checks: the registry answers, the MQTT listener accepts, ingest runs.
+fn readiness_probes(
+    registry: &Registry,
+    mqtt_addr: SocketAddr,
+    ingest: &Ingest,
+) -> Vec<(&'static str, ReadinessProbe)> {
+    let sqlite_probe: ReadinessProbe = {
+        let reg = registry.clone();
+        Arc::new(move || reg.compounds().map(|_| ()).map_err(|e| e.to_string()))
+    };
+    let broker_probe: ReadinessProbe = Arc::new(move || {
+        let target = if mqtt_addr.ip().is_unspecified() {
+            SocketAddr::from(([127, 0, 0, 1], mqtt_addr.port()))
+        } else {
+            mqtt_addr
+        };
+        std::net::TcpStream::connect_timeout(&target, Duration::from_secs(1))
+            .map(|_| ())
+            .map_err(|e| format!("mqtt listener: {e}"))
+    });
+    let ingest_running = ingest.running();
+    let ingest_probe: ReadinessProbe = Arc::new(move || {
+        if ingest_running.load(std::sync::atomic::Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err("the ingest thread has stopped".into())
+        }
+    });
+    vec![
+        ("sqlite", sqlite_probe),
+        ("broker", broker_probe),
+        ("ingest", ingest_probe),
+    ]
 }
 
 /// Create the folder a database file lives in; an error names the config key.
