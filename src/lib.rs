@@ -1,5 +1,6 @@
 //! The `steward` hub: configuration, the wiring of broker -> ingest -> (QuestDB, rules)
-//! -> API into one process, and the demo estate. The binary in `main.rs` is a thin CLI.
+//! -> API into one process, and the demo estate. The binary is a thin CLI: `main.rs` parses
+//! the arguments, `cli/` holds one module per subcommand (not part of this library).
 
 mod alerts;
 pub mod config;

@@ -2,7 +2,7 @@
 //! `alarm`) to the ticket event arriving on the SSE alert stream, while the hub carries a
 //! steady background load of realistic telemetry from the other devices.
 //!
-//! `cargo run --release -p steward-tests --bin steward-alert-latency -- --background 10000`
+//! `cargo run --release -p steward-bench --bin steward-alert-latency -- --background 10000`
 
 use anyhow::{Context, Result};
 use clap::Parser;

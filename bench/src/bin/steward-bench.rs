@@ -3,7 +3,7 @@
 //! decoding) under the same load, Mosquitto with a subscriber when it is installed, and
 //! QuestDB alone taking the hub's rows (the ceiling storage sets on this machine).
 //!
-//! `cargo run --release -p steward-tests --bin steward-bench -- --messages 300000`
+//! `cargo run --release -p steward-bench --bin steward-bench -- --messages 300000`
 
 use anyhow::{Context, Result};
 use clap::Parser;

@@ -3,6 +3,8 @@
 //! of the default pack written as CEL, one core. CEL only evaluates the stateless
 //! predicate; hysteresis, durations, windows and silence would still have to be built
 //! around it, while the DSL figure includes all of that state.
+//!
+//! `cargo run --release -p steward-bench --bin cel-compare`
 
 use cel_interpreter::{Context, Program, Value as Cel};
 use std::collections::HashMap;

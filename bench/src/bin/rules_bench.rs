@@ -2,7 +2,7 @@
 //! decoded up front, then pushed through `Engine::on_decoded` (plus a tick per simulated
 //! second) and timed.
 //!
-//! `cargo run --release -p steward-rules --example rules_bench [compounds] [hours]`
+//! `cargo run --release -p steward-bench --bin rules_bench -- [compounds] [hours]`
 
 use std::sync::Arc;
 use std::time::Instant;

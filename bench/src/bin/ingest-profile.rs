@@ -2,7 +2,7 @@
 //! I/O: decode (topic + JSON + validation), + ILP encoding, + rules device state.
 //! Run plainly for ns/message, or under `valgrind --tool=callgrind` for instruction counts.
 //!
-//! `cargo run --release -p steward-tests --bin ingest-profile -- --messages 200000`
+//! `cargo run --release -p steward-bench --bin ingest-profile -- --messages 200000`
 
 use clap::Parser;
 use std::time::Instant;

@@ -1,7 +1,7 @@
 //! API latency: the history query (24 h of 1 Hz readings of one device, `SAMPLE BY 1m`)
 //! and the ticket list, each under concurrent requests, against a real hub and QuestDB.
 //!
-//! `cargo run --release -p steward-tests --bin steward-api-bench`
+//! `cargo run --release -p steward-bench --bin steward-api-bench`
 
 use anyhow::Result;
 use clap::Parser;

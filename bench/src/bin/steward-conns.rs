@@ -207,17 +207,7 @@ async fn main() -> Result<()> {
     let file = steward_tests::EstateFile::parse(&estate)?;
     let dir = tempfile::tempdir()?;
     std::fs::write(dir.path().join("estate.toml"), &estate)?;
-    let mut config = steward::HubConfig::default();
-    config.estate.file = Some(dir.path().join("estate.toml"));
-    config.estate.database = dir.path().join("steward.db");
-    config.rules.database = dir.path().join("tickets.db");
-    config.ingest.spool_dir = dir.path().join("spool");
-    config.questdb.managed.root = Some(dir.path().join("questdb"));
-    config.questdb.managed.max_heap = "1g".into();
-    config.broker.v4_listen = "127.0.0.1:0".parse()?;
-    config.broker.v5_listen = Some("127.0.0.1:0".parse()?);
-    config.api.listen = "127.0.0.1:0".parse()?;
-    config.api.admin_token = "conns-bench-admin-token".into();
+    let config = hub_config(dir.path())?;
     let hub = tokio::task::block_in_place(|| HubProcess::start(&config, dir.path()))?;
     let pid = hub.pid();
     let rss_idle = rss_kib(pid);
@@ -280,25 +270,7 @@ async fn main() -> Result<()> {
             .await
             .context("questdb address from the hub")?,
     )?;
-    let mut rows = 0;
-    let row_deadline = Instant::now() + Duration::from_secs(60);
-    while rows < stats.acked.load(Ordering::Relaxed) as i64 && Instant::now() < row_deadline {
-        rows = 0;
-        for t in [
-            "smoke_telemetry",
-            "pump_telemetry",
-            "lift_telemetry",
-            "gate_telemetry",
-        ] {
-            rows += q
-                .exec(&format!("SELECT count() FROM {t}"))
-                .await
-                .ok()
-                .and_then(|r| r.scalar_i64())
-                .unwrap_or(0);
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let rows = stored_rows(&q, &stats.acked).await;
     let connected = stats.connected.load(Ordering::Relaxed);
     println!("| figure | value |");
     println!("|---|---|");
@@ -339,6 +311,54 @@ async fn main() -> Result<()> {
         t.abort();
     }
     // What the rest of the hub made of the load: rules keeping up, tickets, broker log.
+    print_hub_metrics(&hub).await;
+    print_hub_warnings(&hub.log);
+    tokio::task::block_in_place(|| hub.terminate(Duration::from_secs(60)))?;
+    Ok(())
+}
+
+/// The hub's configuration for this run: everything under `dir`, ephemeral ports.
+fn hub_config(dir: &std::path::Path) -> Result<steward::HubConfig> {
+    let mut config = steward::HubConfig::default();
+    config.estate.file = Some(dir.join("estate.toml"));
+    config.estate.database = dir.join("steward.db");
+    config.rules.database = dir.join("tickets.db");
+    config.ingest.spool_dir = dir.join("spool");
+    config.questdb.managed.root = Some(dir.join("questdb"));
+    config.questdb.managed.max_heap = "1g".into();
+    config.broker.v4_listen = "127.0.0.1:0".parse()?;
+    config.broker.v5_listen = Some("127.0.0.1:0".parse()?);
+    config.api.listen = "127.0.0.1:0".parse()?;
+    config.api.admin_token = "conns-bench-admin-token".into();
+    Ok(config)
+}
+
+/// Telemetry rows in QuestDB, polled until they reach the acked count or a minute has
+/// passed.
+async fn stored_rows(q: &QuestDbClient, acked: &AtomicU64) -> i64 {
+    let mut rows = 0;
+    let row_deadline = Instant::now() + Duration::from_secs(60);
+    while rows < acked.load(Ordering::Relaxed) as i64 && Instant::now() < row_deadline {
+        rows = 0;
+        for t in [
+            "smoke_telemetry",
+            "pump_telemetry",
+            "lift_telemetry",
+            "gate_telemetry",
+        ] {
+            rows += q
+                .exec(&format!("SELECT count() FROM {t}"))
+                .await
+                .ok()
+                .and_then(|r| r.scalar_i64())
+                .unwrap_or(0);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    rows
+}
+
+async fn print_hub_metrics(hub: &HubProcess) {
     if let Ok(resp) = reqwest::get(format!("http://{}/metrics", hub.api_addr)).await {
         let text = resp.text().await.unwrap_or_default();
         for l in text.lines().filter(|l| {
@@ -354,9 +374,6 @@ async fn main() -> Result<()> {
             eprintln!("hub metric: {l}");
         }
     }
-    print_hub_warnings(&hub.log);
-    tokio::task::block_in_place(|| hub.terminate(Duration::from_secs(60)))?;
-    Ok(())
 }
 
 /// Dropped connections are the hub's doing or the client's: the hub's own warnings,
