@@ -14,23 +14,35 @@
 //! payloads or write telemetry.
 
 pub mod auth;
+mod config;
 mod dashboard;
+mod devices;
 mod error;
+mod estate;
+mod health;
 mod history;
+mod intake;
 mod live;
 mod metrics;
 pub mod openapi;
+mod params;
+mod rejects;
 mod reports;
 pub mod resident;
-mod routes;
+mod router;
+mod schema;
+mod state;
 mod tickets;
+mod tokens;
 
 pub use auth::{Principal, Scope};
+pub use config::ApiConfig;
 pub use error::ApiError;
+pub use intake::{PublicReportsConfig, ResidentIntake};
 pub use live::{in_scope, StreamFilter};
 pub use metrics::ApiMetrics;
-pub use resident::{PublicReportsConfig, ResidentIntake};
-pub use routes::{app, ApiConfig, AppState, ReadinessProbe};
+pub use router::app;
+pub use state::{AppState, ReadinessProbe};
 
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
