@@ -46,6 +46,7 @@ pub struct DeviceView {
     pub building: String,
     pub compound: String,
     /// Gateway the device publishes through; null when it connects itself.
+    #[schema(required = true)]
     pub gateway: Option<String>,
     pub id: String,
     #[schema(value_type = DeviceKindDoc)]
@@ -95,6 +96,7 @@ pub struct DeviceStateView {
     /// Null when nothing was heard from the device since the hub started.
     #[serde(serialize_with = "sorted")]
     #[schema(value_type = Option<DeviceStateDoc>)]
+    #[schema(required = true)]
     pub state: Option<DeviceState>,
 }
 
@@ -300,4 +302,67 @@ pub(crate) async fn rotate_secret(
     let id2 = id.clone();
     let secret = blocking(move || Ok(reg.rotate_secret(&id2)?)).await?;
     Ok(Json(SecretRotated { id, secret }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::sync::Arc;
+
+    fn device() -> DeviceInfo {
+        DeviceInfo {
+            id: Arc::from("lift-1"),
+            kind: DeviceKind::Lift,
+            vendor: "acme".into(),
+            building: "b-1".into(),
+            compound: Arc::from("cmp-1"),
+            location: "core A".into(),
+            gateway: None,
+            report_interval_s: 60,
+            retired: false,
+            station: "st-1".into(),
+            secret_hash: None,
+        }
+    }
+
+    /// The replies as they were built with `json!` before they were typed.
+    #[test]
+    fn replies_keep_their_bytes() {
+        let d = device();
+        let mut old = json!({
+            "id": &*d.id,
+            "kind": d.kind,
+            "vendor": d.vendor,
+            "building": d.building,
+            "compound": &*d.compound,
+            "station": d.station,
+            "location": d.location,
+            "gateway": d.gateway,
+            "report_interval_s": d.report_interval_s,
+            "retired": d.retired,
+        });
+        let mut view = DeviceView::from(&d);
+        let text = |v: &DeviceView| serde_json::to_string(v).unwrap();
+        assert_eq!(text(&view), old.to_string());
+        view.secret = Some("s3cret".into());
+        old["secret"] = json!("s3cret");
+        assert_eq!(text(&view), old.to_string());
+        let state = DeviceState {
+            device_id: "lift-1".into(),
+            last_reading_ms: Some(5),
+            last_seen_ms: Some(6),
+            status: Some("online"),
+            last_event: None,
+            values: Default::default(),
+        };
+        let typed = DeviceStateView {
+            device_id: "lift-1".into(),
+            liveness: Liveness::Online,
+            state: Some(state.clone()),
+        };
+        let old =
+            json!({"device_id": "lift-1", "liveness": Liveness::Online, "state": Some(state)});
+        assert_eq!(serde_json::to_string(&typed).unwrap(), old.to_string());
+    }
 }

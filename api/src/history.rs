@@ -519,6 +519,7 @@ pub(crate) async fn device_events(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn q(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs
@@ -561,6 +562,37 @@ mod tests {
             .starts_with("every:"));
         let auto = every(&q(&[]), w).unwrap();
         assert!(DAY_MS / auto.ms() <= AUTO_POINTS, "{auto}");
+    }
+
+    /// Points as they were built from the rows before they were typed.
+    #[test]
+    fn points_keep_their_bytes() {
+        let result: steward_ingest::questdb::QueryResult = serde_json::from_value(json!({
+            "columns": [
+                {"name": "ts_ms", "type": "LONG"}, {"name": "device_id", "type": "SYMBOL"},
+                {"name": "avg", "type": "DOUBLE"}, {"name": "min", "type": "DOUBLE"},
+                {"name": "max", "type": "DOUBLE"}, {"name": "count", "type": "LONG"},
+            ],
+            "dataset": [[1000, "pump-1", 1.5, null, 2.0, 3]],
+        }))
+        .unwrap();
+        let typed = series(&result);
+        let old =
+            json!({"pump-1": [{"ts_ms": 1000, "avg": 1.5, "min": null, "max": 2.0, "count": 3}]});
+        assert_eq!(serde_json::to_string(&typed).unwrap(), old.to_string());
+        let result: steward_ingest::questdb::QueryResult = serde_json::from_value(json!({
+            "columns": [
+                {"name": "ts_ms", "type": "LONG"}, {"name": "device_id", "type": "SYMBOL"},
+                {"name": "value", "type": "BOOLEAN"},
+            ],
+            "dataset": [[1000, "gate-1", true]],
+        }))
+        .unwrap();
+        let old = json!({"gate-1": [{"ts_ms": 1000, "value": true}]});
+        assert_eq!(
+            serde_json::to_string(&series(&result)).unwrap(),
+            old.to_string()
+        );
     }
 
     #[test]

@@ -25,9 +25,11 @@ pub struct Reject {
     pub detail: Value,
     /// Null when the payload did not name a known device id.
     #[schema(value_type = Option<String>)]
+    #[schema(required = true)]
     pub device_id: Value,
     /// The payload, possibly cut short.
     #[schema(value_type = Option<String>)]
+    #[schema(required = true)]
     pub payload: Value,
     /// Size of the payload as received.
     #[schema(value_type = i64)]

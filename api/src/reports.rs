@@ -21,9 +21,11 @@ pub struct StageFigures {
     /// Done late, or not done and past the target.
     pub breached: u32,
     /// Minutes from opening to the stage, over the tickets that reached it.
+    #[schema(required = true)]
     pub median_min: Option<f64>,
     /// Done within the target.
     pub met: u32,
+    #[schema(required = true)]
     pub p90_min: Option<f64>,
     /// Not done, target not passed yet.
     pub pending: u32,
@@ -282,6 +284,37 @@ pub(crate) async fn sla(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    /// The report as it was built with `json!` before it was typed.
+    #[test]
+    fn sla_report_keeps_its_bytes() {
+        let sla = SlaFigures {
+            tickets: 2,
+            acknowledge: StageFigures {
+                met: 1,
+                median_min: Some(3.5),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let rating = rate("st-1", "2026-11", &[]);
+        let old = json!({
+            "month": "2026-11",
+            "by": "station",
+            "rows": [{"id": "st-1", "rating": rating, "sla": sla}],
+        });
+        let typed = SlaReport {
+            by: "station",
+            month: "2026-11".into(),
+            rows: vec![Row {
+                id: "st-1".into(),
+                rating,
+                sla,
+            }],
+        };
+        assert_eq!(serde_json::to_string(&typed).unwrap(), old.to_string());
+    }
 
     #[test]
     fn nearest_rank_percentiles() {

@@ -96,7 +96,9 @@ pub enum TicketStateDoc {
 pub struct TokenScopeDoc {
     streets: Vec<String>,
     compounds: Vec<String>,
+    #[schema(required = true)]
     station: Option<String>,
+    #[schema(required = true)]
     vendor: Option<String>,
 }
 
@@ -121,11 +123,15 @@ pub struct CompoundDoc {
 pub struct DeviceStateDoc {
     device_id: String,
     /// Event time of the newest reading, ms since the epoch.
+    #[schema(required = true)]
     last_reading_ms: Option<i64>,
     /// Newest event time of anything (reading, event, status).
+    #[schema(required = true)]
     last_seen_ms: Option<i64>,
     /// `online` or `offline` as the device last said, if it did.
+    #[schema(required = true)]
     status: Option<String>,
+    #[schema(required = true)]
     last_event: Option<String>,
     /// Latest value of every metric ever reported: `{metric: [value, event time ms]}`.
     #[schema(value_type = Object)]
@@ -154,15 +160,24 @@ pub struct TicketDoc {
     occurrences: i64,
     /// Whether the rule's condition still holds.
     condition_active: bool,
+    #[schema(required = true)]
     cleared_ms: Option<i64>,
+    #[schema(required = true)]
     acknowledged_ms: Option<i64>,
+    #[schema(required = true)]
     dispatched_ms: Option<i64>,
+    #[schema(required = true)]
     on_site_ms: Option<i64>,
+    #[schema(required = true)]
     resolved_ms: Option<i64>,
+    #[schema(required = true)]
     closed_ms: Option<i64>,
+    #[schema(required = true)]
     cancelled_ms: Option<i64>,
     ack_due_ms: i64,
+    #[schema(required = true)]
     on_site_due_ms: Option<i64>,
+    #[schema(required = true)]
     resolve_due_ms: Option<i64>,
     ack_breached: bool,
     on_site_breached: bool,
@@ -171,6 +186,7 @@ pub struct TicketDoc {
     escalation_level: u32,
     reminders: i64,
     /// Previous ticket of the same device and rule resolved within 7 days before this one.
+    #[schema(required = true)]
     repeat_of: Option<i64>,
 }
 
@@ -184,7 +200,9 @@ pub struct AuditRecordDoc {
     actor: String,
     /// raised, transition, condition_cleared, sla_breach.
     action: String,
+    #[schema(required = true)]
     from_state: Option<TicketStateDoc>,
+    #[schema(required = true)]
     to_state: Option<TicketStateDoc>,
     note: String,
 }
@@ -206,16 +224,24 @@ pub struct RatingDoc {
     tickets: u32,
     cancelled: u32,
     /// Share acknowledged within SLA among tickets whose ack verdict is known.
+    #[schema(required = true)]
     ack_within_sla: Option<f64>,
+    #[schema(required = true)]
     on_site_within_sla: Option<f64>,
+    #[schema(required = true)]
     resolved_within_sla: Option<f64>,
+    #[schema(required = true)]
     mean_ack_min: Option<f64>,
+    #[schema(required = true)]
     mean_resolve_min: Option<f64>,
     /// Tickets that repeat a failure resolved within the 7 days before.
     repeat_failures: u32,
+    #[schema(required = true)]
     repeat_rate: Option<f64>,
     /// 0-100, see docs/rating.md; null when there is nothing to rate.
+    #[schema(required = true)]
     score: Option<f64>,
+    #[schema(required = true)]
     stars: Option<u8>,
 }
 
@@ -232,14 +258,24 @@ mod tests {
         serde_json::to_value(T::schema()).expect("schema as JSON")
     }
 
+    /// The properties of `T`'s schema, checked to be all required: the real types send
+    /// every field, null when empty.
     fn properties<T: utoipa::PartialSchema>() -> BTreeSet<String> {
         let s = schema_of::<T>();
-        s["properties"]
+        let props: BTreeSet<String> = s["properties"]
             .as_object()
             .unwrap_or_else(|| panic!("an object schema: {s}"))
             .keys()
             .cloned()
-            .collect()
+            .collect();
+        let required: BTreeSet<String> = s["required"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect();
+        assert_eq!(props, required, "every field is sent, so required: {s}");
+        props
     }
 
     fn keys(v: &impl Serialize) -> BTreeSet<String> {

@@ -32,11 +32,13 @@ pub struct CreateToken {
 
 /// A stored token, never its secret.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Token)]
 pub struct TokenView {
     pub created_ms: i64,
     pub id: i64,
     pub name: String,
     /// Null while the token works.
+    #[schema(required = true)]
     pub revoked_ms: Option<i64>,
     #[schema(value_type = RoleDoc)]
     pub role: Role,
@@ -60,6 +62,7 @@ impl From<TokenInfo> for TokenView {
 
 /// A token just created: the stored token and, this once, the token itself.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = IssuedToken)]
 pub struct IssuedTokenView {
     #[serde(flatten)]
     pub info: TokenView,
@@ -149,4 +152,42 @@ pub async fn revoke_token(
     let reg = s.registry.clone();
     let info = blocking(move || Ok(reg.revoke_token(id)?)).await?;
     Ok(Json(info.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The replies as they were built with `json!` before they were typed.
+    #[test]
+    fn replies_keep_their_bytes() {
+        let t = TokenInfo {
+            id: 7,
+            name: "north crew".into(),
+            role: Role::Crew,
+            scope: TokenScope {
+                station: Some("st-north".into()),
+                ..Default::default()
+            },
+            created_ms: 1,
+            revoked_ms: None,
+        };
+        let mut old = json!({
+            "id": t.id,
+            "name": t.name,
+            "role": t.role,
+            "scope": t.scope,
+            "created_ms": t.created_ms,
+            "revoked_ms": t.revoked_ms,
+        });
+        let view = TokenView::from(t);
+        assert_eq!(serde_json::to_string(&view).unwrap(), old.to_string());
+        old["token"] = json!("stw_x");
+        let issued = IssuedTokenView {
+            info: view,
+            token: "stw_x".into(),
+        };
+        assert_eq!(serde_json::to_string(&issued).unwrap(), old.to_string());
+    }
 }
