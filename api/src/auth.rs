@@ -1,29 +1,22 @@
 //! Who is calling: bearer tokens resolved to a [`Principal`] (role and scope over the
-//! estate), and the admin-only token endpoints.
+//! estate), and the extractors that demand one.
 //!
 //! A token comes in `Authorization: Bearer <token>` or, on the alert stream only (a
 //! browser's `EventSource` cannot set headers), in the `access_token` query parameter:
 //! tokens in URLs end up in logs and histories, so no other endpoint takes one there. The
 //! configured `api.admin_token` is an admin; every other token lives hashed in the registry.
 
-use crate::routes::{blocking, AppState};
-use crate::ApiError;
-use axum::extract::{FromRequestParts, Path, State};
+use crate::error::{blocking, ApiError};
+use crate::params::{Pairs, ACCESS_TOKEN_PARAM};
+use crate::state::AppState;
+use axum::extract::FromRequestParts;
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
-use std::collections::{BTreeSet, HashMap};
-use steward_estate::{DeviceInfo, Directory, NewToken, Role, TokenInfo, TokenScope};
+use std::collections::BTreeSet;
+use steward_estate::{DeviceInfo, Directory, Role, TokenInfo};
 use steward_rules::{Ticket, TicketScope};
 use subtle::ConstantTimeEq;
 use tracing::debug;
-use utoipa::ToSchema;
-
-/// Query parameter that may carry the token instead of the `Authorization` header.
-pub const ACCESS_TOKEN_PARAM: &str = "access_token";
 
 /// The estate a principal covers, resolved against the current directory so a compound
 /// added to a manager's street is covered at once.
@@ -239,136 +232,11 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-/// A token to create. Which scope fields apply depends on the role: manager `streets`
-/// and/or `compounds`; crew `station`; vendor `vendor`; admin none.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateToken {
-    /// Who holds it, e.g. `north crew tablet`.
-    pub name: String,
-    /// `admin`, `manager`, `crew` or `vendor`.
-    pub role: String,
-    #[serde(default)]
-    pub streets: Vec<String>,
-    #[serde(default)]
-    pub compounds: Vec<String>,
-    pub station: Option<String>,
-    pub vendor: Option<String>,
-}
-
-fn token_json(t: &TokenInfo) -> Value {
-    json!({
-        "id": t.id,
-        "name": t.name,
-        "role": t.role,
-        "scope": t.scope,
-        "created_ms": t.created_ms,
-        "revoked_ms": t.revoked_ms,
-    })
-}
-
-/// Create a token; the reply is the only time the token is shown.
-#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens",
-    request_body = CreateToken,
-    responses(
-        (status = 201, description = "the token (`token` is shown only here) and its id, role and scope"),
-        (status = 400, description = "invalid role or scope, naming the field"),
-        (status = 401, description = "no or invalid token"),
-        (status = 403, description = "not an admin"),
-    ),
-    security(("bearer" = [])))]
-pub async fn create_token(
-    Admin(_): Admin,
-    State(s): State<AppState>,
-    body: Result<Json<CreateToken>, axum::extract::rejection::JsonRejection>,
-) -> Result<Response, ApiError> {
-    let Json(b) =
-        body.map_err(|e| ApiError::BadRequest(format!("request body: {}", e.body_text())))?;
-    let role: Role = b.role.parse().map_err(|e: String| {
-        ApiError::BadRequest(format!("role: {}", e.chars().take(120).collect::<String>()))
-    })?;
-    let new = NewToken {
-        name: b.name,
-        role,
-        scope: TokenScope {
-            streets: b.streets,
-            compounds: b.compounds,
-            station: b.station,
-            vendor: b.vendor,
-        },
-    };
-    let reg = s.registry.clone();
-    let issued = blocking(move || Ok(reg.create_token(&new)?)).await?;
-    let mut out = token_json(&issued.info);
-    out["token"] = json!(issued.token);
-    Ok((StatusCode::CREATED, Json(out)).into_response())
-}
-
-/// Every token (revoked ones too), never their secrets.
-#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens",
-    responses((status = 200, description = "`{\"tokens\": [...]}`"), (status = 401), (status = 403)),
-    security(("bearer" = [])))]
-pub async fn list_tokens(
-    Admin(_): Admin,
-    State(s): State<AppState>,
-) -> Result<Json<Value>, ApiError> {
-    let reg = s.registry.clone();
-    let tokens = blocking(move || Ok(reg.tokens()?)).await?;
-    Ok(Json(
-        json!({ "tokens": tokens.iter().map(token_json).collect::<Vec<_>>() }),
-    ))
-}
-
-/// Revoke a token; it stops working with the next request.
-#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens",
-    params(("id" = i64, Path, description = "token id")),
-    responses((status = 200, description = "the revoked token"), (status = 400), (status = 401),
-        (status = 403), (status = 404)),
-    security(("bearer" = [])))]
-pub async fn revoke_token(
-    Admin(_): Admin,
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let id = id
-        .parse::<i64>()
-        .ok()
-        .filter(|i| *i > 0)
-        .ok_or_else(|| ApiError::BadRequest("id: expected a positive integer".into()))?;
-    let reg = s.registry.clone();
-    let info = blocking(move || Ok(reg.revoke_token(id)?)).await?;
-    Ok(Json(token_json(&info)))
-}
-
-/// Query parameters of a request as a multimap, for endpoints whose filters repeat.
-pub type Pairs = Vec<(String, String)>;
-
-/// Pairs into a map of the single-valued ones, refusing a parameter given twice unless it
-/// is one of `repeatable`.
-pub fn single_values(
-    pairs: &Pairs,
-    repeatable: &[&str],
-) -> Result<HashMap<String, String>, ApiError> {
-    let mut out = HashMap::new();
-    for (k, v) in pairs {
-        if repeatable.contains(&k.as_str()) {
-            continue;
-        }
-        if out.insert(k.clone(), v.clone()).is_some() && k != ACCESS_TOKEN_PARAM {
-            return Err(ApiError::BadRequest(format!(
-                "{}: given more than once",
-                k.chars().take(64).collect::<String>()
-            )));
-        }
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::Arc;
-    use steward_estate::{CompoundInfo, DeviceKind};
+    use steward_estate::{CompoundInfo, DeviceKind, TokenScope};
 
     fn dir() -> Directory {
         let mut d = Directory::default();

@@ -4,14 +4,18 @@
 //! token the user types in.
 
 use crate::auth::Principal;
-use crate::routes::AppState;
-use crate::ApiError;
+use crate::error::ApiError;
+use crate::schema::{DeviceKindDoc, LivenessDoc};
+use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde::Serialize;
+use steward_estate::DeviceKind;
+use steward_rules::Liveness;
+use utoipa::ToSchema;
 
 const INDEX_HTML: &str = include_str!("../assets/index.html");
 const APP_JS: &str = include_str!("../assets/app.js");
@@ -60,16 +64,34 @@ fn asset(file: &str) -> Response {
     r
 }
 
+/// One device in `GET /api/v1/liveness`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceLiveness {
+    pub compound: String,
+    pub id: String,
+    #[schema(value_type = DeviceKindDoc)]
+    pub kind: DeviceKind,
+    #[schema(value_type = LivenessDoc)]
+    pub liveness: Liveness,
+}
+
+/// Reply of `GET /api/v1/liveness`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LivenessList {
+    /// By id.
+    pub devices: Vec<DeviceLiveness>,
+}
+
 /// `GET /api/v1/liveness`: every active device's liveness in one call, so the estate page
 /// can count device status per compound without a request per device.
 #[utoipa::path(get, path = "/api/v1/liveness", tag = "devices",
-    responses((status = 200, description = "every visible device's liveness (online, offline, unknown)"),
+    responses((status = 200, description = "every visible device's liveness", body = LivenessList),
         (status = 401)),
     security(("bearer" = [])))]
-pub(crate) async fn liveness(p: Principal, State(s): State<AppState>) -> Json<Value> {
+pub(crate) async fn liveness(p: Principal, State(s): State<AppState>) -> Json<LivenessList> {
     let now = steward_estate::clock::now_ms();
     let dir = s.registry.directory();
-    let mut devices: Vec<Value> = dir
+    let mut devices: Vec<DeviceLiveness> = dir
         .devices
         .values()
         .filter(|d| !d.retired && p.can_see_device(d))
@@ -78,10 +100,15 @@ pub(crate) async fn liveness(p: Principal, State(s): State<AppState>) -> Json<Va
                 .states
                 .get(&d.id)
                 .map(|st| st.liveness(now, d.report_interval_s))
-                .unwrap_or(steward_rules::Liveness::Unknown);
-            json!({"id": &*d.id, "kind": d.kind, "compound": &*d.compound, "liveness": l})
+                .unwrap_or(Liveness::Unknown);
+            DeviceLiveness {
+                compound: d.compound.to_string(),
+                id: d.id.to_string(),
+                kind: d.kind,
+                liveness: l,
+            }
         })
         .collect();
-    devices.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
-    Json(json!({ "devices": devices }))
+    devices.sort_by(|a, b| a.id.cmp(&b.id));
+    Json(LivenessList { devices })
 }

@@ -1,8 +1,12 @@
+//! The one error type of the API, its JSON body, and the helpers that turn the failures of
+//! blocking work and of QuestDB into it.
+
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
 use tracing::error;
+use utoipa::ToSchema;
 
 /// Every error the API returns, with one body shape:
 /// `{"error": {"code": "...", "message": "..."}}`. Internal details are logged, not sent.
@@ -61,6 +65,22 @@ impl ApiError {
     }
 }
 
+/// Body of every error reply.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong: a stable `code` for programs, a `message` for people.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// bad_request, unauthorized, invalid_token, forbidden, out_of_scope, not_found,
+    /// conflict, rate_limited, internal, unavailable.
+    pub code: &'static str,
+    pub message: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.parts();
@@ -69,7 +89,12 @@ impl IntoResponse for ApiError {
         }
         let mut resp = (
             status,
-            Json(json!({"error": {"code": code, "message": self.to_string()}})),
+            Json(ErrorBody {
+                error: ErrorDetail {
+                    code,
+                    message: self.to_string(),
+                },
+            }),
         )
             .into_response();
         if status == StatusCode::UNAUTHORIZED {
@@ -118,4 +143,26 @@ impl From<steward_rules::RulesError> for ApiError {
             other => ApiError::Internal(other.to_string()),
         }
     }
+}
+
+/// Run registry or ticket-store work off the async runtime; a panicked task is a 500.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+}
+
+/// QuestDB failed: a 503 that says what kind of failure, without the query or its text.
+pub(crate) fn history_unavailable(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Unavailable(format!(
+        "history store unavailable: {}",
+        short(&e.to_string())
+    ))
+}
+
+/// The first clause of an error message (before any `:` detail).
+fn short(s: &str) -> &str {
+    s.split(':').next().unwrap_or(s)
 }

@@ -7,15 +7,19 @@
 //! is parsed into a number and one unit letter. Ranges and bucket counts are capped.
 
 use crate::auth::Principal;
-use crate::routes::{blocking, find_device, id_param, limit_param, params, short, AppState};
-use crate::ApiError;
+use crate::error::{blocking, history_unavailable, ApiError};
+use crate::params::{id_param, limit_param, params};
+use crate::schema::DeviceKindDoc;
+use crate::state::{find_device, AppState};
 use axum::extract::{Path, Query, State};
 use axum::Json;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use steward_estate::catalog::{self, MetricSpec, MetricType};
 use steward_estate::clock::now_ms;
 use steward_estate::DeviceKind;
+use utoipa::ToSchema;
 
 const DAY_MS: i64 = 86_400_000;
 /// Longest range one request may cover.
@@ -210,28 +214,113 @@ fn sampled_sql(table: &str, m: &MetricSpec, devices: &[&str], w: Window, e: Ever
     )
 }
 
-fn unavailable(e: steward_storage::StorageError) -> ApiError {
-    ApiError::Unavailable(format!(
-        "history store unavailable: {}",
-        short(&e.to_string())
-    ))
+/// One bucket of a series: avg/min/max/count for a numeric metric, `value` (the bucket's
+/// last) otherwise. Fields in alphabetical order, as the API has always sent them; a
+/// field the metric's type does not have is absent, one QuestDB left empty is null.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct Point {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<f64>)]
+    pub avg: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<i64>)]
+    pub count: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<f64>)]
+    pub max: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<f64>)]
+    pub min: Option<Value>,
+    /// Start of the bucket, ms since the epoch.
+    #[schema(value_type = i64)]
+    pub ts_ms: Value,
+    /// Bool, enum or text metrics: the last value in the bucket.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub value: Option<Value>,
 }
 
-/// Rows of a sampled query grouped by device: `{device: [{ts_ms, ...}]}`.
-fn series(result: &steward_storage::questdb::QueryResult) -> BTreeMap<String, Vec<Value>> {
+/// Reply of `GET /api/v1/devices/{id}/history`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceHistory {
+    pub device_id: String,
+    /// The bucket, e.g. `5m`.
+    pub every: String,
+    /// Start of the range, ms since the epoch.
+    pub from: i64,
+    #[schema(value_type = DeviceKindDoc)]
+    pub kind: DeviceKind,
+    pub metric: &'static str,
+    pub points: Vec<Point>,
+    /// End of the range (exclusive), ms since the epoch.
+    pub to: i64,
+    /// number, bool, enum or text.
+    #[serde(rename = "type")]
+    pub value_type: &'static str,
+}
+
+/// Reply of `GET /api/v1/compounds/{id}/history`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CompoundHistory {
+    pub compound: String,
+    /// The devices of the kind in the compound, by id (also those without data).
+    pub devices: Vec<String>,
+    pub every: String,
+    pub from: i64,
+    #[schema(value_type = DeviceKindDoc)]
+    pub kind: DeviceKind,
+    pub metric: &'static str,
+    /// Points per device id, only of devices with data in the range.
+    pub series: BTreeMap<String, Vec<Point>>,
+    pub to: i64,
+    /// number, bool, enum or text.
+    #[serde(rename = "type")]
+    pub value_type: &'static str,
+}
+
+/// One device event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceEvent {
+    /// The event's data as the device sent it (null when it was not JSON).
+    #[schema(value_type = Object)]
+    pub data: Value,
+    /// The event name.
+    #[schema(value_type = String)]
+    pub event: Value,
+    #[schema(value_type = i64)]
+    pub ts_ms: Value,
+}
+
+/// Reply of `GET /api/v1/devices/{id}/events`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceEvents {
+    pub device_id: String,
+    pub events: Vec<DeviceEvent>,
+    pub from: i64,
+    pub to: i64,
+}
+
+/// Rows of a sampled query grouped by device.
+fn series(result: &steward_storage::questdb::QueryResult) -> BTreeMap<String, Vec<Point>> {
     let names: Vec<&str> = result.columns.iter().map(|c| c.name.as_str()).collect();
-    let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let mut out: BTreeMap<String, Vec<Point>> = BTreeMap::new();
     for row in &result.dataset {
-        let mut point = serde_json::Map::new();
+        let mut point = Point::default();
         let mut device = String::new();
         for (n, v) in names.iter().zip(row) {
-            if *n == "device_id" {
-                device = v.as_str().unwrap_or_default().to_string();
-            } else {
-                point.insert((*n).to_string(), v.clone());
+            let v = v.clone();
+            match *n {
+                "device_id" => device = v.as_str().unwrap_or_default().to_string(),
+                "ts_ms" => point.ts_ms = v,
+                "avg" => point.avg = Some(v),
+                "min" => point.min = Some(v),
+                "max" => point.max = Some(v),
+                "count" => point.count = Some(v),
+                // `sampled_sql` selects no other column.
+                _ => point.value = Some(v),
             }
         }
-        out.entry(device).or_default().push(Value::Object(point));
+        out.entry(device).or_default().push(point);
     }
     out
 }
@@ -244,7 +333,8 @@ fn series(result: &steward_storage::questdb::QueryResult) -> BTreeMap<String, Ve
         ("to" = Option<String>, Query, description = "RFC 3339 or ms since epoch (default: now)"),
         ("every" = Option<String>, Query, description = "bucket: a number and s, m, h or d (e.g. 1m)"),
     ),
-    responses((status = 200, description = "buckets: avg/min/max/count for numbers, last value otherwise"),
+    responses((status = 200, description = "buckets: avg/min/max/count for numbers, last value otherwise",
+            body = DeviceHistory),
         (status = 400), (status = 401), (status = 403), (status = 404)),
     security(("bearer" = [])))]
 pub(crate) async fn device_history(
@@ -252,7 +342,7 @@ pub(crate) async fn device_history(
     State(s): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeviceHistory>, ApiError> {
     params(&q, &["metric", "from", "to", "every"])?;
     let d = find_device(&s, &id)?;
     principal.check(principal.can_see_device(&d), "device")?;
@@ -263,18 +353,18 @@ pub(crate) async fn device_history(
     let w = window(&q, now_ms())?;
     let e = every(&q, w)?;
     let sql = sampled_sql(d.kind.table(), m, &[&d.id], w, e);
-    let result = s.questdb.exec(&sql).await.map_err(unavailable)?;
+    let result = s.questdb.exec(&sql).await.map_err(history_unavailable)?;
     let points = series(&result).remove(&*d.id).unwrap_or_default();
-    Ok(Json(json!({
-        "device_id": &*d.id,
-        "kind": d.kind,
-        "metric": m.name,
-        "type": value_type(m),
-        "from": w.from_ms,
-        "to": w.to_ms,
-        "every": e.to_string(),
-        "points": points,
-    })))
+    Ok(Json(DeviceHistory {
+        device_id: d.id.to_string(),
+        every: e.to_string(),
+        from: w.from_ms,
+        kind: d.kind,
+        metric: m.name,
+        points,
+        to: w.to_ms,
+        value_type: value_type(m),
+    }))
 }
 
 /// `GET /api/v1/compounds/{id}/history?metric=&kind=&from=&to=&every=`: one series per
@@ -288,7 +378,8 @@ pub(crate) async fn device_history(
         ("to" = Option<String>, Query, description = "RFC 3339 or ms since epoch (default: now)"),
         ("every" = Option<String>, Query, description = "bucket: a number and s, m, h or d (e.g. 1m)"),
     ),
-    responses((status = 200, description = "one series per device of the kind in the compound"),
+    responses((status = 200, description = "one series per device of the kind in the compound",
+            body = CompoundHistory),
         (status = 400), (status = 401), (status = 403), (status = 404)),
     security(("bearer" = [])))]
 pub(crate) async fn compound_history(
@@ -296,7 +387,7 @@ pub(crate) async fn compound_history(
     State(s): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CompoundHistory>, ApiError> {
     params(&q, &["metric", "kind", "from", "to", "every"])?;
     id_param("id", &id)?;
     principal.check(principal.can_see_compound(&id), "compound")?;
@@ -352,19 +443,19 @@ pub(crate) async fn compound_history(
         BTreeMap::new()
     } else {
         let sql = sampled_sql(kind.table(), m, &devices, w, e);
-        series(&s.questdb.exec(&sql).await.map_err(unavailable)?)
+        series(&s.questdb.exec(&sql).await.map_err(history_unavailable)?)
     };
-    Ok(Json(json!({
-        "compound": id,
-        "kind": kind,
-        "metric": m.name,
-        "type": value_type(m),
-        "from": w.from_ms,
-        "to": w.to_ms,
-        "every": e.to_string(),
-        "devices": devices,
-        "series": series,
-    })))
+    Ok(Json(CompoundHistory {
+        compound: id,
+        devices: devices.into_iter().map(String::from).collect(),
+        every: e.to_string(),
+        from: w.from_ms,
+        kind,
+        metric: m.name,
+        series,
+        to: w.to_ms,
+        value_type: value_type(m),
+    }))
 }
 
 /// `GET /api/v1/devices/{id}/events?from=&to=&limit=`: newest first.
@@ -374,7 +465,7 @@ pub(crate) async fn compound_history(
         ("to" = Option<String>, Query, description = "RFC 3339 or ms since epoch"),
         ("limit" = Option<u32>, Query, description = "newest first, at most this many"),
     ),
-    responses((status = 200, description = "device events"),
+    responses((status = 200, description = "device events, newest first", body = DeviceEvents),
         (status = 400), (status = 401), (status = 403), (status = 404)),
     security(("bearer" = [])))]
 pub(crate) async fn device_events(
@@ -382,7 +473,7 @@ pub(crate) async fn device_events(
     State(s): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeviceEvents>, ApiError> {
     params(&q, &["from", "to", "limit"])?;
     let d = find_device(&s, &id)?;
     principal.check(principal.can_see_device(&d), "device")?;
@@ -397,8 +488,8 @@ pub(crate) async fn device_events(
         w.from_ms * 1000,
         w.to_ms * 1000,
     );
-    let result = s.questdb.exec(&sql).await.map_err(unavailable)?;
-    let events: Vec<Value> = result
+    let result = s.questdb.exec(&sql).await.map_err(history_unavailable)?;
+    let events: Vec<DeviceEvent> = result
         .dataset
         .iter()
         .map(|row| {
@@ -407,24 +498,25 @@ pub(crate) async fn device_events(
                 .and_then(|v| v.as_str())
                 .and_then(|t| serde_json::from_str::<Value>(t).ok())
                 .unwrap_or(Value::Null);
-            json!({
-                "ts_ms": row.first().cloned().unwrap_or(Value::Null),
-                "event": row.get(1).cloned().unwrap_or(Value::Null),
-                "data": data,
-            })
+            DeviceEvent {
+                data,
+                event: row.get(1).cloned().unwrap_or(Value::Null),
+                ts_ms: row.first().cloned().unwrap_or(Value::Null),
+            }
         })
         .collect();
-    Ok(Json(json!({
-        "device_id": &*d.id,
-        "from": w.from_ms,
-        "to": w.to_ms,
-        "events": events,
-    })))
+    Ok(Json(DeviceEvents {
+        device_id: d.id.to_string(),
+        events,
+        from: w.from_ms,
+        to: w.to_ms,
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn q(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs
@@ -467,6 +559,37 @@ mod tests {
             .starts_with("every:"));
         let auto = every(&q(&[]), w).unwrap();
         assert!(DAY_MS / auto.ms() <= AUTO_POINTS, "{auto}");
+    }
+
+    /// Points as they were built from the rows before they were typed.
+    #[test]
+    fn points_keep_their_bytes() {
+        let result: steward_storage::questdb::QueryResult = serde_json::from_value(json!({
+            "columns": [
+                {"name": "ts_ms", "type": "LONG"}, {"name": "device_id", "type": "SYMBOL"},
+                {"name": "avg", "type": "DOUBLE"}, {"name": "min", "type": "DOUBLE"},
+                {"name": "max", "type": "DOUBLE"}, {"name": "count", "type": "LONG"},
+            ],
+            "dataset": [[1000, "pump-1", 1.5, null, 2.0, 3]],
+        }))
+        .unwrap();
+        let typed = series(&result);
+        let old =
+            json!({"pump-1": [{"ts_ms": 1000, "avg": 1.5, "min": null, "max": 2.0, "count": 3}]});
+        assert_eq!(serde_json::to_string(&typed).unwrap(), old.to_string());
+        let result: steward_storage::questdb::QueryResult = serde_json::from_value(json!({
+            "columns": [
+                {"name": "ts_ms", "type": "LONG"}, {"name": "device_id", "type": "SYMBOL"},
+                {"name": "value", "type": "BOOLEAN"},
+            ],
+            "dataset": [[1000, "gate-1", true]],
+        }))
+        .unwrap();
+        let old = json!({"gate-1": [{"ts_ms": 1000, "value": true}]});
+        assert_eq!(
+            serde_json::to_string(&series(&result)).unwrap(),
+            old.to_string()
+        );
     }
 
     #[test]

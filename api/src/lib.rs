@@ -7,30 +7,51 @@
 //! readiness, and Prometheus metrics for every stage.
 //!
 //! Every `/api/v1` endpoint but the public report resolves the caller to a
-//! [`auth::Principal`] and restricts what it returns to the principal's scope.
+//! [`auth::Principal`] and restricts what it returns to the principal's scope. Every JSON
+//! reply is a typed struct with an OpenAPI schema, so `/api/openapi.json` describes what
+//! the handlers send; `tests/openapi.rs` fails when a route and the document disagree.
 //!
 //! The API reads the registry, the rules' device state and QuestDB, moves tickets through
 //! the rules' `TicketDesk` and manages tokens in the registry; it may not decode device
-//! payloads or write telemetry.
+//! payloads, write telemetry, or change a ticket other than through the desk.
+//!
+//! Layout, with imports pointing one way: `error`, `metrics`, `intake` and `schema`
+//! import nothing of the crate, `params` only the error type; `state` and `auth` build on
+//! them; one module per resource holds its handlers and reply types (`devices`, `estate`,
+//! `rejects`, `tickets`, `reports`, `resident`, `tokens`, `history`, `live`, `dashboard`,
+//! `health`); `openapi` lists the handlers and `router` maps paths to them.
+//! No module imports the router.
 
 pub mod auth;
+mod config;
 mod dashboard;
+mod devices;
 mod error;
+mod estate;
+mod health;
 mod history;
+mod intake;
 mod live;
 mod metrics;
 pub mod openapi;
+mod params;
+mod rejects;
 mod reports;
 pub mod resident;
-mod routes;
+mod router;
+mod schema;
+mod state;
 mod tickets;
+mod tokens;
 
 pub use auth::{Principal, Scope};
+pub use config::ApiConfig;
 pub use error::ApiError;
+pub use intake::{PublicReportsConfig, ResidentIntake};
 pub use live::{in_scope, StreamFilter};
 pub use metrics::ApiMetrics;
-pub use resident::{PublicReportsConfig, ResidentIntake};
-pub use routes::{app, ApiConfig, AppState, ReadinessProbe};
+pub use router::app;
+pub use state::{AppState, ReadinessProbe};
 
 use std::net::SocketAddr;
 use tokio::net::TcpListener;

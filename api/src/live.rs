@@ -9,8 +9,9 @@
 //! behind the live channel (`Lagged`) catches up from the log the same way.
 
 use crate::auth::Principal;
-use crate::routes::{params, AppState};
-use crate::ApiError;
+use crate::error::{blocking, ApiError};
+use crate::params::{params, ACCESS_TOKEN_PARAM};
+use crate::state::AppState;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -65,7 +66,7 @@ fn parse_request(
             "compound",
             "priority",
             "last_event_id",
-            "access_token",
+            ACCESS_TOKEN_PARAM,
         ],
     )?;
     let mut f = StreamFilter::default();
@@ -119,7 +120,8 @@ fn parse_request(
         ("priority" = Option<String>, Query, description = "only this priority (P1..P4)"),
         ("last_event_id" = Option<i64>, Query, description = "resume after this event id (or the Last-Event-ID header)"),
     ),
-    responses((status = 200, description = "text/event-stream of `event: ticket` with JSON data and a durable `id:`"),
+    responses((status = 200, description = "text/event-stream of `event: ticket` with JSON data and a durable `id:`",
+            body = String, content_type = "text/event-stream"),
         (status = 400), (status = 401), (status = 403)),
     security(("bearer" = []), ("access_token" = [])))]
 pub(crate) async fn alert_stream(
@@ -138,7 +140,7 @@ pub(crate) async fn alert_stream(
         // skipped. Read before subscribing, so what is logged in between is replayed.
         Some(l) => {
             let desk = s.tickets.clone();
-            let newest = crate::routes::blocking(move || Ok(desk.last_event_id()?)).await?;
+            let newest = blocking(move || Ok(desk.last_event_id()?)).await?;
             Some(l.min(newest))
         }
         None => None,

@@ -2,46 +2,52 @@
 //! and per compound, restricted to the caller's scope.
 
 use crate::auth::Principal;
-use crate::routes::{blocking, id_param, params, AppState};
-use crate::ApiError;
+use crate::error::{blocking, ApiError};
+use crate::params::{id_param, params};
+use crate::schema::{sorted, RatingDoc, Sorted};
+use crate::state::AppState;
 use axum::extract::{Query, State};
 use axum::Json;
 use serde::Serialize;
-use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
 use steward_estate::Role;
 use steward_rules::{month_range, rate, Rating, Ticket, TicketFilter, TicketState};
+use utoipa::ToSchema;
 
 /// Figures of one SLA stage (acknowledge, on site, resolve) over a month's tickets.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+/// Fields in alphabetical order, as the API has always sent them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, ToSchema)]
 pub struct StageFigures {
-    /// Done within the target.
-    pub met: u32,
     /// Done late, or not done and past the target.
     pub breached: u32,
+    /// Minutes from opening to the stage, over the tickets that reached it.
+    #[schema(required = true)]
+    pub median_min: Option<f64>,
+    /// Done within the target.
+    pub met: u32,
+    #[schema(required = true)]
+    pub p90_min: Option<f64>,
     /// Not done, target not passed yet.
     pub pending: u32,
-    /// Minutes from opening to the stage, over the tickets that reached it.
-    pub median_min: Option<f64>,
-    pub p90_min: Option<f64>,
 }
 
-/// SLA figures of a station or compound for a month.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+/// SLA figures of a station or compound for a month. Fields in alphabetical order, as
+/// the API has always sent them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, ToSchema)]
 pub struct SlaFigures {
-    pub tickets: u32,
-    pub cancelled: u32,
+    pub acknowledge: StageFigures,
     /// Still needing work.
     pub active: u32,
+    pub cancelled: u32,
+    /// Only tickets whose priority has an on-site target.
+    pub on_site: StageFigures,
     pub p1: u32,
     pub p2: u32,
     pub p3: u32,
-    pub acknowledge: StageFigures,
-    /// Only tickets whose priority has an on-site target.
-    pub on_site: StageFigures,
     /// Only tickets whose priority has a resolve target for met/breached; times over every
     /// resolved ticket.
     pub resolve: StageFigures,
+    pub tickets: u32,
 }
 
 /// Nearest-rank percentile of sorted values.
@@ -132,14 +138,15 @@ fn month_param(q: &HashMap<String, String>) -> Result<(String, i64, i64), ApiErr
         ("of" = String, Query, description = "a station or compound id (in scope)"),
         ("month" = String, Query, description = "YYYY-MM (UTC)"),
     ),
-    responses((status = 200, description = "SLA shares, means, repeat rate, score and stars"),
+    responses((status = 200, description = "SLA shares, means, repeat rate, score and stars",
+            body = RatingDoc),
         (status = 400), (status = 401), (status = 403)),
     security(("bearer" = [])))]
 pub(crate) async fn rating(
     who: Principal,
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Sorted<Rating>>, ApiError> {
     who.require(&[Role::Manager, Role::Crew])?;
     params(&q, &["of", "month"])?;
     let of = q
@@ -154,15 +161,28 @@ pub(crate) async fn rating(
     )?;
     let desk = s.tickets.clone();
     let r = blocking(move || Ok(desk.store().rating(&of, &month)?)).await?;
-    Ok(Json(json!(r)))
+    Ok(Json(Sorted(r)))
 }
 
-/// One row of the SLA report.
-#[derive(Debug, Serialize)]
-struct Row {
-    id: String,
-    rating: Rating,
-    sla: SlaFigures,
+/// One row of the SLA report: a station or compound.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SlaRow)]
+pub struct Row {
+    pub id: String,
+    #[serde(serialize_with = "sorted")]
+    #[schema(value_type = RatingDoc)]
+    pub rating: Rating,
+    pub sla: SlaFigures,
+}
+
+/// Reply of `GET /api/v1/reports/sla`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SlaReport {
+    /// `station` or `compound`.
+    pub by: &'static str,
+    /// `YYYY-MM`.
+    pub month: String,
+    pub rows: Vec<Row>,
 }
 
 /// SLA figures and the star rating per station or per compound for a month (admin;
@@ -174,14 +194,14 @@ struct Row {
         ("by" = Option<String>, Query, description = "station (default) or compound"),
         ("id" = Option<String>, Query, description = "only this station or compound (in scope)"),
     ),
-    responses((status = 200, description = "`{\"month\", \"by\", \"rows\": [{\"id\", \"rating\", \"sla\"}]}`"),
+    responses((status = 200, description = "a row per station or compound, by id", body = SlaReport),
         (status = 400), (status = 401), (status = 403)),
     security(("bearer" = [])))]
 pub(crate) async fn sla(
     who: Principal,
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SlaReport>, ApiError> {
     who.require(&[Role::Manager, Role::Crew])?;
     params(&q, &["month", "by", "id"])?;
     let (month, from, to) = month_param(&q)?;
@@ -254,16 +274,47 @@ pub(crate) async fn sla(
             }
         })
         .collect();
-    Ok(Json(json!({
-        "month": month,
-        "by": if by_station { "station" } else { "compound" },
-        "rows": rows,
-    })))
+    Ok(Json(SlaReport {
+        by: if by_station { "station" } else { "compound" },
+        month,
+        rows,
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    /// The report as it was built with `json!` before it was typed.
+    #[test]
+    fn sla_report_keeps_its_bytes() {
+        let sla = SlaFigures {
+            tickets: 2,
+            acknowledge: StageFigures {
+                met: 1,
+                median_min: Some(3.5),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let rating = rate("st-1", "2026-11", &[]);
+        let old = json!({
+            "month": "2026-11",
+            "by": "station",
+            "rows": [{"id": "st-1", "rating": rating, "sla": sla}],
+        });
+        let typed = SlaReport {
+            by: "station",
+            month: "2026-11".into(),
+            rows: vec![Row {
+                id: "st-1".into(),
+                rating,
+                sla,
+            }],
+        };
+        assert_eq!(serde_json::to_string(&typed).unwrap(), old.to_string());
+    }
 
     #[test]
     fn nearest_rank_percentiles() {

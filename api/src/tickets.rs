@@ -1,18 +1,19 @@
 //! Tickets over HTTP: filtered lists (JSON and CSV), one ticket with its audit trail, and
 //! lifecycle moves, all restricted to the caller's scope.
 
-use crate::auth::{single_values, Pairs, Principal};
-use crate::routes::{blocking, id_param, params, AppState};
-use crate::ApiError;
+use crate::auth::Principal;
+use crate::error::{blocking, ApiError};
+use crate::params::{id_param, params, single_values, Pairs};
+use crate::schema::{sorted, Sorted, TicketDetailDoc, TicketDoc};
+use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use steward_estate::Role;
-use steward_rules::{Priority, Ticket, TicketFilter, TicketState};
+use steward_rules::{Priority, Ticket, TicketDetail, TicketFilter, TicketState};
 use utoipa::ToSchema;
 
 const LIST_PARAMS: [&str; 12] = [
@@ -77,6 +78,14 @@ fn bounded(q: &HashMap<String, String>, name: &str, max: u32) -> Result<Option<u
             ))),
         })
         .transpose()
+}
+
+/// Reply of `GET /api/v1/tickets` (JSON).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TicketList {
+    #[serde(serialize_with = "sorted")]
+    #[schema(value_type = Vec<TicketDoc>)]
+    pub tickets: Vec<Ticket>,
 }
 
 /// Output format of a ticket list.
@@ -185,7 +194,8 @@ async fn run(s: &AppState, f: TicketFilter) -> Result<Vec<Ticket>, ApiError> {
         ("offset" = Option<u32>, Query, description = "skip this many"),
         ("format" = Option<String>, Query, description = "json (default) or csv"),
     ),
-    responses((status = 200, description = "`{\"tickets\": [...]}`, or CSV with format=csv"),
+    responses((status = 200, description = "the tickets, newest first; CSV with format=csv",
+            content((TicketList = "application/json"), (String = "text/csv"))),
         (status = 400, description = "names the bad parameter"), (status = 401),
         (status = 403, description = "role may not list tickets, or station/compound outside scope")),
     security(("bearer" = [])))]
@@ -197,7 +207,7 @@ pub(crate) async fn list_tickets(
     let (f, format) = filter(&who, &pairs, false)?;
     let tickets = run(&s, f).await?;
     match format {
-        Format::Json => Ok(Json(json!({ "tickets": tickets })).into_response()),
+        Format::Json => Ok(Json(TicketList { tickets }).into_response()),
         Format::Csv => csv_response(&tickets),
     }
 }
@@ -214,7 +224,8 @@ pub(crate) async fn list_tickets(
         ("limit" = Option<u32>, Query, description = "1 to 100000 (default 10000)"),
         ("offset" = Option<u32>, Query, description = "skip this many"),
     ),
-    responses((status = 200, description = "text/csv, one row per ticket", content_type = "text/csv"),
+    responses((status = 200, description = "text/csv, one row per ticket", body = String,
+            content_type = "text/csv"),
         (status = 400), (status = 401), (status = 403)),
     security(("bearer" = [])))]
 pub(crate) async fn tickets_csv(
@@ -325,7 +336,7 @@ fn csv_response(tickets: &[Ticket]) -> Result<Response, ApiError> {
 /// A ticket with its audit trail (scoped as the list).
 #[utoipa::path(get, path = "/api/v1/tickets/{id}", tag = "tickets",
     params(("id" = i64, Path, description = "ticket id")),
-    responses((status = 200, description = "`{\"ticket\": {...}, \"audit\": [...]}`"),
+    responses((status = 200, description = "the ticket and its audit trail", body = TicketDetailDoc),
         (status = 400), (status = 401), (status = 403, description = "outside the token's scope"),
         (status = 404)),
     security(("bearer" = [])))]
@@ -333,13 +344,13 @@ pub(crate) async fn get_ticket(
     who: Principal,
     State(s): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Sorted<TicketDetail>>, ApiError> {
     who.require(&[Role::Manager, Role::Crew])?;
     let id = ticket_id(&id)?;
     let desk = s.tickets.clone();
     let detail = blocking(move || Ok(desk.store().get(id)?)).await?;
     who.check(who.can_see_ticket(&detail.ticket), &format!("ticket {id}"))?;
-    Ok(Json(json!(detail)))
+    Ok(Json(Sorted(detail)))
 }
 
 /// A move along the ticket lifecycle.
@@ -362,7 +373,8 @@ pub struct TransitionBody {
 #[utoipa::path(post, path = "/api/v1/tickets/{id}/transition", tag = "tickets",
     params(("id" = i64, Path, description = "ticket id")),
     request_body = TransitionBody,
-    responses((status = 200, description = "the ticket after the move"), (status = 400),
+    responses((status = 200, description = "the ticket after the move", body = TicketDoc),
+        (status = 400),
         (status = 401), (status = 403), (status = 404),
         (status = 409, description = "illegal transition")),
     security(("bearer" = [])))]
@@ -371,7 +383,7 @@ pub(crate) async fn transition_ticket(
     State(s): State<AppState>,
     Path(id): Path<String>,
     body: Result<Json<TransitionBody>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Sorted<Ticket>>, ApiError> {
     who.require(&[Role::Crew])?;
     let id = ticket_id(&id)?;
     let Json(b) =
@@ -429,7 +441,7 @@ pub(crate) async fn transition_ticket(
         Ok(desk.transition(id, to, &actor, &note)?)
     })
     .await?;
-    Ok(Json(json!(ticket)))
+    Ok(Json(Sorted(ticket)))
 }
 
 #[cfg(test)]

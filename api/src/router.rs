@@ -1,0 +1,88 @@
+//! Every path the hub serves, mapped to its handler, with the latency middleware. Nothing
+//! in the crate imports this module but the crate root: handlers know their state, never
+//! the router.
+
+use crate::error::ApiError;
+use crate::metrics::RequestLabels;
+use crate::state::AppState;
+use crate::{
+    dashboard, devices, estate, health, history, live, openapi, rejects, reports, resident,
+    tickets, tokens,
+};
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::{delete, get, post};
+use axum::Router;
+
+/// The API, the dashboard, health and metrics, the OpenAPI document; every other path is
+/// a JSON 404.
+pub fn app(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/compounds", get(estate::list_compounds))
+        .route(
+            "/devices",
+            get(devices::list_devices).post(devices::upsert_device),
+        )
+        .route(
+            "/devices/{id}",
+            get(devices::get_device).delete(devices::retire_device),
+        )
+        .route("/devices/{id}/state", get(devices::device_state))
+        .route("/devices/{id}/rotate-secret", post(devices::rotate_secret))
+        .route("/rejects", get(rejects::list_rejects))
+        .route("/tickets", get(tickets::list_tickets))
+        .route("/tickets.csv", get(tickets::tickets_csv))
+        .route("/tickets/{id}", get(tickets::get_ticket))
+        .route("/tickets/{id}/transition", post(tickets::transition_ticket))
+        .route("/reports/rating", get(reports::rating))
+        .route("/reports/sla", get(reports::sla))
+        .route(
+            "/tokens",
+            get(tokens::list_tokens).post(tokens::create_token),
+        )
+        .route("/tokens/{id}", delete(tokens::revoke_token))
+        .route("/public/reports", post(resident::create_report))
+        .route("/alerts/stream", get(live::alert_stream))
+        .route("/devices/{id}/history", get(history::device_history))
+        .route("/devices/{id}/events", get(history::device_events))
+        .route("/compounds/{id}/history", get(history::compound_history))
+        .route("/liveness", get(dashboard::liveness));
+    Router::new()
+        .merge(dashboard::routes())
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/api/openapi.json", get(openapi::openapi_json))
+        .route("/api/docs", get(openapi::docs_page))
+        .nest("/api/v1", api)
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            record_latency,
+        ))
+        .with_state(state)
+}
+
+async fn record_latency(
+    State(s): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().as_str().to_string();
+    let start = std::time::Instant::now();
+    let resp = next.run(req).await;
+    s.api_metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            method,
+            route,
+            status: resp.status().as_u16(),
+        })
+        .observe(start.elapsed().as_secs_f64());
+    resp
+}
