@@ -50,7 +50,7 @@ struct Env {
 }
 
 async fn env() -> Result<Env> {
-    env_with(TEST_ESTATE).await
+    env_with(&TEST_ESTATE).await
 }
 
 async fn env_with(estate: &str) -> Result<Env> {
@@ -527,7 +527,7 @@ async fn a_burst_above_capacity_keeps_memory_bounded_and_loses_nothing_silently(
 async fn sigkill_with_managed_questdb_restarts_on_the_same_root() -> Result<()> {
     steward_tests::init_logging();
     let dir = tempfile::tempdir()?;
-    std::fs::write(dir.path().join("estate.toml"), TEST_ESTATE)?;
+    std::fs::write(dir.path().join("estate.toml"), TEST_ESTATE.as_str())?;
     let mut config = HubConfig::default();
     config.estate.file = Some(dir.path().join("estate.toml"));
     config.estate.database = dir.path().join("steward.db");
