@@ -30,7 +30,7 @@ fn default_pack_files(dir: &std::path::Path) -> (std::path::PathBuf, std::path::
 }
 
 fn wait_until(what: &str, f: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while !f() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(10));
@@ -109,7 +109,7 @@ fn service_raises_commands_escalates_reloads_and_persists() {
     // The store records the escalation before the event goes out: wait for the event
     // itself rather than assume it is already in the channel.
     let mut kinds = Vec::new();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while std::time::Instant::now() < deadline {
         match rx.try_recv() {
             Ok(e) => kinds.push(e.kind),

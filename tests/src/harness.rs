@@ -100,6 +100,23 @@ impl HubSandbox {
         }
     }
 
+    /// The value of the sample `series` (name with labels, as `/metrics` prints it, e.g.
+    /// `steward_broker_connect_auth_total{result="retired"}`), if it is there.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = self
+            .http()
+            .get(self.api("/metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
     pub fn http(&self) -> reqwest::Client {
         reqwest::Client::new()
     }
