@@ -65,14 +65,16 @@ impl Device {
     }
 }
 
+/// (id, name, Some((property company, station)) when a company runs it)
+type Compound = (String, String, Option<(String, String)>);
+
 /// An estate under construction; [`Estate::toml`] renders it.
 #[derive(Debug, Clone)]
 pub struct Estate {
     stations: Vec<(String, String)>,
     street: (String, String),
     community: (String, String),
-    /// (id, name, Some((property company, station)))
-    compounds: Vec<(String, String, Option<(String, String)>)>,
+    compounds: Vec<Compound>,
     buildings: Vec<(String, String, String)>,
     /// (id, vendor, compound, secret)
     gateways: Vec<(String, String, String, String)>,

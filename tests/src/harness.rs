@@ -139,6 +139,23 @@ impl HubSandbox {
     }
 }
 
+/// Run one named step of a long scenario: an error from it carries the step's name, and
+/// a panic in it (a failed assertion) is followed by "step failed: NAME" on stderr.
+pub async fn step<T>(name: &str, run: impl Future<Output = Result<T>>) -> Result<T> {
+    struct Named<'a>(&'a str);
+    impl Drop for Named<'_> {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                eprintln!("step failed: {}", self.0);
+            }
+        }
+    }
+    let named = Named(name);
+    let out = run.await.with_context(|| format!("step failed: {name}"));
+    drop(named);
+    out
+}
+
 /// Poll `check` until it returns true or `timeout` passes; returns whether it did.
 pub async fn wait_until<F, Fut>(timeout: Duration, mut check: F) -> bool
 where
