@@ -149,10 +149,16 @@ async fn fleet_publishes_contract_and_last_will() {
     assert_eq!(report.errors, 0, "{report:?}");
     assert_eq!(report.acked, report.published, "{report:?}");
 
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Everything the broker acknowledged is on its way to the observer, plus lift-1's
+    // last will: read until that much has arrived (or a generous deadline passes, and the
+    // assertions below say what is missing).
     let mut seen: Vec<(String, Vec<u8>, bool)> = Vec::new();
-    while let Ok(m) = rx.try_recv() {
-        seen.push(m);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while (seen.len() as u64) < report.acked + 1 {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(m)) => seen.push(m),
+            _ => break,
+        }
     }
     let on = |topic: &'static str| seen.iter().filter(move |(t, _, _)| t == topic);
     let texts = |topic: &'static str| {

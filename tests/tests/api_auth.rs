@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use steward_tests::{HubSandbox, TEST_ESTATE};
+use steward_tests::{step, HubSandbox, TEST_ESTATE};
 
 /// One HTTP call: status, JSON body (Null when not JSON) and headers.
 async fn call(
@@ -117,35 +117,71 @@ async fn sandbox() -> anyhow::Result<HubSandbox> {
     .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_endpoint_answers_401_403_or_serves_by_role_and_scope() -> anyhow::Result<()> {
-    let sb = sandbox().await?;
+/// The tokens and tickets the role-and-scope steps share: one token per role, a
+/// manager of cmp-1 and one of the whole street, and a resident-report ticket for each
+/// station (cmp-1 is served by st-north, the street's fall-back; cmp-2 by st-acme).
+struct Cast {
+    admin: String,
+    manager: String,
+    street_manager: String,
+    crew_id: i64,
+    crew: String,
+    vendor: String,
+    north_ticket: i64,
+    acme_ticket: i64,
+    month: String,
+}
+
+async fn cast(sb: &HubSandbox) -> anyhow::Result<Cast> {
     let admin = sb.hub.admin_token.clone();
     let (_, manager) = token(
-        &sb,
+        sb,
         json!({"name": "elm manager", "role": "manager", "compounds": ["cmp-1"]}),
     )
     .await?;
     let (_, street_manager) = token(
-        &sb,
+        sb,
         json!({"name": "street manager", "role": "manager", "streets": ["street-1"]}),
     )
     .await?;
     let (crew_id, crew) = token(
-        &sb,
+        sb,
         json!({"name": "north tablet", "role": "crew", "station": "st-north"}),
     )
     .await?;
     let (_, vendor) = token(
-        &sb,
+        sb,
         json!({"name": "firesafe", "role": "vendor", "vendor": "firesafe"}),
     )
     .await?;
-    // cmp-1 is served by st-north (street fall-back), cmp-2 by st-acme.
-    let north_ticket = report(&sb, "cmp-1", "lift", "lift stuck on 3").await?;
-    let acme_ticket = report(&sb, "cmp-2", "gate", "gate does not close").await?;
+    let north_ticket = report(sb, "cmp-1", "lift", "lift stuck on 3").await?;
+    let acme_ticket = report(sb, "cmp-2", "gate", "gate does not close").await?;
     let month = this_month();
 
+    Ok(Cast {
+        admin,
+        manager,
+        street_manager,
+        crew_id,
+        crew,
+        vendor,
+        north_ticket,
+        acme_ticket,
+        month,
+    })
+}
+
+/// Every endpoint without a token, with an unknown one, and as each role.
+async fn every_endpoint_by_role(sb: &HubSandbox, c: &Cast) -> anyhow::Result<()> {
+    let Cast {
+        admin,
+        manager,
+        crew,
+        vendor,
+        north_ticket,
+        month,
+        ..
+    } = c;
     // (method, path, body, expected status for admin, manager, crew, vendor). The
     // transition rows run in this order so forbidden calls come before the state moves.
     let ok = StatusCode::OK;
@@ -240,7 +276,7 @@ async fn every_endpoint_answers_401_403_or_serves_by_role_and_scope() -> anyhow:
         ("vendor", vendor.as_str()),
     ];
     for (method, path, body, want) in &rows {
-        let (s, b, h) = call(&sb, method.clone(), path, None, body.clone()).await?;
+        let (s, b, h) = call(sb, method.clone(), path, None, body.clone()).await?;
         assert_eq!(
             s,
             StatusCode::UNAUTHORIZED,
@@ -252,7 +288,7 @@ async fn every_endpoint_answers_401_403_or_serves_by_role_and_scope() -> anyhow:
             Some("Bearer")
         );
         let (s, b, _) = call(
-            &sb,
+            sb,
             method.clone(),
             path,
             Some("stw_00000000000000000000000000000000000000000000000000"),
@@ -262,13 +298,29 @@ async fn every_endpoint_answers_401_403_or_serves_by_role_and_scope() -> anyhow:
         assert_eq!(s, StatusCode::UNAUTHORIZED, "{method} {path} unknown token");
         assert_eq!(b["error"]["code"], json!("invalid_token"), "{path}");
         for ((role, tok), want) in roles.iter().zip(want) {
-            let (s, b, _) = call(&sb, method.clone(), path, Some(tok), body.clone()).await?;
+            let (s, b, _) = call(sb, method.clone(), path, Some(tok), body.clone()).await?;
             assert_eq!(s, *want, "{method} {path} as {role}: {b}");
             if s == StatusCode::FORBIDDEN {
                 assert_eq!(b["error"]["code"], json!("forbidden"), "{path} as {role}");
             }
         }
     }
+    Ok(())
+}
+
+/// Transitions: crews move their station's tickets; managers and vendors read only.
+async fn crews_move_only_their_stations_tickets(sb: &HubSandbox, c: &Cast) -> anyhow::Result<()> {
+    let Cast {
+        admin,
+        manager,
+        crew,
+        vendor,
+        north_ticket,
+        acme_ticket,
+        ..
+    } = c;
+    let ok = StatusCode::OK;
+    let no = StatusCode::FORBIDDEN;
     // Transitions: crews move their station's tickets; managers and vendors read only.
     let path = format!("/api/v1/tickets/{north_ticket}/transition");
     for (tok, to, want) in [
@@ -278,7 +330,7 @@ async fn every_endpoint_answers_401_403_or_serves_by_role_and_scope() -> anyhow:
         (&admin, "on_hold", ok),
     ] {
         let (s, b, _) = call(
-            &sb,
+            sb,
             Method::POST,
             &path,
             Some(tok),
@@ -287,7 +339,7 @@ async fn every_endpoint_answers_401_403_or_serves_by_role_and_scope() -> anyhow:
         .await?;
         assert_eq!(s, want, "{to}: {b}");
     }
-    let (_, detail) = get(&sb, &format!("/api/v1/tickets/{north_ticket}"), &admin).await?;
+    let (_, detail) = get(sb, &format!("/api/v1/tickets/{north_ticket}"), admin).await?;
     assert!(
         detail["audit"]
             .as_array()
@@ -296,28 +348,37 @@ async fn every_endpoint_answers_401_403_or_serves_by_role_and_scope() -> anyhow:
     );
 
     // Scope: crew of st-north cannot read or move st-acme's ticket.
-    let (s, b) = get(&sb, &format!("/api/v1/tickets/{acme_ticket}"), &crew).await?;
+    let (s, b) = get(sb, &format!("/api/v1/tickets/{acme_ticket}"), crew).await?;
     assert_eq!(s, no);
     assert_eq!(b["error"]["code"], json!("out_of_scope"));
     let (s, b, _) = call(
-        &sb,
+        sb,
         Method::POST,
         &format!("/api/v1/tickets/{acme_ticket}/transition"),
-        Some(&crew),
+        Some(crew),
         Some(json!({"to": "acknowledged", "actor": "kim"})),
     )
     .await?;
     assert_eq!((s, &b["error"]["code"]), (no, &json!("out_of_scope")));
-    let (_, t) = get(&sb, &format!("/api/v1/tickets/{acme_ticket}"), &admin).await?;
+    let (_, t) = get(sb, &format!("/api/v1/tickets/{acme_ticket}"), admin).await?;
     assert_eq!(
         t["ticket"]["state"],
         json!("open"),
         "refused move changed nothing"
     );
-    let (_, b) = get(&sb, "/api/v1/tickets", &crew).await?;
+    let (_, b) = get(sb, "/api/v1/tickets", crew).await?;
     assert_eq!(ids(&b, "tickets", "id"), set(&[&north_ticket.to_string()]));
-    let (s, _) = get(&sb, "/api/v1/tickets?station=st-acme", &crew).await?;
+    let (s, _) = get(sb, "/api/v1/tickets?station=st-acme", crew).await?;
     assert_eq!(s, no);
+    Ok(())
+}
+
+/// A query token is for the alert stream only.
+async fn a_query_token_opens_only_the_alert_stream(
+    sb: &HubSandbox,
+    c: &Cast,
+) -> anyhow::Result<()> {
+    let Cast { crew, .. } = c;
     // A query token is for the alert stream only (EventSource cannot set headers): there
     // it authenticates (the bad filter is then a 400, not a 401); elsewhere it is not read.
     let r = sb
@@ -335,12 +396,19 @@ async fn every_endpoint_answers_401_403_or_serves_by_role_and_scope() -> anyhow:
         .await?;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 
+    Ok(())
+}
+
+/// Scope: a vendor touches only its own devices.
+async fn a_vendor_touches_only_its_own_devices(sb: &HubSandbox, c: &Cast) -> anyhow::Result<()> {
+    let Cast { vendor, .. } = c;
+    let no = StatusCode::FORBIDDEN;
     // Scope: vendor firesafe cannot touch aquaflow's pump, nor take it over.
     let (s, b, _) = call(
-        &sb,
+        sb,
         Method::POST,
         "/api/v1/devices/pump-1/rotate-secret",
-        Some(&vendor),
+        Some(vendor),
         None,
     )
     .await?;
@@ -350,64 +418,95 @@ async fn every_endpoint_answers_401_403_or_serves_by_role_and_scope() -> anyhow:
         json!({"id": "smoke-7", "kind": "smoke", "vendor": "aquaflow", "building": "b-1"}),
     ] {
         let (s, b, _) = call(
-            &sb,
+            sb,
             Method::POST,
             "/api/v1/devices",
-            Some(&vendor),
+            Some(vendor),
             Some(body),
         )
         .await?;
         assert_eq!((s, &b["error"]["code"]), (no, &json!("out_of_scope")));
     }
     let (s, b, _) = call(
-        &sb,
+        sb,
         Method::DELETE,
         "/api/v1/devices/pump-1",
-        Some(&vendor),
+        Some(vendor),
         None,
     )
     .await?;
     assert_eq!((s, &b["error"]["code"]), (no, &json!("out_of_scope")));
-    let (_, b) = get(&sb, "/api/v1/devices", &vendor).await?;
+    let (_, b) = get(sb, "/api/v1/devices", vendor).await?;
     assert_eq!(ids(&b, "devices", "id"), set(&["smoke-1", "smoke-2"]));
-    let (s, _) = get(&sb, "/api/v1/rejects?device_id=pump-1", &vendor).await?;
+    let (s, _) = get(sb, "/api/v1/rejects?device_id=pump-1", vendor).await?;
     assert_eq!(s, no);
 
+    Ok(())
+}
+
+/// Scope: a manager sees only the compounds it manages.
+async fn a_manager_sees_only_its_compounds(sb: &HubSandbox, c: &Cast) -> anyhow::Result<()> {
+    let Cast {
+        manager,
+        street_manager,
+        north_ticket,
+        acme_ticket,
+        month,
+        ..
+    } = c;
+    let no = StatusCode::FORBIDDEN;
     // Scope: the manager of cmp-1 does not see cmp-2's devices, tickets or figures.
-    let (s, b) = get(&sb, "/api/v1/devices?compound=cmp-2", &manager).await?;
+    let (s, b) = get(sb, "/api/v1/devices?compound=cmp-2", manager).await?;
     assert_eq!((s, &b["error"]["code"]), (no, &json!("out_of_scope")));
-    let (_, b) = get(&sb, "/api/v1/devices", &manager).await?;
+    let (_, b) = get(sb, "/api/v1/devices", manager).await?;
     assert_eq!(
         ids(&b, "devices", "id"),
         set(&["lift-1", "pump-1", "smoke-1"])
     );
-    let (s, _) = get(&sb, "/api/v1/devices/gate-1", &manager).await?;
+    let (s, _) = get(sb, "/api/v1/devices/gate-1", manager).await?;
     assert_eq!(s, no);
-    let (_, b) = get(&sb, "/api/v1/compounds", &manager).await?;
+    let (_, b) = get(sb, "/api/v1/compounds", manager).await?;
     assert_eq!(ids(&b, "compounds", "id"), set(&["cmp-1"]));
-    let (s, _) = get(&sb, &format!("/api/v1/tickets/{acme_ticket}"), &manager).await?;
+    let (s, _) = get(sb, &format!("/api/v1/tickets/{acme_ticket}"), manager).await?;
     assert_eq!(s, no);
     let (s, _) = get(
-        &sb,
+        sb,
         &format!("/api/v1/reports/rating?of=cmp-2&month={month}"),
-        &manager,
+        manager,
     )
     .await?;
     assert_eq!(s, no);
     let (_, b) = get(
-        &sb,
+        sb,
         &format!("/api/v1/reports/sla?month={month}&by=compound"),
-        &manager,
+        manager,
     )
     .await?;
     assert_eq!(ids(&b, "rows", "id"), set(&["cmp-1"]));
     // A street manager covers every compound of the street.
-    let (_, b) = get(&sb, "/api/v1/tickets", &street_manager).await?;
+    let (_, b) = get(sb, "/api/v1/tickets", street_manager).await?;
     assert_eq!(
         ids(&b, "tickets", "id"),
         set(&[&north_ticket.to_string(), &acme_ticket.to_string()])
     );
 
+    Ok(())
+}
+
+/// Token management.
+async fn tokens_are_validated_listed_without_secrets_and_revocable(
+    sb: &HubSandbox,
+    c: &Cast,
+) -> anyhow::Result<()> {
+    let Cast {
+        admin,
+        manager,
+        crew_id,
+        crew,
+        vendor,
+        ..
+    } = c;
+    let ok = StatusCode::OK;
     // Token management: validated, listed without secrets, revocable.
     for (body, field) in [
         (json!({"name": "x", "role": "boss"}), "role"),
@@ -427,10 +526,10 @@ async fn every_endpoint_answers_401_403_or_serves_by_role_and_scope() -> anyhow:
         ),
     ] {
         let (s, b, _) = call(
-            &sb,
+            sb,
             Method::POST,
             "/api/v1/tokens",
-            Some(&admin),
+            Some(admin),
             Some(body.clone()),
         )
         .await?;
@@ -440,7 +539,7 @@ async fn every_endpoint_answers_401_403_or_serves_by_role_and_scope() -> anyhow:
             "{body}: {b}"
         );
     }
-    let (_, list) = get(&sb, "/api/v1/tokens", &admin).await?;
+    let (_, list) = get(sb, "/api/v1/tokens", admin).await?;
     let listed = list.to_string();
     for t in [&manager, &crew, &vendor] {
         assert!(!listed.contains(t.as_str()), "token list leaks a secret");
@@ -449,53 +548,93 @@ async fn every_endpoint_answers_401_403_or_serves_by_role_and_scope() -> anyhow:
         .as_array()
         .is_some_and(|a| a.iter().all(|t| t.get("token").is_none())));
     let (s, b, _) = call(
-        &sb,
+        sb,
         Method::DELETE,
         &format!("/api/v1/tokens/{crew_id}"),
-        Some(&admin),
+        Some(admin),
         None,
     )
     .await?;
     assert_eq!(s, ok, "{b}");
     assert!(b["revoked_ms"].as_i64().is_some());
-    let (s, b) = get(&sb, "/api/v1/tickets", &crew).await?;
+    let (s, b) = get(sb, "/api/v1/tickets", crew).await?;
     assert_eq!(
         (s, &b["error"]["code"]),
         (StatusCode::UNAUTHORIZED, &json!("invalid_token"))
     );
     let (s, _, _) = call(
-        &sb,
+        sb,
         Method::DELETE,
         "/api/v1/tokens/99999",
-        Some(&admin),
+        Some(admin),
         None,
     )
     .await?;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, _, _) = call(
-        &sb,
-        Method::DELETE,
-        "/api/v1/tokens/abc",
-        Some(&admin),
-        None,
-    )
-    .await?;
+    let (s, _, _) = call(sb, Method::DELETE, "/api/v1/tokens/abc", Some(admin), None).await?;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 
+    Ok(())
+}
+
+/// Tokens live in the registry database.
+async fn tokens_survive_a_restart(sb: HubSandbox, c: &Cast) -> anyhow::Result<()> {
+    let Cast {
+        manager,
+        crew,
+        vendor,
+        ..
+    } = c;
+    let ok = StatusCode::OK;
     // Tokens live in the registry database: they survive a restart, revoked ones stay so.
     let sb = sb.restart().await?;
-    let (s, b) = get(&sb, "/api/v1/devices", &manager).await?;
+    let (s, b) = get(&sb, "/api/v1/devices", manager).await?;
     assert_eq!(s, ok, "{b}");
     assert_eq!(
         ids(&b, "devices", "id"),
         set(&["lift-1", "pump-1", "smoke-1"])
     );
-    let (s, _) = get(&sb, "/api/v1/tickets", &crew).await?;
+    let (s, _) = get(&sb, "/api/v1/tickets", crew).await?;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
-    let (s, _) = get(&sb, "/api/v1/devices", &vendor).await?;
+    let (s, _) = get(&sb, "/api/v1/devices", vendor).await?;
     assert_eq!(s, ok);
     sb.shutdown().await;
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_endpoint_answers_401_403_or_serves_by_role_and_scope() -> anyhow::Result<()> {
+    // One hub for all steps (each start is a QuestDB); the steps run in this order
+    // because later ones move tickets and revoke tokens.
+    let sb = sandbox().await?;
+    let c = step("cast", cast(&sb)).await?;
+    step("every endpoint by role", every_endpoint_by_role(&sb, &c)).await?;
+    step(
+        "crews move only their station's tickets",
+        crews_move_only_their_stations_tickets(&sb, &c),
+    )
+    .await?;
+    step(
+        "a query token opens only the alert stream",
+        a_query_token_opens_only_the_alert_stream(&sb, &c),
+    )
+    .await?;
+    step(
+        "a vendor touches only its own devices",
+        a_vendor_touches_only_its_own_devices(&sb, &c),
+    )
+    .await?;
+    step(
+        "a manager sees only its compounds",
+        a_manager_sees_only_its_compounds(&sb, &c),
+    )
+    .await?;
+    step(
+        "token management",
+        tokens_are_validated_listed_without_secrets_and_revocable(&sb, &c),
+    )
+    .await?;
+    step("tokens survive a restart", tokens_survive_a_restart(sb, &c)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

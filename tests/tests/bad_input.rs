@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::time::Duration;
 use steward_ingest::RejectReason as R;
-use steward_tests::{now_ms, wait_until, HubSandbox, TestClient};
+use steward_tests::{now_ms, step, wait_until, HubSandbox, TestClient};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -148,22 +148,19 @@ impl GoodDevice {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hub_survives_bad_input_and_keeps_every_good_message_once() -> anyhow::Result<()> {
-    let sb = HubSandbox::start_with(steward_tests::TEST_ESTATE, |c| {
-        // Truncated CONNECTs are closed after this long.
-        c.broker.connection_timeout_ms = 2_000;
-    })
-    .await?;
-    let mut good = GoodDevice {
-        client: sb.device("smoke-1", "smoke-1-secret").await?,
-        t0: now_ms() - 600_000,
-        sent: 0,
-        next: 0,
-    };
+/// Seq of a valid-looking reading sent in a PUBLISH before CONNECT: it must never land.
+const MARKER_SEQ: i64 = 777_777;
 
+/// (reason, count) pairs of rejects.
+type Counts = Vec<(R, u64)>;
+
+/// Connection-level garbage: each closes only its own connection.
+async fn garbage_closes_only_its_own_connection(
+    sb: &HubSandbox,
+    good: &mut GoodDevice,
+) -> anyhow::Result<()> {
     // --- Connection-level garbage: each closes only its own connection. ---
-    let marker_seq = 777_777i64;
+    let marker_seq = MARKER_SEQ;
     let marker = json!({"ts": now_ms(), "seq": marker_seq, "metrics": {"alarm": true}}).to_string();
     let cases: Vec<(&str, Vec<u8>)> = vec![
         (
@@ -185,7 +182,7 @@ async fn hub_survives_bad_input_and_keeps_every_good_message_once() -> anyhow::R
         ),
     ];
     for (name, bytes) in cases {
-        let mut s = raw(&sb).await?;
+        let mut s = raw(sb).await?;
         s.write_all(&bytes).await?;
         assert!(
             closed_by_server(&mut s).await,
@@ -197,7 +194,7 @@ async fn hub_survives_bad_input_and_keeps_every_good_message_once() -> anyhow::R
         // Truncated CONNECT: the header promises more than is sent; the connection
         // timeout closes it.
         let full = connect_packet("smoke-2", "smoke-2", "smoke-2-secret");
-        let mut s = raw(&sb).await?;
+        let mut s = raw(sb).await?;
         s.write_all(&full[..full.len() / 2]).await?;
         assert!(
             closed_by_server(&mut s).await,
@@ -207,7 +204,7 @@ async fn hub_survives_bad_input_and_keeps_every_good_message_once() -> anyhow::R
     }
     {
         // A PUBLISH larger than broker.max_payload_bytes closes that session.
-        let mut s = raw_session(&sb, "smoke-2", "smoke-2-secret").await?;
+        let mut s = raw_session(sb, "smoke-2", "smoke-2-secret").await?;
         let big = vec![b'x'; sb.config.broker.max_payload_bytes + 1024];
         let _ = s
             .write_all(&publish_packet(b"devices/smoke-2/telemetry", &big))
@@ -218,11 +215,11 @@ async fn hub_survives_bad_input_and_keeps_every_good_message_once() -> anyhow::R
         );
         good.step().await?;
     }
-    let bad_topic_before = rejected_metric(&sb, R::BadTopic).await?;
+    let bad_topic_before = rejected_metric(sb, R::BadTopic).await?;
     let utf8_topic_closed = {
         // A topic that is not UTF-8 breaks MQTT's string rule: the broker may close the
         // connection, or pass it on and ingest rejects it as `bad_topic`.
-        let mut s = raw_session(&sb, "smoke-2", "smoke-2-secret").await?;
+        let mut s = raw_session(sb, "smoke-2", "smoke-2-secret").await?;
         s.write_all(&publish_packet(b"devices/smoke-2/\xff\xfe", b"{}"))
             .await?;
         let closed = closed_by_server(&mut s).await;
@@ -232,13 +229,21 @@ async fn hub_survives_bad_input_and_keeps_every_good_message_once() -> anyhow::R
     if !utf8_topic_closed {
         assert!(
             wait_until(T, || async {
-                rejected_metric(&sb, R::BadTopic).await.unwrap_or(0) > bad_topic_before
+                rejected_metric(sb, R::BadTopic).await.unwrap_or(0) > bad_topic_before
             })
             .await,
             "invalid UTF-8 topic neither closed the connection nor was rejected as bad_topic"
         );
     }
+    Ok(())
+}
 
+/// Payloads the contract refuses, from a second, authenticated device; returns the
+/// rejects expected by reason and the reject counters before.
+async fn send_payloads_the_contract_refuses(
+    sb: &HubSandbox,
+    good: &mut GoodDevice,
+) -> anyhow::Result<(Counts, Counts)> {
     // --- Payloads the contract refuses, from a second, authenticated device. ---
     let bad_dev = sb.device("smoke-2", "smoke-2-secret").await?;
     let now = now_ms();
@@ -345,7 +350,7 @@ async fn hub_survives_bad_input_and_keeps_every_good_message_once() -> anyhow::R
     let before: Vec<(R, u64)> = {
         let mut v = Vec::new();
         for r in R::ALL {
-            v.push((r, rejected_metric(&sb, r).await?));
+            v.push((r, rejected_metric(sb, r).await?));
         }
         v
     };
@@ -361,18 +366,22 @@ async fn hub_survives_bad_input_and_keeps_every_good_message_once() -> anyhow::R
     }
     // A topic id over 64 bytes cut inside a character once panicked the decoder.
     let long_topic = format!("devices/{}ļ{}/telemetry", "a".repeat(31), "b".repeat(40));
-    let bad_topic_before = rejected_metric(&sb, R::BadTopic).await?;
+    let bad_topic_before = rejected_metric(sb, R::BadTopic).await?;
     bad_dev.publish(&long_topic, b"{}".to_vec()).await?;
     good.step().await?;
     bad_dev.wait_acks(cases.len() as u64 + 1).await?;
     assert!(
         wait_until(T, || async {
-            rejected_metric(&sb, R::BadTopic).await.unwrap_or(0) > bad_topic_before
+            rejected_metric(sb, R::BadTopic).await.unwrap_or(0) > bad_topic_before
         })
         .await,
         "long non-ASCII topic id not rejected as bad_topic"
     );
+    Ok((expected, before))
+}
 
+/// Duplicate and out-of-order seq from the good device.
+async fn send_duplicates_and_out_of_order(good: &mut GoodDevice) -> anyhow::Result<()> {
     // --- Duplicate and out-of-order seq from the good device: stored once each. ---
     let last = good.next - 1;
     good.send_seq(last).await?;
@@ -383,7 +392,11 @@ async fn hub_survives_bad_input_and_keeps_every_good_message_once() -> anyhow::R
     good.send_seq(n + 1).await?;
     good.send_seq(n).await?;
     good.next += 2;
+    Ok(())
+}
 
+/// Malformed HTTP: each is a 4xx, never a 5xx or a dropped server.
+async fn malformed_http_gets_a_4xx(sb: &HubSandbox, good: &mut GoodDevice) -> anyhow::Result<()> {
     // --- Malformed HTTP: each is a 4xx, never a 5xx or a dropped server. ---
     let http = sb.http();
     let token = sb.hub.admin_token.clone();
@@ -497,15 +510,25 @@ async fn hub_survives_bad_input_and_keeps_every_good_message_once() -> anyhow::R
         }
         good.step().await?;
     }
+    Ok(())
+}
 
+/// The hub is still up: health, new connections, valid data.
+async fn hub_is_still_up(sb: &HubSandbox, good: &mut GoodDevice) -> anyhow::Result<()> {
+    let http = sb.http();
     // --- The hub is still up: health, new connections, valid data. ---
     let r = http.get(sb.api("/healthz")).send().await?;
     assert_eq!(r.status(), StatusCode::OK);
     let fresh = sb.device("gate-1", "gate-1-secret").await?;
     fresh.disconnect().await;
     good.step().await?;
-    let distinct = good.next;
+    Ok(())
+}
 
+/// Every valid message of the good device (`distinct` of them) is stored exactly once,
+/// and nothing bad was stored as telemetry.
+async fn good_messages_are_stored_once(sb: &HubSandbox, distinct: i64) -> anyhow::Result<()> {
+    let marker_seq = MARKER_SEQ;
     // Every valid message of the good device is in QuestDB exactly once.
     let sql = "SELECT count() FROM smoke_telemetry WHERE device_id = 'smoke-1'";
     sb.wait_count(sql, distinct, T).await?;
@@ -529,16 +552,24 @@ async fn hub_survives_bad_input_and_keeps_every_good_message_once() -> anyhow::R
         0,
         "no bad payload was stored as telemetry"
     );
+    Ok(())
+}
 
+/// Each bad payload got its reason: counted in /metrics and kept in `rejects`.
+async fn each_bad_payload_has_its_reason(
+    sb: &HubSandbox,
+    expected: &Counts,
+    before: &Counts,
+) -> anyhow::Result<()> {
     // Each bad payload got its reason: counted in /metrics and kept in `rejects`.
-    for (reason, n) in &expected {
+    for (reason, n) in expected {
         let base = before
             .iter()
             .find(|(r, _)| r == reason)
             .map_or(0, |(_, n)| *n);
         assert!(
             wait_until(T, || async {
-                rejected_metric(&sb, *reason).await.unwrap_or(0) >= base + n
+                rejected_metric(sb, *reason).await.unwrap_or(0) >= base + n
             })
             .await,
             "{reason}: expected {n} more in /metrics"
@@ -584,6 +615,50 @@ async fn hub_survives_bad_input_and_keeps_every_good_message_once() -> anyhow::R
         0,
         "the good device was never rejected"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hub_survives_bad_input_and_keeps_every_good_message_once() -> anyhow::Result<()> {
+    let sb = HubSandbox::start_with(steward_tests::TEST_ESTATE, |c| {
+        // Truncated CONNECTs are closed after this long.
+        c.broker.connection_timeout_ms = 2_000;
+    })
+    .await?;
+    let mut good = GoodDevice {
+        client: sb.device("smoke-1", "smoke-1-secret").await?,
+        t0: now_ms() - 600_000,
+        sent: 0,
+        next: 0,
+    };
+
+    step(
+        "connection-level garbage",
+        garbage_closes_only_its_own_connection(&sb, &mut good),
+    )
+    .await?;
+    let (expected, before) = step(
+        "payloads the contract refuses",
+        send_payloads_the_contract_refuses(&sb, &mut good),
+    )
+    .await?;
+    step(
+        "duplicate and out-of-order seq",
+        send_duplicates_and_out_of_order(&mut good),
+    )
+    .await?;
+    step("malformed HTTP", malformed_http_gets_a_4xx(&sb, &mut good)).await?;
+    step("hub still up", hub_is_still_up(&sb, &mut good)).await?;
+    step(
+        "good messages stored once",
+        good_messages_are_stored_once(&sb, good.next),
+    )
+    .await?;
+    step(
+        "each bad payload has its reason",
+        each_bad_payload_has_its_reason(&sb, &expected, &before),
+    )
+    .await?;
     sb.shutdown().await;
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! exactly once after a restart, and tickets with their audit trail must survive.
 
 use anyhow::{Context, Result};
+use parking_lot::Mutex;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use steward_device_sim::{DeviceModel, Fault};
 use steward_estate::DeviceKind;
 use steward_storage::questdb::{ManagedConfig, ManagedQuestDb, QuestDbClient, QuestDbMode};
 use steward_tests::process::HubProcess;
-use steward_tests::{now_ms, TestClient, TEST_ESTATE};
+use steward_tests::{now_ms, wait_until, TestClient, TEST_ESTATE};
 
 const ADMIN: &str = "crash-test-admin-token-0001";
 /// Load devices: (id, secret, table, metrics of one reading).
@@ -50,7 +51,7 @@ struct Env {
 }
 
 async fn env() -> Result<Env> {
-    env_with(TEST_ESTATE).await
+    env_with(&TEST_ESTATE).await
 }
 
 async fn env_with(estate: &str) -> Result<Env> {
@@ -127,22 +128,69 @@ impl Load {
         })
     }
 
+    /// Publishes the broker acknowledged so far, all devices together.
+    fn acked(&self) -> u64 {
+        self.clients
+            .iter()
+            .map(|c| c.acks.load(Ordering::SeqCst))
+            .sum()
+    }
+
+    /// Wait until the broker acknowledged at least `n` publishes in all (the load is
+    /// flowing), or fail after a generous deadline.
+    async fn wait_acked(&self, n: u64) -> Result<()> {
+        if !wait_until(Duration::from_secs(60), || {
+            let a = self.acked();
+            async move { a >= n }
+        })
+        .await
+        {
+            anyhow::bail!("only {} of {n} publishes acknowledged", self.acked());
+        }
+        Ok(())
+    }
+
     /// Stop publishing; returns, per device, how many publishes the broker acknowledged.
     /// The broker acknowledges one connection's QoS 1 publishes in order, so these are
     /// seq 0..n.
     async fn finish(self) -> Result<Vec<u64>> {
         self.stop.store(true, Ordering::Relaxed);
+        let mut sent = Vec::new();
         for t in self.tasks {
-            t.await?;
+            sent.push(t.await?);
         }
-        // Let in-flight acknowledgements arrive (or the dead connection be noticed).
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // In-flight acknowledgements arrive, or the connection is found dead (the hub
+        // was killed or stopped); either way the count is final.
+        let clients = &self.clients;
+        let sent = &sent;
+        wait_until(Duration::from_secs(30), || async move {
+            clients
+                .iter()
+                .zip(sent)
+                .all(|(c, n)| c.acks.load(Ordering::SeqCst) >= *n || c.is_closed())
+        })
+        .await;
         Ok(self
             .clients
             .iter()
             .map(|c| c.acks.load(Ordering::SeqCst))
             .collect())
     }
+}
+
+/// Wait until every acknowledged message is present (or `within` passes); returns
+/// (present, duplicates) as [`stored`] last saw them.
+async fn wait_stored(q: &QuestDbClient, acked: &[u64], within: Duration) -> (u64, u64) {
+    let total: u64 = acked.iter().sum();
+    let last = Mutex::new((0, 0));
+    wait_until(within, || async {
+        let now = stored(q, acked).await.unwrap_or((0, 0));
+        *last.lock() = now;
+        now.0 >= total
+    })
+    .await;
+    let seen = *last.lock();
+    seen
 }
 
 /// (present, duplicates) of seq 0..acked per load device.
@@ -214,13 +262,16 @@ async fn sigkill_under_load_keeps_tickets_and_every_spooled_reading() -> Result<
 
     // A ticket with an audit trail, before the crash.
     trap_passenger(&hub).await?;
-    let mut ticket = None;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while ticket.is_none() && Instant::now() < deadline {
-        ticket = lift_ticket(&hub).await?;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let ticket = Mutex::new(None);
+    wait_until(Duration::from_secs(20), || async {
+        let found = lift_ticket(&hub).await.ok().flatten();
+        let done = found.is_some();
+        *ticket.lock() = found;
+        done
+    })
+    .await;
     let id = ticket
+        .lock()
         .as_ref()
         .map(|t| t["id"].clone())
         .context("no lift-trapped ticket before the crash")?;
@@ -236,7 +287,7 @@ async fn sigkill_under_load_keeps_tickets_and_every_spooled_reading() -> Result<
     // Steady load, then SIGKILL in the middle of it.
     let t0 = now_ms() - 3_600_000;
     let load = Load::start(&hub, t0, 500).await?;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    load.wait_acked(3_000).await?;
     let killed_at = Instant::now();
     tokio::task::block_in_place(|| hub.kill())?;
     let acked = load.finish().await?;
@@ -246,14 +297,8 @@ async fn sigkill_under_load_keeps_tickets_and_every_spooled_reading() -> Result<
 
     // Restart on the same data: the spool is sent again, the ticket is still there.
     let hub = tokio::task::block_in_place(|| HubProcess::start(&env.config, env.dir.path()))?;
-    let mut last = (0, 0);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while last.0 < total_acked && Instant::now() < deadline {
-        last = stored(&q, &acked).await.unwrap_or((0, 0));
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let (present, dups) = wait_stored(&q, &acked, Duration::from_secs(60)).await;
     let recovered_in = killed_at.elapsed();
-    let (present, dups) = last;
     let lost = total_acked - present;
     println!(
         "SIGKILL: acked {total_acked}, in QuestDB before restart {before_restart}, after {present}, \
@@ -292,7 +337,7 @@ async fn sigterm_under_load_flushes_everything_and_exits_promptly() -> Result<()
     let mqtt = hub.mqtt_addr.clone();
     let t0 = now_ms() - 3_600_000;
     let load = Load::start(&hub, t0, 500).await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    load.wait_acked(2_000).await?;
     let (code, took) = tokio::task::block_in_place(|| hub.terminate(Duration::from_secs(30)))?;
     let acked = load.finish().await?;
     let total: u64 = acked.iter().sum();
@@ -378,10 +423,12 @@ async fn questdb_outage_of_a_minute_loses_nothing_and_duplicates_nothing() -> Re
     let rss_before = rss_kib(hub.pid());
     let t0 = now_ms() - 3_600_000;
     let load = Load::start(&hub, t0, 200).await?;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    load.wait_acked(1_000).await?;
     tokio::task::block_in_place(|| env.questdb.stop());
     let down_at = Instant::now();
     let (mut rss_peak, mut spool_peak) = (0u64, 0f64);
+    // The outage itself is what is under test: QuestDB stays down for `outage` while the
+    // load goes on, sampled once a second.
     while down_at.elapsed() < outage {
         tokio::time::sleep(Duration::from_secs(1)).await;
         rss_peak = rss_peak.max(rss_kib(hub.pid()));
@@ -389,17 +436,14 @@ async fn questdb_outage_of_a_minute_loses_nothing_and_duplicates_nothing() -> Re
     }
     tokio::task::block_in_place(|| env.questdb.restart("512m", Duration::from_secs(90)))?;
     let up_at = Instant::now();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The load goes on for a while with QuestDB back, so the spool drains while new
+    // readings arrive.
+    let before = load.acked();
+    load.wait_acked(before + 400).await?;
     let acked = load.finish().await?;
     let total: u64 = acked.iter().sum();
-    let mut last = (0, 0);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while last.0 < total && Instant::now() < deadline {
-        last = stored(&q, &acked).await.unwrap_or((0, 0));
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let (present, dups) = wait_stored(&q, &acked, Duration::from_secs(120)).await;
     let caught_up = up_at.elapsed();
-    let (present, dups) = last;
     println!(
         "OUTAGE {outage:?}: acked {total}, stored {present}, duplicates {dups}, spool peak {:.1} MiB, \
          hub RSS {} MiB before / {} MiB peak, caught up {caught_up:.1?} after QuestDB returned",
@@ -437,6 +481,7 @@ async fn a_burst_above_capacity_keeps_memory_bounded_and_loses_nothing_silently(
             let mut peak = 0;
             while sampling.load(Ordering::Relaxed) {
                 peak = peak.max(rss_kib(pid));
+                // A sampling period, not a wait for something.
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             peak
@@ -456,20 +501,18 @@ async fn a_burst_above_capacity_keeps_memory_bounded_and_loses_nothing_silently(
     .await?;
     let burst_end = Instant::now();
     // Drained: everything received is decoded and everything accepted is in QuestDB.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let pending = metric(&hub, "steward_ingest_pending_rows").await;
-        let received = metric(&hub, "steward_ingest_received_total").await;
-        if pending == 0.0 && received >= report.acked as f64 {
-            break;
-        }
-        if Instant::now() > deadline {
-            anyhow::bail!(
-                "not drained: pending {pending}, received {received} of {}",
-                report.acked
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let drained = wait_until(Duration::from_secs(120), || async {
+        metric(&hub, "steward_ingest_pending_rows").await == 0.0
+            && metric(&hub, "steward_ingest_received_total").await >= report.acked as f64
+    })
+    .await;
+    if !drained {
+        anyhow::bail!(
+            "not drained: pending {}, received {} of {}",
+            metric(&hub, "steward_ingest_pending_rows").await,
+            metric(&hub, "steward_ingest_received_total").await,
+            report.acked
+        );
     }
     let drained_in = burst_end.elapsed();
     sampling.store(false, Ordering::Relaxed);
@@ -527,7 +570,7 @@ async fn a_burst_above_capacity_keeps_memory_bounded_and_loses_nothing_silently(
 async fn sigkill_with_managed_questdb_restarts_on_the_same_root() -> Result<()> {
     steward_tests::init_logging();
     let dir = tempfile::tempdir()?;
-    std::fs::write(dir.path().join("estate.toml"), TEST_ESTATE)?;
+    std::fs::write(dir.path().join("estate.toml"), TEST_ESTATE.as_str())?;
     let mut config = HubConfig::default();
     config.estate.file = Some(dir.path().join("estate.toml"));
     config.estate.database = dir.path().join("steward.db");
@@ -559,17 +602,18 @@ async fn sigkill_with_managed_questdb_restarts_on_the_same_root() -> Result<()> 
     );
     let hub = tokio::task::block_in_place(|| HubProcess::start(&config, dir.path()))?;
     let q = QuestDbClient::new(hub.questdb_http.parse()?)?;
-    let mut rows = 0;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while rows < 100 && Instant::now() < deadline {
-        rows = q
-            .exec("SELECT count() FROM smoke_telemetry WHERE device_id = 'smoke-1'")
+    let smoke_rows = || async {
+        q.exec("SELECT count() FROM smoke_telemetry WHERE device_id = 'smoke-1'")
             .await
             .ok()
             .and_then(|r| r.scalar_i64())
-            .unwrap_or(0);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+            .unwrap_or(0)
+    };
+    wait_until(Duration::from_secs(60), || async {
+        smoke_rows().await >= 100
+    })
+    .await;
+    let rows = smoke_rows().await;
     assert_eq!(rows, 100, "every acknowledged reading after the restart");
     let stat = std::fs::read_to_string(format!("/proc/{orphan}/stat")).unwrap_or_default();
     assert!(

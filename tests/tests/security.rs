@@ -32,9 +32,7 @@ async fn a_device_cannot_publish_as_another_and_the_attempt_is_rejected_and_coun
     let attacker = sb.device("smoke-1", "smoke-1-secret").await?;
     let victim = sb.device("smoke-2", "smoke-2-secret").await?;
     let lift = sb.device("lift-1", "lift-1-secret").await?;
-    lift.client
-        .subscribe("devices/lift-1/commands", QoS::AtLeastOnce)
-        .await?;
+    lift.subscribe("devices/lift-1/commands").await?;
 
     // The victim's own reading, then the attacker's forgeries under its id, under a
     // gateway, into another device's command channel and into a station's alerts.
@@ -114,8 +112,10 @@ async fn a_device_cannot_publish_as_another_and_the_attempt_is_rejected_and_coun
         .await?,
         forged.len() as f64
     );
-    // The forged command never reached the lift.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The forged command never reached the lift. Its reject is counted, so the broker
+    // has routed it; a SUBACK round trip on the lift's own connection then brings in
+    // anything the broker had sent the lift before it.
+    lift.subscribe("devices/lift-1/commands").await?;
     assert!(
         lift.received.lock().is_empty(),
         "lift got a forged command: {:?}",
@@ -145,13 +145,10 @@ async fn a_device_cannot_read_others_topics_nor_take_over_their_session() -> any
     let victim = sb.device("smoke-2", "smoke-2-secret").await?;
     let snoop = sb.device("smoke-1", "smoke-1-secret").await?;
     for filter in ["#", "devices/+/telemetry", "devices/smoke-2/#"] {
-        snoop.client.subscribe(filter, QoS::AtLeastOnce).await?;
+        snoop.subscribe(filter).await?;
     }
     // Its own commands topic still works.
-    snoop
-        .client
-        .subscribe("devices/smoke-1/commands", QoS::AtLeastOnce)
-        .await?;
+    snoop.subscribe("devices/smoke-1/commands").await?;
     assert!(
         wait_until(T, || async {
             metric(&sb, "steward_broker_denied_subscribe_total")
@@ -180,7 +177,9 @@ async fn a_device_cannot_read_others_topics_nor_take_over_their_session() -> any
         T,
     )
     .await?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The reading is stored, so the broker has routed it; a SUBACK round trip on the
+    // snoop's connection brings in anything the broker had sent the snoop before it.
+    snoop.subscribe("devices/smoke-1/commands").await?;
     assert!(
         snoop.received.lock().is_empty(),
         "snoop read another device's data: {:?}",
@@ -395,21 +394,15 @@ async fn crews_hear_only_their_own_stations_alerts_and_devices_none() -> anyhow:
     let acme_crew =
         TestClient::connect(&sb.mqtt_addr(), "crew-acme", "crew-acme", &acme.token).await?;
     let device = sb.device("smoke-1", "smoke-1-secret").await?;
-    north_crew
-        .client
-        .subscribe("stations/st-north/alerts", QoS::AtLeastOnce)
-        .await?;
+    north_crew.subscribe("stations/st-north/alerts").await?;
     for f in [
         "stations/st-north/alerts",
         "stations/+/alerts",
         "stations/st-acme/alerts",
     ] {
-        acme_crew.client.subscribe(f, QoS::AtLeastOnce).await?;
+        acme_crew.subscribe(f).await?;
     }
-    device
-        .client
-        .subscribe("stations/+/alerts", QoS::AtLeastOnce)
-        .await?;
+    device.subscribe("stations/+/alerts").await?;
     // A revoked or vendor token cannot log in at all.
     let vendor = sb.hub.registry.create_token(&NewToken {
         name: "vendor".into(),
@@ -424,7 +417,6 @@ async fn crews_hear_only_their_own_stations_alerts_and_devices_none() -> anyhow:
             .await
             .is_err()
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
 
     // A resident report in cmp-1 opens a ticket for st-north, which alerts its crews.
     let resp = sb
@@ -443,7 +435,10 @@ async fn crews_hear_only_their_own_stations_alerts_and_devices_none() -> anyhow:
         .await,
         "the north crew hears its station's alert"
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The broker has routed the alert (north heard it); a SUBACK round trip on each other
+    // connection brings in anything the broker had sent it before.
+    acme_crew.subscribe("stations/st-acme/alerts").await?;
+    device.subscribe("devices/smoke-1/commands").await?;
     assert!(
         acme_crew.received.lock().is_empty(),
         "acme crew heard north's alert: {:?}",

@@ -359,7 +359,21 @@ async fn retired_device_is_refused_and_rotated_secret_takes_effect() -> anyhow::
     assert!(TestClient::connect(&addr, "gate-1", "gate-1", &new_secret)
         .await
         .is_err());
-    assert!(wait_until(Duration::from_secs(1), || async { true }).await);
+    // Each refusal was for its own reason: the old secret after the rotation, then the
+    // right secret of a retired device.
+    for reason in ["bad_secret", "retired"] {
+        let series = format!("steward_broker_connect_auth_total{{result=\"{reason}\"}}");
+        let sb = &sb;
+        let series = &series;
+        assert!(
+            wait_until(Duration::from_secs(10), || async move {
+                sb.metric(series).await == Some(1.0)
+            })
+            .await,
+            "{series} is {:?}, want 1",
+            sb.metric(series).await
+        );
+    }
     sb.shutdown().await;
     Ok(())
 }

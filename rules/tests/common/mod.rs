@@ -8,6 +8,7 @@ use steward_estate::{Directory, EstateFile, Registry};
 use steward_ingest::contract::decode;
 use steward_ingest::IngestConfig;
 use steward_rules::{Action, Engine, RulePack};
+use steward_tests::fixture::{Device, Estate};
 
 /// 2025-03-03T00:00:00Z.
 pub const T0: i64 = 1_740_960_000_000;
@@ -15,108 +16,22 @@ pub const MIN: i64 = 60_000;
 pub const HOUR: i64 = 3_600_000;
 
 /// Two compounds of one street: cmp-1 has no property company (street fall-back station
-/// st-north), cmp-2 is run by Acme (st-acme).
-pub const ESTATE: &str = r#"
-[[stations]]
-id = "st-north"
-name = "North repair station"
-[[stations]]
-id = "st-acme"
-name = "Acme PM station"
-[[streets]]
-id = "street-1"
-name = "Riverside"
-fallback_station = "st-north"
-[[communities]]
-id = "com-1"
-name = "Elm"
-street = "street-1"
-[[compounds]]
-id = "cmp-1"
-name = "Elm Court"
-community = "com-1"
-[[compounds]]
-id = "cmp-2"
-name = "Oak Court"
-community = "com-1"
-property_company = "Acme PM"
-station = "st-acme"
-[[buildings]]
-id = "b-1"
-name = "Block 1"
-compound = "cmp-1"
-[[buildings]]
-id = "b-2"
-name = "Block 2"
-compound = "cmp-2"
-[[devices]]
-id = "smoke-1"
-kind = "smoke"
-vendor = "firesafe"
-building = "b-1"
-secret = "device-secret"
-[[devices]]
-id = "smoke-2"
-kind = "smoke"
-vendor = "firesafe"
-building = "b-1"
-secret = "device-secret"
-[[devices]]
-id = "pump-1"
-kind = "pump"
-vendor = "aquaflow"
-building = "b-1"
-secret = "device-secret"
-[[devices]]
-id = "lift-1"
-kind = "lift"
-vendor = "hoistwell"
-building = "b-1"
-secret = "device-secret"
-[[devices]]
-id = "lift-2"
-kind = "lift"
-vendor = "hoistwell"
-building = "b-1"
-secret = "device-secret"
-report_interval_s = 30
-[[devices]]
-id = "gate-1"
-kind = "gate"
-vendor = "portalis"
-building = "b-1"
-secret = "device-secret"
-[[devices]]
-id = "gate-2"
-kind = "gate"
-vendor = "portalis"
-building = "b-1"
-secret = "device-secret"
-[[devices]]
-id = "smoke-9"
-kind = "smoke"
-vendor = "firesafe"
-building = "b-2"
-secret = "device-secret"
-[[devices]]
-id = "pump-9"
-kind = "pump"
-vendor = "aquaflow"
-building = "b-2"
-secret = "device-secret"
-[[devices]]
-id = "lift-9"
-kind = "lift"
-vendor = "hoistwell"
-building = "b-2"
-secret = "device-secret"
-[[devices]]
-id = "gate-9"
-kind = "gate"
-vendor = "portalis"
-building = "b-2"
-secret = "device-secret"
-"#;
+/// st-north), cmp-2 is run by Acme (st-acme). Every kind twice in cmp-1 (`lift-2` reports
+/// every 30 s), once in cmp-2.
+pub fn estate() -> Estate {
+    Estate::two_compounds()
+        .device(Device::new("smoke-1", "smoke", "b-1"))
+        .device(Device::new("smoke-2", "smoke", "b-1"))
+        .device(Device::new("pump-1", "pump", "b-1"))
+        .device(Device::new("lift-1", "lift", "b-1"))
+        .device(Device::new("lift-2", "lift", "b-1").report_interval_s(30))
+        .device(Device::new("gate-1", "gate", "b-1"))
+        .device(Device::new("gate-2", "gate", "b-1"))
+        .device(Device::new("smoke-9", "smoke", "b-2"))
+        .device(Device::new("pump-9", "pump", "b-2"))
+        .device(Device::new("lift-9", "lift", "b-2"))
+        .device(Device::new("gate-9", "gate", "b-2"))
+}
 
 pub const ALL_DEVICES: &[&str] = &[
     "smoke-1", "smoke-2", "pump-1", "lift-1", "lift-2", "gate-1", "gate-2", "smoke-9", "pump-9",
@@ -125,7 +40,7 @@ pub const ALL_DEVICES: &[&str] = &[
 
 pub fn registry() -> Registry {
     let r = Registry::open_in_memory().expect("registry");
-    r.apply(&EstateFile::parse(ESTATE).expect("estate parses"))
+    r.apply(&EstateFile::parse(&estate().toml()).expect("estate parses"))
         .expect("estate applies");
     r
 }
