@@ -1,5 +1,5 @@
-//! Fault scenarios: each makes a model produce the condition a default rule of DESIGN.md
-//! section 5 looks for.
+//! Fault scenarios: each makes a model produce the condition a rule of the default pack
+//! (`rules/packs/default.toml`) looks for.
 
 use crate::SimError;
 use std::fmt;

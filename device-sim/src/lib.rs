@@ -1,6 +1,6 @@
 //! Steward's device simulator: realistic smoke detector, sump pump, lift and gate models,
-//! fault scenarios (DESIGN.md section 5) and a load generator, all publishing device
-//! contract v1 over real MQTT.
+//! fault scenarios (one per condition of the default rule pack, `rules/packs/default.toml`)
+//! and a load generator, all publishing device contract v1 over real MQTT.
 //!
 //! - [`DeviceModel`] is a deterministic model of one device: the same `(id, seed)` and the
 //!   same report times give the same payloads, so tests and demos are reproducible.

@@ -367,8 +367,8 @@ fn with_fault(
     (m, before, after)
 }
 
-/// The condition of DESIGN.md section 5 a fault stands for, as seen in one report and the
-/// events since the fault began.
+/// The condition of the default rule pack (`rules/packs/default.toml`) a fault stands for,
+/// as seen in one report and the events since the fault began.
 fn shows_condition(fault: Fault, x: &Map<String, Value>, run: &Run, baseline_kw: f64) -> bool {
     let n = |name| run.events_named(name);
     match fault {
