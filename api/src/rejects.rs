@@ -23,11 +23,11 @@ const MAX_REJECT_SCOPE: usize = 2000;
 pub struct Reject {
     #[schema(value_type = String)]
     pub detail: Value,
-    /// Null when the payload did not name a known device id.
+    /// Null when no device id could be read from the message.
     #[schema(value_type = Option<String>)]
     #[schema(required = true)]
     pub device_id: Value,
-    /// The payload, possibly cut short.
+    /// The payload as text, cut to the first bytes kept.
     #[schema(value_type = Option<String>)]
     #[schema(required = true)]
     pub payload: Value,
