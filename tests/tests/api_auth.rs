@@ -1006,8 +1006,8 @@ async fn openapi_document_matches_the_router() -> anyhow::Result<()> {
     let paths = doc["paths"]
         .as_object()
         .ok_or_else(|| anyhow::anyhow!("no paths"))?;
-    // Every route of the router (routes.rs) is documented; the api crate's unit test
-    // checks the other direction from the source.
+    // The served document lists the main routes; api/tests/openapi.rs checks every route
+    // of router.rs against the document, both ways.
     for p in [
         "/healthz",
         "/readyz",
