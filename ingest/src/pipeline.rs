@@ -50,6 +50,11 @@ struct Loop {
 /// a burst: bounds what a killed hub can lose from its own memory.
 const SPOOL_CHUNK: usize = 64 * 1024;
 
+/// A source quiet this long at shutdown has nothing more queued.
+const DRAIN_QUIET: Duration = Duration::from_millis(200);
+/// Longest a shutdown waits for the source to run dry.
+const DRAIN_LIMIT: Duration = Duration::from_secs(5);
+
 impl Ingest {
     /// Start the ingest thread reading `source`: open the spool (sending again what a
     /// previous run left in it) and the writer to QuestDB at `questdb_http`.
@@ -176,6 +181,7 @@ impl Loop {
                 self.maybe_flush(false);
             }
         }
+        self.drain(&mut source);
         for s in &mut self.sinks {
             s.flush();
         }
@@ -183,6 +189,31 @@ impl Loop {
         let Loop { outbox, buf, .. } = self;
         outbox.shutdown(buf, Duration::from_secs(10));
         info!("ingest stopped");
+    }
+
+    /// At shutdown the broker's listeners are already closed, but what devices published
+    /// before that may still wait in the source, acknowledged (rumqttd acknowledges on
+    /// receipt): take it all, so a clean stop loses nothing. Ends when the source has been
+    /// quiet for a moment, or after `DRAIN_LIMIT` if something keeps publishing.
+    fn drain(&mut self, source: &mut impl InboundSource) {
+        let until = Instant::now() + DRAIN_LIMIT;
+        let mut drained = 0u64;
+        while Instant::now() < until {
+            match source.recv_until(Instant::now() + DRAIN_QUIET) {
+                Received::Message(m) => {
+                    self.handle(&m.topic, &m.payload);
+                    m.ack.release();
+                    drained += 1;
+                    if self.buf.len() - self.spooled_len >= SPOOL_CHUNK {
+                        self.spool_tail();
+                    }
+                }
+                Received::Idle | Received::Closed(_) => break,
+            }
+        }
+        if drained > 0 {
+            info!(drained, "ingest took what was queued before stopping");
+        }
     }
 
     /// Append the rows decoded since the last call to the spool; if the spool is full,
