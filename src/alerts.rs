@@ -9,7 +9,8 @@ use steward_broker::{Broker, LinkRx, LinkTx};
 use steward_ingest::outbox::Outbox;
 use steward_ingest::questdb::ilp::{self, TicketEventRow};
 use steward_ingest::writer::new_buffer;
-use steward_rules::{CommandSink, TicketEvent, TicketStore};
+use steward_rules::CommandSink;
+use steward_tickets::{TicketEvent, TicketStore};
 use tokio::sync::broadcast;
 use tracing::{info, warn};
 
@@ -58,7 +59,7 @@ pub fn forward_events(
     mut rx: broadcast::Receiver<TicketEvent>,
     // The store, not the rules' desk: the desk holds the channel's sender, and the channel
     // must close when the rules stage stops so that this thread ends.
-    log: TicketStore,
+    log: Arc<dyn TicketStore>,
     publisher: Arc<HubPublisher>,
     mut outbox: Outbox,
 ) -> std::io::Result<JoinHandle<()>> {
@@ -85,15 +86,7 @@ pub fn forward_events(
                 }
                 if lagged {
                     match log.events_after(last_id, 100_000) {
-                        Ok(rows) => {
-                            let missed: Vec<TicketEvent> = rows
-                                .into_iter()
-                                .filter_map(|(id, json)| {
-                                    let mut ev: TicketEvent = serde_json::from_str(&json).ok()?;
-                                    ev.event_id = Some(id);
-                                    Some(ev)
-                                })
-                                .collect();
+                        Ok(missed) => {
                             warn!(
                                 from_log = missed.len(),
                                 "ticket event forwarder fell behind; catching up from the event log"

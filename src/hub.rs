@@ -13,9 +13,8 @@ use steward_estate::{EstateFile, Registry};
 use steward_ingest::outbox::Outbox;
 use steward_ingest::questdb::{ManagedQuestDb, QuestDbClient, QuestDbMode};
 use steward_ingest::{Ingest, IngestMetrics};
-use steward_rules::{
-    DeviceStates, RulesHandle, RulesMetrics, RulesService, SystemClock, TicketStore,
-};
+use steward_rules::{DeviceStates, RulesHandle, RulesMetrics, RulesService, SystemClock};
+use steward_tickets::{SqliteTicketStore, TicketStore};
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
@@ -33,7 +32,7 @@ pub struct Hub {
     pub broker_metrics: BrokerMetrics,
     pub questdb: QuestDbClient,
     /// Tickets and their audit trail (SQLite).
-    pub tickets: TicketStore,
+    pub tickets: Arc<dyn TicketStore>,
     pub rules_metrics: RulesMetrics,
     rules: Option<RulesHandle>,
     events_thread: Option<std::thread::JoinHandle<()>>,
@@ -96,7 +95,7 @@ impl Hub {
             IngestMetrics::default(),
         )?;
         let events_thread = crate::alerts::forward_events(
-            rules.events(),
+            rules.desk().events(),
             tickets.clone(),
             publisher.clone(),
             events_outbox,
@@ -261,10 +260,11 @@ fn ensure_parent(path: &std::path::Path, key: &str) -> Result<(), HubError> {
     }
 }
 
-fn open_tickets(cfg: &HubConfig) -> Result<TicketStore, HubError> {
+fn open_tickets(cfg: &HubConfig) -> Result<Arc<dyn TicketStore>, HubError> {
     ensure_parent(&cfg.rules.database, "rules.database")?;
-    TicketStore::open(&cfg.rules.database)
-        .map_err(|e| HubError::Start(format!("rules.database: {e}")))
+    let store = SqliteTicketStore::open(&cfg.rules.database)
+        .map_err(|e| HubError::Start(format!("rules.database: {e}")))?;
+    Ok(Arc::new(store))
 }
 
 /// Open the registry database and load the estate file into it, as the hub does at start.

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
 use steward_estate::{DeviceInfo, Directory, NewToken, Role, TokenInfo, TokenScope};
-use steward_rules::{Ticket, TicketScope};
+use steward_tickets::{Ticket, TicketScope};
 use subtle::ConstantTimeEq;
 use tracing::debug;
 use utoipa::ToSchema;

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
 use steward_estate::Role;
-use steward_rules::{month_range, rate, Rating, Ticket, TicketFilter, TicketState};
+use steward_tickets::{month_range, rate, Rating, Ticket, TicketFilter, TicketState};
 
 /// Figures of one SLA stage (acknowledge, on site, resolve) over a month's tickets.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

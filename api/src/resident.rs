@@ -20,7 +20,7 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
-use steward_rules::{Priority, ResidentReport};
+use steward_tickets::{Priority, ResidentReport};
 use tracing::info;
 use utoipa::ToSchema;
 

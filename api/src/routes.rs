@@ -63,7 +63,7 @@ pub struct AppState {
     pub admin_token: Arc<str>,
     pub probes: Vec<(&'static str, ReadinessProbe)>,
     /// Tickets of the rules stage.
-    pub tickets: steward_rules::TicketDesk,
+    pub tickets: steward_tickets::TicketDesk,
     pub api_metrics: crate::ApiMetrics,
     /// Rate limits and counters of the public resident report endpoint.
     pub resident: crate::resident::ResidentIntake,

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use steward_estate::Role;
-use steward_rules::{Priority, Ticket, TicketFilter, TicketState};
+use steward_tickets::{Priority, Ticket, TicketFilter, TicketState};
 use utoipa::ToSchema;
 
 const LIST_PARAMS: [&str; 12] = [

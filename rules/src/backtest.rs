@@ -3,7 +3,7 @@
 
 use crate::clock::{Clock, ManualClock};
 use crate::engine::{Action, Engine};
-use crate::pack::{OnClear, Priority, RulePack};
+use crate::pack::RulePack;
 use crate::RulesError;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -13,6 +13,7 @@ use steward_estate::{DeviceKind, Directory};
 use steward_ingest::questdb::schema::{EVENTS_TABLE, STATUS_TABLE};
 use steward_ingest::questdb::{QueryResult, QuestDbClient};
 use steward_ingest::{Decoded, DeviceEvent, Reading, Status, StatusChange, Value};
+use steward_tickets::{OnClear, Priority};
 
 /// Timers (durations, silence) are advanced this often between replayed messages.
 const TICK_MS: i64 = 10_000;

@@ -2,7 +2,7 @@
 //! time of what ingest decoded and by `tick(now_ms)`. It reads no clock and does no I/O, so
 //! the same input always gives the same actions; the service and the backtest both drive it.
 
-use crate::pack::{CommandTarget, Form, OnClear, Op, Priority, Rule, RulePack, Tree};
+use crate::pack::{CommandTarget, Form, Op, Rule, RulePack, Tree};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
@@ -15,32 +15,7 @@ use std::sync::Arc;
 use steward_estate::catalog::{self, MetricType};
 use steward_estate::{DeviceInfo, DeviceKind, Directory};
 use steward_ingest::{Decoded, Reading, Status, Value};
-
-/// Raise (or repeat) the ticket of `(device_id, rule_id)`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Raise {
-    pub device_id: String,
-    pub rule_id: String,
-    pub kind: DeviceKind,
-    pub compound: String,
-    pub building: String,
-    /// Responsible station (property company or street fall-back), from the estate.
-    pub station: String,
-    pub priority: Priority,
-    pub title: String,
-    /// Values of the metrics the rule looks at, and the triggering event, if any.
-    pub detail: String,
-    pub ts_ms: i64,
-}
-
-/// The condition of `(device_id, rule_id)` no longer holds.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Clear {
-    pub device_id: String,
-    pub rule_id: String,
-    pub on_clear: OnClear,
-    pub ts_ms: i64,
-}
+use steward_tickets::{alerts_topic, Clear, OnClear, Priority, Raise};
 
 /// An outgoing alert for a station, published on `topic`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -69,10 +44,6 @@ pub enum Action {
         topic: String,
         payload: String,
     },
-}
-
-pub fn alerts_topic(station: &str) -> String {
-    format!("stations/{station}/alerts")
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

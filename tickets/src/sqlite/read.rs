@@ -121,8 +121,6 @@ pub(super) fn list(conn: &Connection, f: &TicketFilter) -> Result<Vec<Ticket>, T
     Ok(rows)
 }
 
-/// Reminders and SLA breaches due at `now_ms`. A breach escalates one level and is
-
 /// Service rating of a station or a compound (whichever `scope` names) for a month
 /// `YYYY-MM` (UTC), by the formula in docs/rating.md.
 pub(super) fn rating(conn: &Connection, scope: &str, month: &str) -> Result<Rating, TicketError> {
