@@ -6,10 +6,10 @@ use parking_lot::Mutex;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use steward_broker::{Broker, LinkRx, LinkTx};
-use steward_ingest::outbox::Outbox;
-use steward_ingest::questdb::ilp::{self, TicketEventRow};
-use steward_ingest::writer::new_buffer;
 use steward_rules::CommandSink;
+use steward_storage::new_buffer;
+use steward_storage::questdb::ilp::{self, TicketEventRow};
+use steward_storage::Outbox;
 use steward_tickets::{TicketEvent, TicketStore};
 use tokio::sync::broadcast;
 use tracing::{info, warn};
@@ -55,6 +55,28 @@ impl CommandSink for HubPublisher {
 /// stations' MQTT topics, every event to QuestDB's `ticket_events`. Events that arrive
 /// together go out together (one spool segment); if the forwarder falls behind the live
 /// channel, it catches up from the rules' durable event log, so no alert is skipped.
+/// The running forwarder. It ends by itself when the rules stage closes its channel;
+/// `shutdown` waits for that, bounded, like every other stage's `shutdown`.
+pub struct EventForwarder {
+    thread: JoinHandle<()>,
+}
+
+impl EventForwarder {
+    pub fn shutdown(self, within: std::time::Duration) {
+        // Bounded: a handle on the channel still held elsewhere must not hold up the
+        // hub's shutdown.
+        let deadline = std::time::Instant::now() + within;
+        while !self.thread.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        if self.thread.is_finished() {
+            let _ = self.thread.join();
+        } else {
+            warn!("ticket event forwarder still running at shutdown");
+        }
+    }
+}
+
 pub fn forward_events(
     mut rx: broadcast::Receiver<TicketEvent>,
     // The store, not the rules' desk: the desk holds the channel's sender, and the channel
@@ -62,8 +84,8 @@ pub fn forward_events(
     log: Arc<dyn TicketStore>,
     publisher: Arc<HubPublisher>,
     mut outbox: Outbox,
-) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
+) -> std::io::Result<EventForwarder> {
+    let thread = std::thread::Builder::new()
         .name("ticket-events".into())
         .spawn(move || {
             // Events of earlier runs were forwarded then (or are in the log for the API).
@@ -112,13 +134,14 @@ pub fn forward_events(
                 buf.clear();
             }
             outbox.shutdown(new_buffer(), std::time::Duration::from_secs(5));
-        })
+        })?;
+    Ok(EventForwarder { thread })
 }
 
 fn forward(
     ev: &TicketEvent,
     publisher: &HubPublisher,
-    buf: &mut steward_ingest::writer::Buffer,
+    buf: &mut steward_storage::Buffer,
     rows: &mut u64,
 ) {
     if ev.kind.is_alert() {

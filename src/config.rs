@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use steward_api::ApiConfig;
 use steward_broker::BrokerConfig;
-use steward_ingest::questdb::QuestDbConfig;
 use steward_ingest::IngestConfig;
 use steward_rules::RulesConfig;
+use steward_storage::questdb::QuestDbConfig;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -138,7 +138,7 @@ pub fn sample_config() -> String {
          # [questdb] mode = \"managed\" starts QuestDB {} as a child process (needs Java 17+ and\n\
          # Maven to fetch the jar once); mode = \"external\" uses http_addr.\n\
          # [api] admin_token empty = a token is generated at start-up and printed.\n\n{body}",
-        steward_ingest::questdb::QUESTDB_VERSION
+        steward_storage::questdb::QUESTDB_VERSION
     )
 }
 
@@ -164,7 +164,7 @@ mod tests {
         assert!(e.contains("batch_rowz"), "{e}");
         let mut cfg = HubConfig::default();
         cfg.ingest.batch_rows = 0;
-        cfg.questdb.mode = steward_ingest::questdb::QuestDbMode::External;
+        cfg.questdb.mode = steward_storage::questdb::QuestDbMode::External;
         let e = cfg.validate().unwrap_err().to_string();
         assert!(e.contains("ingest.batch_rows"), "{e}");
         assert!(e.contains("questdb.http_addr"), "{e}");

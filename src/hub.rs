@@ -8,12 +8,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use steward_api::{AppState, ReadinessProbe};
-use steward_broker::{Broker, BrokerMetrics};
+use steward_broker::{Broker, BrokerMetrics, SourceCounters};
 use steward_estate::{EstateFile, Registry};
-use steward_ingest::outbox::Outbox;
-use steward_ingest::questdb::{ManagedQuestDb, QuestDbClient, QuestDbMode};
 use steward_ingest::{Ingest, IngestMetrics};
 use steward_rules::{DeviceStates, RulesHandle, RulesMetrics, RulesService, SystemClock};
+use steward_storage::questdb::{ManagedQuestDb, QuestDbClient, QuestDbMode};
+use steward_storage::{Outbox, StorageMetrics};
 use steward_tickets::{SqliteTicketStore, TicketStore};
 use tokio::sync::oneshot;
 use tracing::{info, warn};
@@ -35,7 +35,7 @@ pub struct Hub {
     pub tickets: Arc<dyn TicketStore>,
     pub rules_metrics: RulesMetrics,
     rules: Option<RulesHandle>,
-    events_thread: Option<std::thread::JoinHandle<()>>,
+    events: Option<crate::alerts::EventForwarder>,
     managed: Option<ManagedQuestDb>,
     broker: Option<Broker>,
     ingest: Option<Ingest>,
@@ -48,22 +48,7 @@ impl Hub {
         cfg.validate()?;
         let registry = open_registry(&cfg)?;
 
-        let (managed, questdb_http, questdb_pg) = match cfg.questdb.mode {
-            QuestDbMode::Managed => {
-                let mc = cfg.questdb.managed.clone();
-                let db = tokio::task::spawn_blocking(move || ManagedQuestDb::start(&mc))
-                    .await
-                    .map_err(|e| HubError::Start(e.to_string()))??;
-                let (h, p) = (db.http_addr, db.pg_addr);
-                (Some(db), h, Some(p))
-            }
-            QuestDbMode::External => {
-                let addr = cfg.questdb.http_addr.ok_or_else(|| {
-                    HubError::Config(vec!["questdb.http_addr: required in external mode".into()])
-                })?;
-                (None, addr, None)
-            }
-        };
+        let (managed, questdb_http, questdb_pg) = start_questdb(&cfg).await?;
         let questdb = QuestDbClient::new(questdb_http)?;
         questdb.create_tables().await?;
 
@@ -92,19 +77,27 @@ impl Hub {
             cfg.ingest.spool_max_bytes,
             cfg.ingest.spool_fsync,
             questdb_http,
-            IngestMetrics::default(),
+            // Its own counters (`steward_ticket_events_*`): a full spool here drops audit
+            // rows, and that must be visible like the telemetry spool's drops.
+            StorageMetrics::new(&mut prom, "steward_ticket_events"),
         )?;
-        let events_thread = crate::alerts::forward_events(
+        let events = crate::alerts::forward_events(
             rules.desk().events(),
             tickets.clone(),
             publisher.clone(),
             events_outbox,
         )
         .map_err(|e| HubError::Start(format!("ticket events: {e}")))?;
-        let link = broker.link("steward-ingest")?;
+        let source = broker.inbound(
+            "steward-ingest",
+            SourceCounters {
+                unscheduled: ingest_metrics.link_unscheduled.clone(),
+                lost: ingest_metrics.link_lost.clone(),
+            },
+        )?;
         let states = DeviceStates::new();
         let ingest = Ingest::start(
-            link,
+            source,
             registry.clone(),
             cfg.ingest.clone(),
             questdb_http,
@@ -118,39 +111,14 @@ impl Hub {
             cfg.api.admin_token.clone()
         };
         let mqtt_addr = broker.v4_addr;
-        let sqlite_probe: ReadinessProbe = {
-            let reg = registry.clone();
-            Arc::new(move || reg.compounds().map(|_| ()).map_err(|e| e.to_string()))
-        };
-        let broker_probe: ReadinessProbe = Arc::new(move || {
-            let target = if mqtt_addr.ip().is_unspecified() {
-                SocketAddr::from(([127, 0, 0, 1], mqtt_addr.port()))
-            } else {
-                mqtt_addr
-            };
-            std::net::TcpStream::connect_timeout(&target, Duration::from_secs(1))
-                .map(|_| ())
-                .map_err(|e| format!("mqtt listener: {e}"))
-        });
-        let ingest_running = ingest.running();
-        let ingest_probe: ReadinessProbe = Arc::new(move || {
-            if ingest_running.load(std::sync::atomic::Ordering::SeqCst) {
-                Ok(())
-            } else {
-                Err("the ingest thread has stopped".into())
-            }
-        });
+        let probes = readiness_probes(&registry, mqtt_addr, &ingest);
         let state = AppState {
             registry: registry.clone(),
             states: states.clone(),
             questdb: questdb.clone(),
             metrics: Arc::new(Mutex::new(prom)),
             admin_token: Arc::from(admin_token.as_str()),
-            probes: vec![
-                ("sqlite", sqlite_probe),
-                ("broker", broker_probe),
-                ("ingest", ingest_probe),
-            ],
+            probes,
             tickets: rules.desk(),
             api_metrics,
             resident,
@@ -186,7 +154,7 @@ impl Hub {
             tickets,
             rules_metrics,
             rules: Some(rules),
-            events_thread: Some(events_thread),
+            events: Some(events),
             managed,
             broker: Some(broker),
             ingest: Some(ingest),
@@ -226,23 +194,71 @@ impl Hub {
         if let Some(r) = self.rules.take() {
             let _ = tokio::task::spawn_blocking(move || r.shutdown()).await;
         }
-        if let Some(t) = self.events_thread.take() {
-            // Bounded: a handle still held elsewhere must not hold up the shutdown.
-            let deadline = std::time::Instant::now() + Duration::from_secs(5);
-            while !t.is_finished() && std::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            if t.is_finished() {
-                let _ = t.join();
-            } else {
-                warn!("ticket event forwarder still running at shutdown");
-            }
+        if let Some(e) = self.events.take() {
+            let _ = tokio::task::spawn_blocking(move || e.shutdown(Duration::from_secs(5))).await;
         }
         if let Some(mut m) = self.managed.take() {
             let _ = tokio::task::spawn_blocking(move || m.stop()).await;
         }
         info!("hub stopped");
     }
+}
+
+/// The managed QuestDB started as a child process, or the external one's address.
+async fn start_questdb(
+    cfg: &HubConfig,
+) -> Result<(Option<ManagedQuestDb>, SocketAddr, Option<SocketAddr>), HubError> {
+    Ok(match cfg.questdb.mode {
+        QuestDbMode::Managed => {
+            let mc = cfg.questdb.managed.clone();
+            let db = tokio::task::spawn_blocking(move || ManagedQuestDb::start(&mc))
+                .await
+                .map_err(|e| HubError::Start(e.to_string()))??;
+            let (h, p) = (db.http_addr, db.pg_addr);
+            (Some(db), h, Some(p))
+        }
+        QuestDbMode::External => {
+            let addr = cfg.questdb.http_addr.ok_or_else(|| {
+                HubError::Config(vec!["questdb.http_addr: required in external mode".into()])
+            })?;
+            (None, addr, None)
+        }
+    })
+}
+
+/// What `/readyz` checks: the registry answers, the MQTT listener accepts, ingest runs.
+fn readiness_probes(
+    registry: &Registry,
+    mqtt_addr: SocketAddr,
+    ingest: &Ingest,
+) -> Vec<(&'static str, ReadinessProbe)> {
+    let sqlite_probe: ReadinessProbe = {
+        let reg = registry.clone();
+        Arc::new(move || reg.compounds().map(|_| ()).map_err(|e| e.to_string()))
+    };
+    let broker_probe: ReadinessProbe = Arc::new(move || {
+        let target = if mqtt_addr.ip().is_unspecified() {
+            SocketAddr::from(([127, 0, 0, 1], mqtt_addr.port()))
+        } else {
+            mqtt_addr
+        };
+        std::net::TcpStream::connect_timeout(&target, Duration::from_secs(1))
+            .map(|_| ())
+            .map_err(|e| format!("mqtt listener: {e}"))
+    });
+    let ingest_running = ingest.running();
+    let ingest_probe: ReadinessProbe = Arc::new(move || {
+        if ingest_running.load(std::sync::atomic::Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err("the ingest thread has stopped".into())
+        }
+    });
+    vec![
+        ("sqlite", sqlite_probe),
+        ("broker", broker_probe),
+        ("ingest", ingest_probe),
+    ]
 }
 
 /// Create the folder a database file lives in; an error names the config key.

@@ -20,6 +20,8 @@ pub enum HubError {
     #[error("{0}")]
     Ingest(#[from] steward_ingest::IngestError),
     #[error("{0}")]
+    Storage(#[from] steward_storage::StorageError),
+    #[error("{0}")]
     Api(#[from] steward_api::ApiError),
     #[error("start-up: {0}")]
     Start(String),

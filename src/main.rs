@@ -483,7 +483,7 @@ async fn run_demo(a: DemoArgs) -> Result<()> {
         m.received.get(),
         m.readings_total(),
         m.rejected_total(),
-        m.rows_written.get()
+        m.storage.rows_written.get()
     );
     drop(temp);
     Ok(())
@@ -533,7 +533,7 @@ fn check_payload(
         topic.as_bytes(),
         &payload,
         &registry.directory(),
-        steward_ingest::pipeline::now_ms(),
+        steward_estate::clock::now_ms(),
         &IngestConfig::default(),
     );
     for r in &decoded.readings {
@@ -597,14 +597,14 @@ fn rules_command(cmd: RulesCommand) -> Result<()> {
             let from_ms = parse_time("--from", &from)?;
             let to_ms = match to {
                 Some(t) => parse_time("--to", &t)?,
-                None => steward_ingest::pipeline::now_ms(),
+                None => steward_estate::clock::now_ms(),
             };
             if to_ms <= from_ms {
                 bail!("--to must be after --from");
             }
             let registry = Registry::open_in_memory()?;
             registry.apply(&EstateFile::load(&estate)?)?;
-            let client = steward_ingest::questdb::QuestDbClient::new(questdb)?;
+            let client = steward_storage::questdb::QuestDbClient::new(questdb)?;
             let tickets = runtime()?.block_on(steward_rules::backtest(
                 &client,
                 &pack,

@@ -67,7 +67,7 @@ fn asset(file: &str) -> Response {
         (status = 401)),
     security(("bearer" = [])))]
 pub(crate) async fn liveness(p: Principal, State(s): State<AppState>) -> Json<Value> {
-    let now = steward_ingest::pipeline::now_ms();
+    let now = steward_estate::clock::now_ms();
     let dir = s.registry.directory();
     let mut devices: Vec<Value> = dir
         .devices

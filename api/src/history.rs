@@ -14,6 +14,7 @@ use axum::Json;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use steward_estate::catalog::{self, MetricSpec, MetricType};
+use steward_estate::clock::now_ms;
 use steward_estate::DeviceKind;
 
 const DAY_MS: i64 = 86_400_000;
@@ -209,7 +210,7 @@ fn sampled_sql(table: &str, m: &MetricSpec, devices: &[&str], w: Window, e: Ever
     )
 }
 
-fn unavailable(e: steward_ingest::IngestError) -> ApiError {
+fn unavailable(e: steward_storage::StorageError) -> ApiError {
     ApiError::Unavailable(format!(
         "history store unavailable: {}",
         short(&e.to_string())
@@ -217,7 +218,7 @@ fn unavailable(e: steward_ingest::IngestError) -> ApiError {
 }
 
 /// Rows of a sampled query grouped by device: `{device: [{ts_ms, ...}]}`.
-fn series(result: &steward_ingest::questdb::QueryResult) -> BTreeMap<String, Vec<Value>> {
+fn series(result: &steward_storage::questdb::QueryResult) -> BTreeMap<String, Vec<Value>> {
     let names: Vec<&str> = result.columns.iter().map(|c| c.name.as_str()).collect();
     let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for row in &result.dataset {
@@ -233,10 +234,6 @@ fn series(result: &steward_ingest::questdb::QueryResult) -> BTreeMap<String, Vec
         out.entry(device).or_default().push(Value::Object(point));
     }
     out
-}
-
-fn now_ms() -> i64 {
-    steward_ingest::pipeline::now_ms()
 }
 
 /// `GET /api/v1/devices/{id}/history?metric=&from=&to=&every=`
@@ -395,7 +392,7 @@ pub(crate) async fn device_events(
         "SELECT cast(ts AS LONG) / 1000 ts_ms, event, data FROM {} \
          WHERE device_id = '{}' AND ts >= cast({} AS TIMESTAMP) AND ts < cast({} AS TIMESTAMP) \
          ORDER BY ts DESC LIMIT {limit}",
-        steward_ingest::questdb::schema::EVENTS_TABLE,
+        steward_storage::questdb::schema::EVENTS_TABLE,
         d.id,
         w.from_ms * 1000,
         w.to_ms * 1000,

@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
+use steward_estate::RejectReason;
 use steward_estate::{validate_id, DeviceKind, DeviceUpsert, Registry, Role};
-use steward_ingest::questdb::QuestDbClient;
-use steward_ingest::RejectReason;
 use steward_rules::DeviceStates;
+use steward_storage::questdb::QuestDbClient;
 
 use crate::{auth, openapi, reports, resident, tickets};
 
@@ -358,7 +358,7 @@ pub(crate) async fn device_state(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let d = visible_device(&who, &s, &id)?;
-    let now = steward_ingest::pipeline::now_ms();
+    let now = steward_estate::clock::now_ms();
     let state = s.states.get(&id);
     let liveness = state
         .as_ref()

@@ -32,10 +32,7 @@ use std::sync::Arc;
 use steward_estate::tokens::TOKEN_PREFIX;
 use steward_estate::{Registry, Role};
 
-/// Prefix of publishes refused for their topic; ingest turns them into rejects.
-pub const UNAUTHORIZED_PREFIX: &str = "steward/unauthorized/";
-/// Prefix of publishes shed by the per-device rate limit.
-pub const SHED_PREFIX: &str = "steward/shed/";
+pub use steward_estate::inbound::{SHED_PREFIX, UNAUTHORIZED_PREFIX};
 const DENIED_PREFIX: &str = "steward/denied/";
 
 pub(crate) type Limiter = RateLimiter<Arc<str>, DashMapStateStore<Arc<str>>, DefaultClock>;

@@ -9,11 +9,13 @@
 
 mod config;
 mod guard;
+mod inbound;
 mod metrics;
 mod tls;
 
 pub use config::BrokerConfig;
 pub use guard::{may_publish, may_subscribe, SHED_PREFIX, UNAUTHORIZED_PREFIX};
+pub use inbound::{BrokerSource, LogGap, SourceCounters};
 pub use metrics::BrokerMetrics;
 pub use rumqttd::local::{LinkError, LinkRx, LinkTx};
 pub use rumqttd::Notification;
@@ -187,6 +189,21 @@ impl Broker {
             client_id: client_id.to_string(),
             message,
         })
+    }
+
+    /// Ingest's source: a link subscribed to every topic, so a topic outside the contract
+    /// is seen and rejected rather than silently ignored.
+    pub fn inbound(
+        &self,
+        client_id: &str,
+        counters: SourceCounters,
+    ) -> Result<BrokerSource, BrokerError> {
+        let (mut tx, rx) = self.link(client_id)?;
+        tx.subscribe("#").map_err(|e| BrokerError::Link {
+            client_id: client_id.to_string(),
+            message: format!("cannot subscribe: {e}"),
+        })?;
+        Ok(BrokerSource::new(tx, rx, counters))
     }
 
     pub fn metrics(&self) -> &BrokerMetrics {

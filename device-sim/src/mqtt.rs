@@ -2,7 +2,8 @@
 
 use crate::SimError;
 use rumqttc::{MqttOptions, QoS};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+pub(crate) use steward_estate::clock::now_ms;
 
 /// `host:port`, optionally prefixed with `mqtt://` or `tcp://`.
 pub(crate) fn parse_broker(addr: &str) -> Result<(String, u16), SimError> {
@@ -44,13 +45,6 @@ pub(crate) fn options(
     opts.set_keep_alive(keep_alive);
     opts.set_clean_session(true);
     opts
-}
-
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

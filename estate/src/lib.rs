@@ -7,8 +7,11 @@
 //! QuestDB, or hold tickets.
 
 pub mod catalog;
+pub mod clock;
 pub mod file;
+pub mod inbound;
 mod kind;
+pub mod model;
 pub mod registry;
 pub mod schema;
 pub mod secret;
@@ -16,6 +19,9 @@ pub mod tokens;
 
 pub use file::EstateFile;
 pub use kind::{validate_id, DeviceKind};
+pub use model::{
+    Decoded, DecodedSink, DeviceEvent, Reading, Reject, RejectReason, Status, StatusChange, Value,
+};
 pub use registry::{AuthOutcome, CompoundInfo, DeviceInfo, DeviceUpsert, Directory, Registry};
 pub use tokens::{IssuedToken, NewToken, Role, TokenInfo, TokenScope};
 

@@ -4,6 +4,7 @@
 //! token has far more entropy than a password, so a salt or a slow hash would add nothing,
 //! and an unsalted digest lets a presented token be found by an indexed lookup.
 
+use crate::clock::now_ms;
 use crate::registry::Registry;
 use crate::{secret, EstateError};
 use rusqlite::{params, OptionalExtension};
@@ -100,13 +101,6 @@ pub struct IssuedToken {
 /// Hex SHA-256 of a token, the stored form.
 pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn row_to_info(r: &rusqlite::Row) -> rusqlite::Result<TokenInfo> {

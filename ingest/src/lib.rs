@@ -1,36 +1,30 @@
 //! The ingest stage: device contract v1 (topic parsing, typed decoding per kind, units
-//! and range validation), rejects with reasons, a durable on-disk spool of every accepted
-//! row, and the QuestDB writer (ILP over HTTP, batched, flushed on size and interval) into
-//! per-kind tables created at start-up.
+//! and range validation) and rejects with reasons. Every accepted row and every reject is
+//! encoded for QuestDB and handed to storage's outbox (spool first, then QuestDB); the
+//! decoded message goes to the downstream [`DecodedSink`]s (device state, rules).
 //!
-//! Ingest reads from the broker through an in-process link and hands decoded data to
-//! downstream sinks (rules). It may not raise tickets, serve HTTP or change the estate.
+//! Ingest reads from the broker through an in-process link. It may not raise tickets,
+//! serve HTTP, change the estate, or know how rows are kept (that is `steward-storage`).
 
 mod config;
 pub mod contract;
 pub mod metrics;
-pub mod outbox;
 pub mod pipeline;
-pub mod questdb;
-pub mod reading;
-pub mod spool;
-pub mod writer;
 
 pub use config::IngestConfig;
 pub use metrics::IngestMetrics;
-pub use pipeline::{DecodedSink, Ingest};
-pub use reading::*;
+pub use pipeline::Ingest;
+pub use steward_estate::model::*;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    #[error("questdb start: {0}")]
-    QuestDbStart(String),
-    #[error("questdb query: {0}")]
-    Query(String),
-    #[error("questdb writer: {0}")]
-    Writer(String),
-    #[error("broker link: {0}")]
-    Link(String),
-    #[error("ingest.spool_dir: {0}")]
-    Spool(String),
+    /// The ingest thread could not be started.
+    #[error("ingest: cannot start thread: {source}")]
+    Thread { source: std::io::Error },
+    /// The spool (or the writer behind it) could not be opened.
+    #[error("ingest.spool_dir: {source}")]
+    Spool {
+        #[source]
+        source: steward_storage::StorageError,
+    },
 }

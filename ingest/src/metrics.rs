@@ -1,9 +1,9 @@
-use crate::reading::RejectReason;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use steward_estate::model::RejectReason;
+use steward_storage::StorageMetrics;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
@@ -26,33 +26,22 @@ pub struct IngestMetrics {
     pub statuses: Counter,
     /// Rejected messages or entries by reason.
     pub rejected: Family<ReasonLabel, Counter>,
-    /// Rows QuestDB acknowledged (all tables, rejects included).
-    pub rows_written: Counter,
-    pub flushes: Counter,
-    pub flush_errors: Counter,
-    /// Rows dropped after QuestDB refused their batch as invalid, repeatedly.
-    pub rows_dropped: Counter,
-    /// Rows encoded but not yet acknowledged by QuestDB.
-    pub pending_rows: Gauge,
     /// Times the router paused our link because we lagged (`Notification::Unschedule`).
     pub link_unscheduled: Counter,
     /// Messages whose decoding panicked (a bug); each is rejected, ingest goes on.
     pub decode_panics: Counter,
     /// Messages rumqttd dropped from its log because ingest lagged (slow consumer).
     pub link_lost: Counter,
-    /// Bytes of spool segments on disk, waiting for QuestDB.
-    pub spool_bytes: Gauge,
-    /// Sealed spool segments waiting for QuestDB.
-    pub spool_segments: Gauge,
-    /// Rows not spooled because the spool was full (`ingest.spool_max_bytes`).
-    pub spool_full_dropped_rows: Counter,
-    /// Segments found on disk at start and sent again.
-    pub spool_replayed_segments: Counter,
+    /// The telemetry spool and its writer to QuestDB, registered under the same prefix.
+    pub storage: StorageMetrics,
 }
 
 impl IngestMetrics {
     pub fn new(registry: &mut Registry) -> Self {
-        let m = IngestMetrics::default();
+        let m = IngestMetrics {
+            storage: StorageMetrics::new(registry, "steward_ingest"),
+            ..IngestMetrics::default()
+        };
         for r in RejectReason::ALL {
             let _ = m
                 .rejected
@@ -70,26 +59,6 @@ impl IngestMetrics {
             m.link_lost.clone(),
         );
         r.register(
-            "spool_bytes",
-            "Bytes of spool segments on disk waiting for QuestDB",
-            m.spool_bytes.clone(),
-        );
-        r.register(
-            "spool_segments",
-            "Sealed spool segments waiting for QuestDB",
-            m.spool_segments.clone(),
-        );
-        r.register(
-            "spool_full_dropped_rows",
-            "Rows not kept because the spool was full",
-            m.spool_full_dropped_rows.clone(),
-        );
-        r.register(
-            "spool_replayed_segments",
-            "Spool segments left by a previous run and sent again",
-            m.spool_replayed_segments.clone(),
-        );
-        r.register(
             "received",
             "MQTT messages seen by ingest",
             m.received.clone(),
@@ -105,27 +74,6 @@ impl IngestMetrics {
             "rejected",
             "Rejected messages or entries by reason",
             m.rejected.clone(),
-        );
-        r.register(
-            "rows_written",
-            "Rows acknowledged by QuestDB",
-            m.rows_written.clone(),
-        );
-        r.register("flushes", "Batches flushed to QuestDB", m.flushes.clone());
-        r.register(
-            "flush_errors",
-            "Failed flush attempts (retried)",
-            m.flush_errors.clone(),
-        );
-        r.register(
-            "rows_dropped",
-            "Rows dropped after QuestDB refused their batch",
-            m.rows_dropped.clone(),
-        );
-        r.register(
-            "pending_rows",
-            "Rows not yet acknowledged by QuestDB",
-            m.pending_rows.clone(),
         );
         r.register(
             "link_unscheduled",

@@ -1,13 +1,9 @@
-//! The ingest loop: one thread that takes forwarded publishes from the broker link,
-//! decodes them, appends rows to the current QuestDB batch and hands decoded data to the
-//! downstream sinks (rules).
+//! The ingest loop: one thread that takes messages from an [`InboundSource`] (the broker
+//! link, or in cluster mode a Kafka consumer), decodes them, appends rows to the current
+//! QuestDB batch and hands decoded data to the downstream sinks (rules).
 
 use crate::contract;
 use crate::metrics::{IngestMetrics, KindLabel, ReasonLabel};
-use crate::outbox::Outbox;
-use crate::questdb::ilp::{self, RejectRow};
-use crate::reading::Decoded;
-use crate::writer::new_buffer;
 use crate::{IngestConfig, IngestError};
 use questdb::ingress::Buffer;
 use std::collections::HashMap;
@@ -15,50 +11,23 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use steward_broker::{LinkRx, LinkTx, Notification};
+use std::time::{Duration, Instant};
+use steward_estate::clock::now_us;
+use steward_estate::inbound::{InboundSource, Received};
 use steward_estate::{validate_id, Registry};
+use steward_estate::{Decoded, DecodedSink};
+use steward_storage::questdb::ilp::{self, RejectRow};
+use steward_storage::{new_buffer, Outbox};
 use tracing::{debug, error, info, warn};
-
-/// Downstream consumer of decoded messages (the rules engine). Called on the ingest
-/// thread, so implementations hand work off instead of doing it inline.
-pub trait DecodedSink: Send {
-    fn accept(&mut self, decoded: &Decoded);
-    /// Like [`DecodedSink::accept`], for the last sink, which may keep the message
-    /// without copying it.
-    fn accept_owned(&mut self, decoded: Decoded) {
-        self.accept(&decoded);
-    }
-    /// A burst has ended: hand over anything held back, so nothing waits for the next one.
-    fn flush(&mut self) {}
-}
 
 /// While messages keep coming, the batch is checked for its flush interval and finished
 /// writes are collected once per this many messages, not after every one.
 const CHECK_EVERY: u32 = 64;
 
-/// Filters ingest subscribes to: everything, so a topic outside the contract is seen and
-/// rejected rather than silently ignored.
-const FILTER: &str = "#";
-
 pub struct Ingest {
     stop: Arc<AtomicBool>,
     running: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
-}
-
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
 }
 
 struct Loop {
@@ -75,24 +44,6 @@ struct Loop {
     /// Last time a `rate_limited` reject row was written per device: a flood is counted
     /// in full but leaves at most one row per second in QuestDB.
     shed_rows_at: HashMap<String, Instant>,
-    log_gap: LogGap,
-}
-
-/// Finds messages a subscriber missed from the offsets of what it received: rumqttd
-/// numbers the messages of a subscription's log consecutively from 0, and skips ahead
-/// when it drops segments a lagging subscriber has not read (also before its first read).
-#[derive(Debug, Default)]
-pub struct LogGap {
-    last: Option<u64>,
-}
-
-impl LogGap {
-    /// Record the offset of the next message received; returns how many were skipped.
-    pub fn observe(&mut self, offset: u64) -> u64 {
-        let expected = self.last.map_or(0, |prev| prev + 1);
-        self.last = Some(offset);
-        offset.saturating_sub(expected)
-    }
 }
 
 /// Unspooled bytes after which the ingest loop writes to the spool even in the middle of
@@ -100,26 +51,24 @@ impl LogGap {
 const SPOOL_CHUNK: usize = 64 * 1024;
 
 impl Ingest {
-    /// Start the ingest thread: subscribe on `link`, open the spool (sending again what a
+    /// Start the ingest thread reading `source`: open the spool (sending again what a
     /// previous run left in it) and the writer to QuestDB at `questdb_http`.
     pub fn start(
-        link: (LinkTx, LinkRx),
+        source: impl InboundSource,
         registry: Registry,
         cfg: IngestConfig,
         questdb_http: SocketAddr,
         metrics: IngestMetrics,
         sinks: Vec<Box<dyn DecodedSink>>,
     ) -> Result<Ingest, IngestError> {
-        let (mut tx, rx) = link;
-        tx.subscribe(FILTER)
-            .map_err(|e| IngestError::Link(e.to_string()))?;
         let outbox = Outbox::open(
             &cfg.spool_dir,
             cfg.spool_max_bytes,
             cfg.spool_fsync,
             questdb_http,
-            metrics.clone(),
-        )?;
+            metrics.storage.clone(),
+        )
+        .map_err(|source| IngestError::Spool { source })?;
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
         let state = Loop {
@@ -133,7 +82,6 @@ impl Ingest {
             first_row_at: None,
             outbox,
             shed_rows_at: HashMap::new(),
-            log_gap: LogGap::default(),
         };
         let running = Arc::new(AtomicBool::new(true));
         let running2 = running.clone();
@@ -142,9 +90,9 @@ impl Ingest {
             .spawn(move || {
                 // Cleared however the thread ends, a panic included.
                 let _running = ClearOnDrop(running2);
-                state.run(tx, rx, stop2)
+                state.run(source, stop2)
             })
-            .map_err(|e| IngestError::Link(e.to_string()))?;
+            .map_err(|source| IngestError::Thread { source })?;
         Ok(Ingest {
             stop,
             running,
@@ -181,16 +129,16 @@ impl Drop for Ingest {
 }
 
 impl Loop {
-    fn run(mut self, _tx: LinkTx, mut rx: LinkRx, stop: Arc<AtomicBool>) {
+    fn run(mut self, mut source: impl InboundSource, stop: Arc<AtomicBool>) {
         info!("ingest started");
-        // A deadline already past makes `recv_deadline` a non-blocking receive.
+        // A deadline already past makes `recv_until` a non-blocking receive.
         let past = Instant::now();
         let mut since_check = 0u32;
         while !stop.load(Ordering::Relaxed) {
-            // Take what the router has queued without waiting; when nothing is, the burst
+            // Take what the source has queued without waiting; when nothing is, the burst
             // has ended: spool its tail, hand the rules what they wait for, then wait.
-            let next = match rx.recv_deadline(past) {
-                Err(steward_broker::LinkError::RecvTimeout(flume::RecvTimeoutError::Timeout)) => {
+            let next = match source.recv_until(past) {
+                Received::Idle => {
                     for s in &mut self.sinks {
                         s.flush();
                     }
@@ -201,31 +149,21 @@ impl Loop {
                         Some(t) => t + self.cfg.flush_interval,
                         None => Instant::now() + Duration::from_millis(100),
                     };
-                    rx.recv_deadline(deadline)
+                    source.recv_until(deadline)
                 }
                 other => other,
             };
             match next {
-                Ok(Some(Notification::Forward(f))) => {
-                    if let Some((_, offset)) = f.cursor {
-                        self.check_gap(offset);
-                    }
-                    self.handle(&f.publish.topic, &f.publish.payload);
+                Received::Message(m) => {
+                    self.handle(&m.topic, &m.payload);
+                    // Today's sources acknowledge on their own (rumqttd, at receipt); a
+                    // source that waits for us is released once the message is decoded
+                    // and queued for the spool.
+                    m.ack.release();
                 }
-                Ok(Some(Notification::Unschedule)) => {
-                    // The router parks a link whose queue filled up; it resumes only
-                    // after we say we are ready again.
-                    self.metrics.link_unscheduled.inc();
-                    if let Err(e) = rx.ready() {
-                        error!(error = %e, "cannot wake ingest link");
-                        break;
-                    }
-                }
-                Ok(Some(other)) => debug!(?other, "ignored notification"),
-                Ok(None) => {}
-                Err(steward_broker::LinkError::RecvTimeout(flume::RecvTimeoutError::Timeout)) => {}
-                Err(e) => {
-                    error!(error = %e, "ingest link closed");
+                Received::Idle => {}
+                Received::Closed(reason) => {
+                    error!(reason, "ingest source closed");
                     break;
                 }
             }
@@ -291,20 +229,6 @@ impl Loop {
         // A failing writer is not: rules must go on while QuestDB is down, and the
         // batch waits in the spool.
         self.buf = self.outbox.send(full, true);
-    }
-
-    /// rumqttd drops the oldest segments of its in-memory log when a subscriber lags
-    /// too far, and only logs it. Offsets in our log are consecutive, so a jump is exactly
-    /// the number of messages lost that way: count it.
-    fn check_gap(&mut self, offset: u64) {
-        let lost = self.log_gap.observe(offset);
-        if lost > 0 {
-            self.metrics.link_lost.inc_by(lost);
-            error!(
-                lost,
-                "ingest lagged behind the broker's log; rumqttd dropped messages"
-            );
-        }
     }
 
     fn shed_row_due(&mut self, r: &crate::Reject) -> bool {
@@ -411,7 +335,7 @@ impl Loop {
         }
         let added = self.buf.row_count() - before;
         if added > 0 {
-            self.metrics.pending_rows.inc_by(added as i64);
+            self.metrics.storage.pending_rows.inc_by(added as i64);
             self.first_row_at.get_or_insert_with(Instant::now);
         }
         if !(decoded.readings.is_empty()

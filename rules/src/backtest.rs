@@ -1,7 +1,6 @@
 //! Backtest: replay stored history through a fresh engine and report the tickets a pack
 //! would have raised, so a rule change can be judged against last month before it ships.
 
-use crate::clock::{Clock, ManualClock};
 use crate::engine::{Action, Engine};
 use crate::pack::RulePack;
 use crate::RulesError;
@@ -9,10 +8,11 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use steward_estate::catalog::{self, MetricType};
+use steward_estate::clock::{Clock, ManualClock};
+use steward_estate::{Decoded, DeviceEvent, Reading, Status, StatusChange, Value};
 use steward_estate::{DeviceKind, Directory};
-use steward_ingest::questdb::schema::{EVENTS_TABLE, STATUS_TABLE};
-use steward_ingest::questdb::{QueryResult, QuestDbClient};
-use steward_ingest::{Decoded, DeviceEvent, Reading, Status, StatusChange, Value};
+use steward_storage::questdb::schema::{EVENTS_TABLE, STATUS_TABLE};
+use steward_storage::questdb::{QueryResult, QuestDbClient};
 use steward_tickets::{OnClear, Priority};
 
 /// Timers (durations, silence) are advanced this often between replayed messages.

@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 type Fast = foldhash::fast::FixedState;
 use std::sync::Arc;
 use steward_estate::catalog::{self, MetricType};
+use steward_estate::{Decoded, Reading, Status, Value};
 use steward_estate::{DeviceInfo, DeviceKind, Directory};
-use steward_ingest::{Decoded, Reading, Status, Value};
 use steward_tickets::{alerts_topic, Clear, OnClear, Priority, Raise};
 
 /// An outgoing alert for a station, published on `topic`.

@@ -13,14 +13,13 @@
 //! - [`backtest`]: replay QuestDB history through a pack.
 //! - [`DeviceStates`]: the latest state of every device, read by the API.
 //!
-//! Boundaries: rules consume what ingest decoded (through [`steward_ingest::DecodedSink`]);
+//! Boundaries: rules consume what ingest decoded (through [`steward_estate::DecodedSink`]);
 //! they own no ticket logic (lifecycle, SLA, rating and the event log are
 //! `steward_tickets`'), and may not write to QuestDB's telemetry tables, talk to MQTT
 //! clients directly (alerts and device commands leave through ticket events and the
 //! [`CommandSink`] the hub implements) or change the estate.
 
 mod backtest;
-mod clock;
 mod engine;
 mod metrics;
 mod pack;
@@ -30,7 +29,6 @@ mod state;
 pub use backtest::{
     backtest, backtest_decoded, event_rows, status_rows, telemetry_rows, BacktestTicket,
 };
-pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{Action, Engine, Notification};
 pub use metrics::RulesMetrics;
 pub use pack::{CommandDef, CommandTarget, Rule, RulePack, DEFAULT_PACK};
@@ -38,6 +36,7 @@ pub use service::{
     CommandSink, Dispatcher, NoCommands, RulesConfig, RulesHandle, RulesService, RulesSink,
 };
 pub use state::{DeviceState, DeviceStates, Liveness};
+pub use steward_estate::clock::{Clock, ManualClock, SystemClock};
 
 use std::path::PathBuf;
 

@@ -2,7 +2,6 @@
 //! bounded queue, ticks every second for timers and SLA clocks, applies actions to the
 //! ticket desk, which publishes what happened as [`TicketEvent`]s.
 
-use crate::clock::Clock;
 use crate::engine::{Action, Engine, Notification};
 use crate::metrics::RulesMetrics;
 use crate::pack::{pack_files, RulePack};
@@ -13,8 +12,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
+use steward_estate::clock::Clock;
+use steward_estate::{Decoded, DecodedSink};
 use steward_estate::{Directory, Registry};
-use steward_ingest::{Decoded, DecodedSink};
 use steward_tickets::{
     SlaConfig, SlaPolicy, TicketDesk, TicketEvent, TicketEventKind, TicketStore,
 };

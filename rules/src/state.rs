@@ -3,7 +3,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use steward_estate::Directory;
-use steward_ingest::{Decoded, DecodedSink, Status, Value};
+use steward_estate::{Decoded, DecodedSink, Status, Value};
 
 /// Whether a device is heard from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -196,7 +196,7 @@ mod tests {
     use super::*;
     use std::sync::Arc as A;
     use steward_estate::DeviceKind;
-    use steward_ingest::{Reading, StatusChange};
+    use steward_estate::{Reading, StatusChange};
 
     fn reading(ts: i64, floor: i64) -> Reading {
         Reading {

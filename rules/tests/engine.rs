@@ -391,7 +391,7 @@ fn backtest_reports_the_tickets_a_pack_would_have_raised() {
 #[test]
 fn questdb_rows_become_decoded_messages() {
     let dir = registry().directory();
-    let res: steward_ingest::questdb::QueryResult = serde_json::from_value(json!({
+    let res: steward_storage::questdb::QueryResult = serde_json::from_value(json!({
         "columns": [
             {"name": "ts", "type": "TIMESTAMP"}, {"name": "device_id", "type": "SYMBOL"},
             {"name": "compound_id", "type": "SYMBOL"}, {"name": "seq", "type": "LONG"},
@@ -425,7 +425,7 @@ fn questdb_rows_become_decoded_messages() {
     assert_eq!(tickets.len(), 1);
     assert_eq!(tickets[0].rule_id, "smoke-fire-alarm");
 
-    let ev: steward_ingest::questdb::QueryResult = serde_json::from_value(json!({
+    let ev: steward_storage::questdb::QueryResult = serde_json::from_value(json!({
         "columns": [{"name": "ts", "type": "TIMESTAMP"}, {"name": "device_id", "type": "SYMBOL"},
                     {"name": "kind", "type": "SYMBOL"}, {"name": "event", "type": "SYMBOL"},
                     {"name": "data", "type": "VARCHAR"}],

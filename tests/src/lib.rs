@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use steward::{Hub, HubConfig};
-use steward_ingest::questdb::QueryResult;
+use steward_storage::questdb::QueryResult;
 use tempfile::TempDir;
 
 pub use steward_estate::EstateFile;
@@ -311,7 +311,7 @@ impl TestClient {
 }
 
 pub fn now_ms() -> i64 {
-    steward_ingest::pipeline::now_ms()
+    steward_estate::clock::now_ms()
 }
 
 /// An estate of `n` directly connected devices for load tests and benchmarks, in

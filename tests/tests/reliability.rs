@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use steward::HubConfig;
 use steward_device_sim::{DeviceModel, Fault};
 use steward_estate::DeviceKind;
-use steward_ingest::questdb::{ManagedConfig, ManagedQuestDb, QuestDbClient, QuestDbMode};
+use steward_storage::questdb::{ManagedConfig, ManagedQuestDb, QuestDbClient, QuestDbMode};
 use steward_tests::process::HubProcess;
 use steward_tests::{now_ms, TestClient, TEST_ESTATE};
 

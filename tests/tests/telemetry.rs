@@ -390,7 +390,7 @@ async fn graceful_restart_keeps_accepted_rows_and_the_registry() -> anyhow::Resu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn external_questdb_mode_uses_a_running_server() -> anyhow::Result<()> {
-    use steward_ingest::questdb::{ManagedConfig, ManagedQuestDb, QuestDbMode};
+    use steward_storage::questdb::{ManagedConfig, ManagedQuestDb, QuestDbMode};
     let root = tempfile::tempdir()?;
     let cfg = ManagedConfig {
         root: Some(root.path().to_path_buf()),
@@ -415,7 +415,7 @@ async fn external_questdb_mode_uses_a_running_server() -> anyhow::Result<()> {
         .await?;
     sb.shutdown().await;
     // The hub does not own an external server: it is still up after the hub stopped.
-    assert!(steward_ingest::questdb::reachable(addr));
+    assert!(steward_storage::questdb::reachable(addr));
     drop(db);
     Ok(())
 }

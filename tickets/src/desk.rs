@@ -3,7 +3,6 @@
 //! through the API). It applies the change in the [`TicketStore`], counts it, logs the
 //! resulting [`TicketEvent`] durably and publishes it with its log id.
 
-use crate::clock::Clock;
 use crate::events::{TicketEvent, TicketEventKind};
 use crate::metrics::{PriorityLabel, StageLabel, StateLabel, TicketMetrics};
 use crate::request::{Clear, Raise};
@@ -12,6 +11,7 @@ use crate::state::{ClearOutcome, RaiseOutcome, ResidentReport, Ticket, TicketSta
 use crate::{TicketError, TicketStore, RESIDENT_ACTOR};
 use parking_lot::Mutex;
 use std::sync::Arc;
+use steward_estate::clock::Clock;
 use tokio::sync::broadcast;
 use tracing::{error, info, warn};
 

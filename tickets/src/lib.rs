@@ -17,7 +17,6 @@
 //! It does not evaluate rules (it is told to [`Raise`] and [`Clear`]), talk to MQTT or
 //! QuestDB (events leave through the desk's channel), or serve HTTP.
 
-pub mod clock;
 mod desk;
 mod events;
 mod metrics;

@@ -2,8 +2,8 @@
 //! reports, the event log and batches of the SQLite store and the desk.
 
 use std::sync::Arc;
+use steward_estate::clock::ManualClock;
 use steward_estate::DeviceKind;
-use steward_tickets::clock::ManualClock;
 use steward_tickets::*;
 
 const T0: i64 = 1_740_960_000_000;

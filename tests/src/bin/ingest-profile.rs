@@ -8,9 +8,9 @@ use clap::Parser;
 use std::time::Instant;
 use steward_device_sim::DeviceModel;
 use steward_estate::{EstateFile, Registry};
-use steward_ingest::questdb::ilp;
 use steward_ingest::{contract, IngestConfig};
 use steward_rules::DeviceStates;
+use steward_storage::questdb::ilp;
 use steward_tests::load_estate;
 
 #[derive(Parser)]
@@ -29,7 +29,7 @@ fn main() -> anyhow::Result<()> {
     let estate = EstateFile::parse(&load_estate(args.devices))?;
     let registry = Registry::open_in_memory()?;
     registry.apply(&estate)?;
-    let now = steward_ingest::pipeline::now_ms();
+    let now = steward_estate::clock::now_ms();
     // Realistic payloads of the four kinds from the simulator's models.
     let mut models: Vec<DeviceModel> = estate
         .devices
@@ -65,7 +65,7 @@ fn main() -> anyhow::Result<()> {
     for stage in stages {
         let dir = registry.directory();
         let states = DeviceStates::new();
-        let mut buf = steward_ingest::writer::new_buffer();
+        let mut buf = steward_storage::new_buffer();
         let mut accepted = 0usize;
         let t = Instant::now();
         for (topic, payload) in &msgs {

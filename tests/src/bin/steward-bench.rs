@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use steward_device_sim::DeviceModel;
 use steward_device_sim::{devices_from_estate, run_load, LoadConfig};
 use steward_estate::{EstateFile, Registry};
-use steward_ingest::questdb::{ilp, ManagedConfig, ManagedQuestDb, QuestDbClient};
 use steward_ingest::{contract, IngestConfig};
+use steward_storage::questdb::{ilp, ManagedConfig, ManagedQuestDb, QuestDbClient};
 use steward_tests::{load_estate, HubSandbox};
 
 #[derive(Parser)]
@@ -362,7 +362,7 @@ async fn hub(
     let base_received = sb.hub.ingest_metrics.received.get();
     let rules = sb.hub.rules_metrics.clone();
     let (base_rules_in, base_rules_dropped) = (rules.received.get(), rules.dropped.get());
-    let base_written = sb.hub.ingest_metrics.rows_written.get();
+    let base_written = sb.hub.ingest_metrics.storage.rows_written.get();
     let start = Instant::now();
     // Milestones: when ingest has seen every message and when QuestDB acknowledged every
     // row, next to when the rows became visible to queries.
@@ -374,7 +374,7 @@ async fn hub(
             if decoded_at.is_none() && m.received.get() >= base_received + total {
                 decoded_at = Some(start.elapsed().as_secs_f64());
             }
-            if m.rows_written.get() >= base_written + total {
+            if m.storage.rows_written.get() >= base_written + total {
                 written_at = Some(start.elapsed().as_secs_f64());
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -426,7 +426,7 @@ async fn hub(
         m.received.get(),
         m.readings_total(),
         m.rejected_total(),
-        m.rows_written.get()
+        m.storage.rows_written.get()
     );
     let (decoded_at, written_at) = watcher.await.unwrap_or((None, None));
     let fmt = |v: Option<f64>| v.map(|s| format!("{s:.2}s")).unwrap_or_else(|| "-".into());
@@ -482,11 +482,11 @@ async fn questdb_alone(args: &Args, estate: &EstateFile) -> Result<Row> {
         .collect();
     let n = models.len().max(1);
     // Like the load generator: each device's clock starts now and steps 1 ms a message.
-    let start_ts = steward_ingest::pipeline::now_ms();
+    let start_ts = steward_estate::clock::now_ms();
     let mut encode = |from: u64, count: u64| -> Result<Vec<Vec<u8>>> {
-        let now = steward_ingest::pipeline::now_ms();
+        let now = steward_estate::clock::now_ms();
         let mut batches = Vec::new();
-        let mut buf = steward_ingest::writer::new_buffer();
+        let mut buf = steward_storage::new_buffer();
         for i in from..from + count {
             let m = &mut models[i as usize % n];
             let ts = start_ts + (i / n as u64) as i64;

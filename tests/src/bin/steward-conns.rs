@@ -11,7 +11,7 @@ use clap::Parser;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use steward_ingest::questdb::QuestDbClient;
+use steward_storage::questdb::QuestDbClient;
 use steward_tests::process::HubProcess;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

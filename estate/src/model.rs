@@ -1,5 +1,10 @@
+//! What every stage exchanges about device data: what ingest decoded from one MQTT
+//! message ([`Decoded`]: readings, events, status changes, rejects with reasons) and the
+//! [`DecodedSink`] a downstream stage implements to receive it. Plain data: nothing here
+//! talks to MQTT or QuestDB.
+
+use crate::DeviceKind;
 use std::sync::Arc;
-use steward_estate::DeviceKind;
 
 /// A typed metric value, checked against the catalogue.
 #[derive(Debug, Clone, PartialEq)]
@@ -187,4 +192,17 @@ pub struct Decoded {
     pub events: Vec<DeviceEvent>,
     pub statuses: Vec<StatusChange>,
     pub rejects: Vec<Reject>,
+}
+
+/// Downstream consumer of decoded messages (the rules engine). Called on the ingest
+/// thread, so implementations hand work off instead of doing it inline.
+pub trait DecodedSink: Send {
+    fn accept(&mut self, decoded: &Decoded);
+    /// Like [`DecodedSink::accept`], for the last sink, which may keep the message
+    /// without copying it.
+    fn accept_owned(&mut self, decoded: Decoded) {
+        self.accept(&decoded);
+    }
+    /// A burst has ended: hand over anything held back, so nothing waits for the next one.
+    fn flush(&mut self) {}
 }

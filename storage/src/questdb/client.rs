@@ -1,7 +1,7 @@
 //! A small client for QuestDB's HTTP `/exec` endpoint (DDL and queries). questdb-rs's
 //! reader needs QuestDB 10, so 9.x is queried here.
 
-use crate::IngestError;
+use crate::StorageError;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -46,11 +46,13 @@ struct ErrorBody {
 }
 
 impl QuestDbClient {
-    pub fn new(http_addr: SocketAddr) -> Result<QuestDbClient, IngestError> {
+    pub fn new(http_addr: SocketAddr) -> Result<QuestDbClient, StorageError> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
-            .map_err(|e| IngestError::Query(e.to_string()))?;
+            .map_err(|e| StorageError::Client {
+                reason: e.to_string(),
+            })?;
         Ok(QuestDbClient {
             http,
             base: format!("http://{http_addr}"),
@@ -59,27 +61,32 @@ impl QuestDbClient {
 
     /// Run one SQL statement. Callers never splice outside input into `sql`: identifiers come
     /// from the catalogue and values are validated or bound by the caller.
-    pub async fn exec(&self, sql: &str) -> Result<QueryResult, IngestError> {
+    pub async fn exec(&self, sql: &str) -> Result<QueryResult, StorageError> {
         let resp = self
             .http
             .get(format!("{}/exec", self.base))
             .query(&[("query", sql)])
             .send()
             .await
-            .map_err(|e| IngestError::Query(format!("questdb unreachable: {e}")))?;
+            .map_err(|e| StorageError::Unreachable {
+                reason: e.to_string(),
+            })?;
         let status = resp.status();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| IngestError::Query(format!("questdb response: {e}")))?;
+        let body = resp.bytes().await.map_err(|e| StorageError::BadResponse {
+            reason: e.to_string(),
+        })?;
         if !status.is_success() {
             let msg = serde_json::from_slice::<ErrorBody>(&body)
                 .map(|b| b.error)
                 .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
-            return Err(IngestError::Query(format!("questdb {status}: {msg}")));
+            return Err(StorageError::QueryRefused {
+                status: status.as_u16(),
+                message: msg,
+            });
         }
-        serde_json::from_slice(&body)
-            .map_err(|e| IngestError::Query(format!("questdb response is not JSON: {e}")))
+        serde_json::from_slice(&body).map_err(|e| StorageError::BadResponse {
+            reason: format!("not JSON: {e}"),
+        })
     }
 
     pub async fn ping(&self) -> bool {
@@ -90,7 +97,7 @@ impl QuestDbClient {
     }
 
     /// Create the hub's tables (idempotent).
-    pub async fn create_tables(&self) -> Result<(), IngestError> {
+    pub async fn create_tables(&self) -> Result<(), StorageError> {
         for ddl in super::schema::all_ddl() {
             self.exec(&ddl).await?;
         }

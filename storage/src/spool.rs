@@ -11,7 +11,7 @@
 //! persistent queue either store items one by one (a fsync per message) or bring their own
 //! runtime; a segment that is exactly one HTTP batch keeps replay a plain file read.
 
-use crate::IngestError;
+use crate::StorageError;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -55,8 +55,11 @@ impl Spool {
         dir: &Path,
         max_bytes: u64,
         fsync: bool,
-    ) -> Result<(Spool, Vec<SegmentInfo>), IngestError> {
-        let err = |e: std::io::Error| IngestError::Spool(format!("{}: {e}", dir.display()));
+    ) -> Result<(Spool, Vec<SegmentInfo>), StorageError> {
+        let err = |e: std::io::Error| StorageError::SpoolIo {
+            path: dir.to_path_buf(),
+            source: e,
+        };
         fs::create_dir_all(dir).map_err(err)?;
         let mut found = Vec::new();
         for entry in fs::read_dir(dir).map_err(err)? {
@@ -126,7 +129,7 @@ impl Spool {
     }
 
     /// Append one record (whole ILP rows) to the open segment, opening one if needed.
-    pub fn append(&mut self, ilp: &[u8], rows: u64) -> Result<(), IngestError> {
+    pub fn append(&mut self, ilp: &[u8], rows: u64) -> Result<(), StorageError> {
         if ilp.is_empty() {
             return Ok(());
         }
@@ -139,7 +142,10 @@ impl Spool {
                 .truncate(true)
                 .write(true)
                 .open(&path)
-                .map_err(|e| IngestError::Spool(format!("{}: {e}", path.display())))?;
+                .map_err(|e| StorageError::SpoolIo {
+                    path: path.clone(),
+                    source: e,
+                })?;
             self.open = Some(OpenSegment {
                 id,
                 file,
@@ -151,7 +157,7 @@ impl Spool {
             return Ok(());
         };
         let len = u32::try_from(ilp.len())
-            .map_err(|_| IngestError::Spool("record larger than 4 GiB".into()))?;
+            .map_err(|_| StorageError::SpoolRecordTooLarge { bytes: ilp.len() })?;
         let mut header = [0u8; HEADER];
         header[0..4].copy_from_slice(&len.to_le_bytes());
         header[4..8].copy_from_slice(&crc32fast::hash(ilp).to_le_bytes());
@@ -161,9 +167,12 @@ impl Spool {
         let mut record = Vec::with_capacity(HEADER + ilp.len());
         record.extend_from_slice(&header);
         record.extend_from_slice(ilp);
-        seg.file
-            .write_all(&record)
-            .map_err(|e| IngestError::Spool(format!("segment {}: {e}", seg.id)))?;
+        if let Err(e) = seg.file.write_all(&record) {
+            return Err(StorageError::SpoolIo {
+                path: segment_path(&self.dir, seg.id),
+                source: e,
+            });
+        }
         seg.rows += rows;
         seg.bytes += record.len() as u64;
         self.disk_bytes
@@ -172,14 +181,15 @@ impl Spool {
     }
 
     /// Close the open segment; it is now a batch for QuestDB.
-    pub fn seal(&mut self) -> Result<Option<SegmentInfo>, IngestError> {
+    pub fn seal(&mut self) -> Result<Option<SegmentInfo>, StorageError> {
         let Some(seg) = self.open.take() else {
             return Ok(None);
         };
         if self.fsync {
-            seg.file
-                .sync_data()
-                .map_err(|e| IngestError::Spool(format!("segment {}: {e}", seg.id)))?;
+            seg.file.sync_data().map_err(|e| StorageError::SpoolIo {
+                path: segment_path(&self.dir, seg.id),
+                source: e,
+            })?;
         }
         Ok(Some(SegmentInfo {
             id: seg.id,

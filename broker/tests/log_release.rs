@@ -7,9 +7,10 @@
 //! own process) that runs the two cases one after the other.
 
 use std::time::{Duration, Instant};
-use steward_broker::{log_segments_released, Broker, BrokerConfig, BrokerMetrics, Notification};
+use steward_broker::{
+    log_segments_released, Broker, BrokerConfig, BrokerMetrics, LogGap, Notification,
+};
 use steward_estate::Registry;
-use steward_ingest::pipeline::LogGap;
 
 const PAYLOAD: usize = 500;
 

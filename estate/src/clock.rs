@@ -1,6 +1,6 @@
-//! Time source of the rules service. Evaluation itself never reads a clock: readings carry
-//! their event time and timers are advanced by `tick(now_ms)`, so tests and backtests can
-//! drive time by hand.
+//! The one wall clock of every stage. Rule evaluation never reads it: readings carry
+//! their event time and timers are advanced by `tick(now_ms)`, so tests and backtests
+//! drive time by hand through [`ManualClock`]; services take a [`Clock`] for the same reason.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -15,11 +15,24 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0)
+        now_ms()
     }
+}
+
+/// Milliseconds since the Unix epoch (0 if the system clock is before it).
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Microseconds since the Unix epoch, for receive timestamps of stored rows.
+pub fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
 }
 
 /// A clock that moves only when told to.

@@ -4,9 +4,8 @@
 //! and nothing when it keeps up.
 
 use std::time::{Duration, Instant};
-use steward_broker::{Broker, BrokerConfig, BrokerMetrics, Notification};
+use steward_broker::{Broker, BrokerConfig, BrokerMetrics, LogGap, Notification};
 use steward_estate::Registry;
-use steward_ingest::pipeline::LogGap;
 
 fn broker(segment_bytes: usize) -> Broker {
     let config = BrokerConfig {

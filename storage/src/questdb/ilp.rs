@@ -1,8 +1,8 @@
 //! Rows to ILP: one function per kind of row, each appending to a questdb-rs buffer.
 
 use super::schema::{EVENTS_TABLE, REJECTS_TABLE, STATUS_TABLE, TICKET_EVENTS_TABLE};
-use crate::reading::{DeviceEvent, Reading, StatusChange, Value};
 use questdb::ingress::{Buffer, ColumnName, TableName, TimestampMicros};
+use steward_estate::model::{DeviceEvent, Reading, StatusChange, Value};
 
 pub type IlpResult = questdb::Result<()>;
 

@@ -1,7 +1,7 @@
 //! Managed QuestDB: the `org.questdb:questdb` jar from Maven Central run as a child
 //! process on chosen (or ephemeral) ports in a temporary or configured root.
 
-use crate::IngestError;
+use crate::StorageError;
 use serde::{Deserialize, Serialize};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -10,6 +10,12 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 /// 9.3.x is the last line that runs on Java 17; 9.4+ needs Java 25.
+fn start_err(reason: impl Into<String>) -> StorageError {
+    StorageError::QuestDbStart {
+        reason: reason.into(),
+    }
+}
+
 pub const QUESTDB_VERSION: &str = "9.3.4";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -104,12 +110,10 @@ impl Drop for TempRoot {
     }
 }
 
-fn free_port() -> Result<u16, IngestError> {
+fn free_port() -> Result<u16, StorageError> {
     let l = TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| IngestError::QuestDbStart(format!("cannot find a free port: {e}")))?;
-    Ok(l.local_addr()
-        .map_err(|e| IngestError::QuestDbStart(e.to_string()))?
-        .port())
+        .map_err(|e| start_err(format!("cannot find a free port: {e}")))?;
+    Ok(l.local_addr().map_err(|e| start_err(e.to_string()))?.port())
 }
 
 fn cache_dir() -> PathBuf {
@@ -120,12 +124,12 @@ fn cache_dir() -> PathBuf {
 }
 
 /// Locate (or fetch with Maven) the QuestDB jar of `version`.
-pub fn resolve_jar(cfg: &ManagedConfig) -> Result<PathBuf, IngestError> {
+pub fn resolve_jar(cfg: &ManagedConfig) -> Result<PathBuf, StorageError> {
     if let Some(j) = &cfg.jar {
         return if j.is_file() {
             Ok(j.clone())
         } else {
-            Err(IngestError::QuestDbStart(format!(
+            Err(start_err(format!(
                 "questdb.managed.jar: {} does not exist",
                 j.display()
             )))
@@ -135,7 +139,7 @@ pub fn resolve_jar(cfg: &ManagedConfig) -> Result<PathBuf, IngestError> {
         if j.is_file() {
             return Ok(j);
         }
-        return Err(IngestError::QuestDbStart(format!(
+        return Err(start_err(format!(
             "STEWARD_QUESTDB_JAR={} does not exist",
             j.display()
         )));
@@ -146,7 +150,7 @@ pub fn resolve_jar(cfg: &ManagedConfig) -> Result<PathBuf, IngestError> {
         return Ok(jar);
     }
     std::fs::create_dir_all(&dir)
-        .map_err(|e| IngestError::QuestDbStart(format!("cannot create {}: {e}", dir.display())))?;
+        .map_err(|e| start_err(format!("cannot create {}: {e}", dir.display())))?;
     info!(version = %cfg.version, dir = %dir.display(), "fetching questdb jar with maven");
     // Fetch into a private folder and rename into place, so concurrent first runs (tests
     // in parallel) never see a half-written jar.
@@ -166,7 +170,7 @@ pub fn resolve_jar(cfg: &ManagedConfig) -> Result<PathBuf, IngestError> {
         .current_dir(&dir)
         .status()
         .map_err(|e| {
-            IngestError::QuestDbStart(format!(
+            start_err(format!(
                 "maven (mvn) is needed to fetch org.questdb:questdb:{} and could not be run ({e}); \
                  install Maven (e.g. `apt-get install maven`) or set STEWARD_QUESTDB_JAR",
                 cfg.version
@@ -176,7 +180,7 @@ pub fn resolve_jar(cfg: &ManagedConfig) -> Result<PathBuf, IngestError> {
     let renamed = status.success() && fetched.is_file() && std::fs::rename(&fetched, &jar).is_ok();
     let _ = std::fs::remove_dir_all(&staging);
     if !renamed && !jar.is_file() {
-        return Err(IngestError::QuestDbStart(format!(
+        return Err(start_err(format!(
             "mvn could not fetch org.questdb:questdb:{} into {}",
             cfg.version,
             dir.display()
@@ -186,7 +190,7 @@ pub fn resolve_jar(cfg: &ManagedConfig) -> Result<PathBuf, IngestError> {
 }
 
 /// Locate a Java that can run this QuestDB version.
-pub fn resolve_java(cfg: &ManagedConfig) -> Result<PathBuf, IngestError> {
+pub fn resolve_java(cfg: &ManagedConfig) -> Result<PathBuf, StorageError> {
     let candidate = cfg.java.clone().unwrap_or_else(|| {
         std::env::var_os("JAVA_HOME")
             .map(|h| PathBuf::from(h).join("bin").join("java"))
@@ -197,7 +201,7 @@ pub fn resolve_java(cfg: &ManagedConfig) -> Result<PathBuf, IngestError> {
         .arg("-version")
         .output()
         .map_err(|e| {
-            IngestError::QuestDbStart(format!(
+            start_err(format!(
                 "java ({}) could not be run ({e}); install a JDK 17 or newer \
              (e.g. `apt-get install openjdk-17-jre-headless`) or set questdb.managed.java",
                 candidate.display()
@@ -211,7 +215,7 @@ pub fn resolve_java(cfg: &ManagedConfig) -> Result<PathBuf, IngestError> {
         .and_then(|m| m.parse::<u32>().ok())
         .unwrap_or(0);
     if major < 17 {
-        return Err(IngestError::QuestDbStart(format!(
+        return Err(start_err(format!(
             "{} is Java {major}; QuestDB {} needs Java 17 or newer",
             candidate.display(),
             cfg.version
@@ -261,7 +265,7 @@ fn alive(pid: u32) -> bool {
 }
 
 impl ManagedQuestDb {
-    pub fn start(cfg: &ManagedConfig) -> Result<ManagedQuestDb, IngestError> {
+    pub fn start(cfg: &ManagedConfig) -> Result<ManagedQuestDb, StorageError> {
         let jar = resolve_jar(cfg)?;
         let java = resolve_java(cfg)?;
         let (root, temp) = match &cfg.root {
@@ -276,9 +280,8 @@ impl ManagedQuestDb {
                 (dir.clone(), Some(TempRoot(dir)))
             }
         };
-        std::fs::create_dir_all(&root).map_err(|e| {
-            IngestError::QuestDbStart(format!("cannot create {}: {e}", root.display()))
-        })?;
+        std::fs::create_dir_all(&root)
+            .map_err(|e| start_err(format!("cannot create {}: {e}", root.display())))?;
         reclaim_orphan(&root);
         let pick = |p: u16| if p == 0 { free_port() } else { Ok(p) };
         let ports = [
@@ -322,13 +325,10 @@ impl ManagedQuestDb {
         Ok(db)
     }
 
-    fn spawn(&mut self, max_heap: &str) -> Result<(), IngestError> {
-        let log = std::fs::File::create(self.root.join("questdb.log")).map_err(|e| {
-            IngestError::QuestDbStart(format!("cannot create log in {}: {e}", self.root.display()))
-        })?;
-        let log2 = log
-            .try_clone()
-            .map_err(|e| IngestError::QuestDbStart(e.to_string()))?;
+    fn spawn(&mut self, max_heap: &str) -> Result<(), StorageError> {
+        let log = std::fs::File::create(self.root.join("questdb.log"))
+            .map_err(|e| start_err(format!("cannot create log in {}: {e}", self.root.display())))?;
+        let log2 = log.try_clone().map_err(|e| start_err(e.to_string()))?;
         let [http, pg, ilp, min] = self.ports;
         let child = Command::new(&self.java)
             .arg(format!("-Xmx{max_heap}"))
@@ -348,7 +348,7 @@ impl ManagedQuestDb {
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log2))
             .spawn()
-            .map_err(|e| IngestError::QuestDbStart(format!("cannot start java: {e}")))?;
+            .map_err(|e| start_err(format!("cannot start java: {e}")))?;
         // Remembered so a hub killed with SIGKILL can stop this JVM when it starts again
         // on the same root, instead of meeting a server that holds the data directory.
         let _ = std::fs::write(self.root.join(PID_FILE), child.id().to_string());
@@ -356,12 +356,12 @@ impl ManagedQuestDb {
         Ok(())
     }
 
-    fn wait_ready(&mut self, timeout: Duration) -> Result<(), IngestError> {
+    fn wait_ready(&mut self, timeout: Duration) -> Result<(), StorageError> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
-                    return Err(IngestError::QuestDbStart(format!(
+                    return Err(start_err(format!(
                         "questdb exited with {status} during start-up; log: {}",
                         self.log_tail()
                     )));
@@ -371,7 +371,7 @@ impl ManagedQuestDb {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                return Err(IngestError::QuestDbStart(format!(
+                return Err(start_err(format!(
                     "questdb did not answer on {} within {timeout:?}; log: {}",
                     self.http_addr,
                     self.log_tail()
@@ -405,7 +405,7 @@ impl ManagedQuestDb {
 
     /// Start it again on the same ports and root, e.g. after [`stop`](Self::stop) in an
     /// outage test.
-    pub fn restart(&mut self, max_heap: &str, timeout: Duration) -> Result<(), IngestError> {
+    pub fn restart(&mut self, max_heap: &str, timeout: Duration) -> Result<(), StorageError> {
         self.stop();
         self.spawn(max_heap)?;
         self.wait_ready(timeout)

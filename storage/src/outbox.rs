@@ -1,10 +1,10 @@
 //! Spool plus writer: rows go to disk first, sealed segments go to QuestDB in order, and
 //! segments QuestDB could not take yet wait on disk (not in memory) until it can.
 
-use crate::metrics::IngestMetrics;
 use crate::spool::{SegmentInfo, Spool};
 use crate::writer::{Batch, Writer};
-use crate::IngestError;
+use crate::StorageError;
+use crate::StorageMetrics;
 use questdb::ingress::Buffer;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -23,7 +23,7 @@ pub struct Outbox {
     writer: Writer,
     /// Sealed segments the writer has not taken yet, oldest first; their bytes are on disk.
     pending: VecDeque<SegmentInfo>,
-    metrics: IngestMetrics,
+    metrics: StorageMetrics,
     full_warned: Option<Instant>,
 }
 
@@ -35,8 +35,8 @@ impl Outbox {
         max_bytes: u64,
         fsync: bool,
         questdb_http: SocketAddr,
-        metrics: IngestMetrics,
-    ) -> Result<Outbox, IngestError> {
+        metrics: StorageMetrics,
+    ) -> Result<Outbox, StorageError> {
         let (spool, found) = Spool::open(dir, max_bytes, fsync)?;
         let writer = Writer::start(
             questdb_http,

@@ -6,9 +6,9 @@
 //! are retried without limit; a segment QuestDB refuses as invalid several times is moved
 //! to `dead/` in the spool (kept for inspection, counted) so it cannot stall the stream.
 
-use crate::metrics::IngestMetrics;
 use crate::spool::{read_segment, segment_path, SegmentInfo};
-use crate::IngestError;
+use crate::StorageError;
+use crate::StorageMetrics;
 pub use questdb::ingress::Buffer;
 use questdb::ingress::ProtocolVersion;
 use std::net::SocketAddr;
@@ -56,8 +56,8 @@ impl Writer {
         addr: SocketAddr,
         dir: PathBuf,
         spool_bytes: Arc<AtomicU64>,
-        metrics: IngestMetrics,
-    ) -> Result<Writer, IngestError> {
+        metrics: StorageMetrics,
+    ) -> Result<Writer, StorageError> {
         let (tx, rx) = sync_channel::<Batch>(QUEUE);
         let (recycle_tx, recycle) = sync_channel::<Buffer>(QUEUE + 2);
         let stop = Arc::new(AtomicBool::new(false));
@@ -79,7 +79,9 @@ impl Writer {
         let handle = std::thread::Builder::new()
             .name("questdb-writer".into())
             .spawn(move || run(ctx, rx, recycle_tx))
-            .map_err(|e| IngestError::Writer(e.to_string()))?;
+            .map_err(|e| StorageError::Writer {
+                reason: e.to_string(),
+            })?;
         Ok(Writer {
             failing,
             tx: Some(tx),
@@ -152,7 +154,7 @@ struct Ctx {
     agent: ureq::Agent,
     dir: PathBuf,
     spool_bytes: Arc<AtomicU64>,
-    metrics: IngestMetrics,
+    metrics: StorageMetrics,
     stop: Arc<AtomicBool>,
     failing: Arc<AtomicBool>,
 }
