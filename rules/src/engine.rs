@@ -638,6 +638,56 @@ fn hysteresis(on: bool, op: Op, v: f64, raise: f64, clear: f64) -> bool {
     }
 }
 
+/// Change per minute over the window, with hysteresis (`Form::Rate`).
+fn rate(
+    st: &mut NodeRt,
+    cx: &Cx,
+    metric: usize,
+    op: Op,
+    (raise, clear): (f64, f64),
+    window_ms: i64,
+) -> bool {
+    let on = st.on;
+    let w = st.win();
+    if let Some((v, ts)) = num_at(cx.data, metric) {
+        if w.samples.back().is_none_or(|(t, _)| ts > *t) {
+            w.samples.push_back((ts, v));
+        }
+    }
+    // Keep one sample at or before the window start so the delta spans the window.
+    while w.samples.len() > 2 && w.samples[1].0 <= cx.now - window_ms {
+        w.samples.pop_front();
+    }
+    let mut next = on;
+    if let (Some((t0, v0)), Some((t1, v1))) = (w.samples.front(), w.samples.back()) {
+        if t1 > t0 {
+            let per_min = (v1 - v0) / ((t1 - t0) as f64 / 60_000.0);
+            next = hysteresis(on, op, per_min, raise, clear);
+        }
+    }
+    st.on = next;
+    next
+}
+
+/// A value against a share of its learned mean (`Form::Baseline`), while its gate flag
+/// holds; learns only from samples that do not trigger.
+fn baseline(st: &mut NodeRt, cx: &Cx, metric: usize, op: Op, share: f64, min_samples: u32) -> bool {
+    let Some((v, ts)) = num_at(cx.data, metric) else {
+        return false;
+    };
+    let w = st.win();
+    let fresh = ts > w.last;
+    let trig = w.n >= min_samples && op.holds(v, share * w.mean);
+    // Learn only from healthy samples, so a fault does not become the norm.
+    if fresh && !trig {
+        w.n = w.n.saturating_add(1);
+        let alpha = (1.0 / f64::from(w.n)).max(0.05);
+        w.mean += alpha * (v - w.mean);
+        w.last = ts;
+    }
+    trig
+}
+
 fn eval(tree: &Tree, i: usize, cx: &Cx, st: &mut [NodeRt]) -> bool {
     let node = &tree.nodes[i];
     if let Some(g) = node.only_while {
@@ -703,28 +753,7 @@ fn eval(tree: &Tree, i: usize, cx: &Cx, st: &mut [NodeRt]) -> bool {
             raise,
             clear,
             window_ms,
-        } => {
-            let on = st[i].on;
-            let w = st[i].win();
-            if let Some((v, ts)) = num_at(cx.data, *metric) {
-                if w.samples.back().is_none_or(|(t, _)| ts > *t) {
-                    w.samples.push_back((ts, v));
-                }
-            }
-            // Keep one sample at or before the window start so the delta spans the window.
-            while w.samples.len() > 2 && w.samples[1].0 <= cx.now - window_ms {
-                w.samples.pop_front();
-            }
-            let mut next = on;
-            if let (Some((t0, v0)), Some((t1, v1))) = (w.samples.front(), w.samples.back()) {
-                if t1 > t0 {
-                    let per_min = (v1 - v0) / ((t1 - t0) as f64 / 60_000.0);
-                    next = hysteresis(on, *op, per_min, *raise, *clear);
-                }
-            }
-            st[i].on = next;
-            next
-        }
+        } => rate(&mut st[i], cx, *metric, *op, (*raise, *clear), *window_ms),
         Form::Baseline {
             metric,
             op,
@@ -732,23 +761,8 @@ fn eval(tree: &Tree, i: usize, cx: &Cx, st: &mut [NodeRt]) -> bool {
             while_flag,
             min_samples,
         } => {
-            if flag(cx.data, *while_flag) != Some(true) {
-                false
-            } else if let Some((v, ts)) = num_at(cx.data, *metric) {
-                let w = st[i].win();
-                let fresh = ts > w.last;
-                let trig = w.n >= *min_samples && op.holds(v, share * w.mean);
-                // Learn only from healthy samples, so a fault does not become the norm.
-                if fresh && !trig {
-                    w.n = w.n.saturating_add(1);
-                    let alpha = (1.0 / f64::from(w.n)).max(0.05);
-                    w.mean += alpha * (v - w.mean);
-                    w.last = ts;
-                }
-                trig
-            } else {
-                false
-            }
+            flag(cx.data, *while_flag) == Some(true)
+                && baseline(&mut st[i], cx, *metric, *op, *share, *min_samples)
         }
         Form::All(kids) => {
             // Every child is evaluated: stateful children must see every sample.
