@@ -6,10 +6,11 @@ use parking_lot::Mutex;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use steward_broker::{Broker, LinkRx, LinkTx};
-use steward_rules::{CommandSink, TicketEvent, TicketStore};
+use steward_rules::CommandSink;
 use steward_storage::new_buffer;
 use steward_storage::questdb::ilp::{self, TicketEventRow};
 use steward_storage::Outbox;
+use steward_tickets::{TicketEvent, TicketStore};
 use tokio::sync::broadcast;
 use tracing::{info, warn};
 
@@ -80,7 +81,7 @@ pub fn forward_events(
     mut rx: broadcast::Receiver<TicketEvent>,
     // The store, not the rules' desk: the desk holds the channel's sender, and the channel
     // must close when the rules stage stops so that this thread ends.
-    log: TicketStore,
+    log: Arc<dyn TicketStore>,
     publisher: Arc<HubPublisher>,
     mut outbox: Outbox,
 ) -> std::io::Result<EventForwarder> {
@@ -107,15 +108,7 @@ pub fn forward_events(
                 }
                 if lagged {
                     match log.events_after(last_id, 100_000) {
-                        Ok(rows) => {
-                            let missed: Vec<TicketEvent> = rows
-                                .into_iter()
-                                .filter_map(|(id, json)| {
-                                    let mut ev: TicketEvent = serde_json::from_str(&json).ok()?;
-                                    ev.event_id = Some(id);
-                                    Some(ev)
-                                })
-                                .collect();
+                        Ok(missed) => {
                             warn!(
                                 from_log = missed.len(),
                                 "ticket event forwarder fell behind; catching up from the event log"

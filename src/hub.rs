@@ -11,11 +11,10 @@ use steward_api::{AppState, ReadinessProbe};
 use steward_broker::{Broker, BrokerMetrics, SourceCounters};
 use steward_estate::{EstateFile, Registry};
 use steward_ingest::{Ingest, IngestMetrics};
-use steward_rules::{
-    DeviceStates, RulesHandle, RulesMetrics, RulesService, SystemClock, TicketStore,
-};
+use steward_rules::{DeviceStates, RulesHandle, RulesMetrics, RulesService, SystemClock};
 use steward_storage::questdb::{ManagedQuestDb, QuestDbClient, QuestDbMode};
 use steward_storage::{Outbox, StorageMetrics};
+use steward_tickets::{SqliteTicketStore, TicketStore};
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
@@ -33,7 +32,7 @@ pub struct Hub {
     pub broker_metrics: BrokerMetrics,
     pub questdb: QuestDbClient,
     /// Tickets and their audit trail (SQLite).
-    pub tickets: TicketStore,
+    pub tickets: Arc<dyn TicketStore>,
     pub rules_metrics: RulesMetrics,
     rules: Option<RulesHandle>,
     events: Option<crate::alerts::EventForwarder>,
@@ -83,7 +82,7 @@ impl Hub {
             StorageMetrics::new(&mut prom, "steward_ticket_events"),
         )?;
         let events = crate::alerts::forward_events(
-            rules.events(),
+            rules.desk().events(),
             tickets.clone(),
             publisher.clone(),
             events_outbox,
@@ -277,10 +276,11 @@ fn ensure_parent(path: &std::path::Path, key: &str) -> Result<(), HubError> {
     }
 }
 
-fn open_tickets(cfg: &HubConfig) -> Result<TicketStore, HubError> {
+fn open_tickets(cfg: &HubConfig) -> Result<Arc<dyn TicketStore>, HubError> {
     ensure_parent(&cfg.rules.database, "rules.database")?;
-    TicketStore::open(&cfg.rules.database)
-        .map_err(|e| HubError::Start(format!("rules.database: {e}")))
+    let store = SqliteTicketStore::open(&cfg.rules.database)
+        .map_err(|e| HubError::Start(format!("rules.database: {e}")))?;
+    Ok(Arc::new(store))
 }
 
 /// Open the registry database and load the estate file into it, as the hub does at start.

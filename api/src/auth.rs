@@ -14,7 +14,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 use std::collections::BTreeSet;
 use steward_estate::{DeviceInfo, Directory, Role, TokenInfo};
-use steward_rules::{Ticket, TicketScope};
+use steward_tickets::{Ticket, TicketScope};
 use subtle::ConstantTimeEq;
 use tracing::debug;
 

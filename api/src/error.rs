@@ -124,9 +124,9 @@ impl From<steward_estate::EstateError> for ApiError {
     }
 }
 
-impl From<steward_rules::TicketError> for ApiError {
-    fn from(e: steward_rules::TicketError) -> Self {
-        use steward_rules::TicketError as E;
+impl From<steward_tickets::TicketError> for ApiError {
+    fn from(e: steward_tickets::TicketError) -> Self {
+        use steward_tickets::TicketError as E;
         match e {
             E::NotFound(_) => ApiError::NotFound(e.to_string()),
             E::IllegalTransition { .. } => ApiError::Conflict(e.to_string()),

@@ -22,7 +22,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 use steward_estate::validate_id;
 use steward_estate::Role;
-use steward_rules::{Priority, TicketDesk, TicketEvent};
+use steward_tickets::{Priority, TicketDesk, TicketEvent};
 use tokio::sync::{broadcast, mpsc, watch};
 use tracing::{debug, warn};
 
@@ -311,7 +311,7 @@ mod tests {
     fn ev(station: &str, compound: &str, priority: Priority) -> TicketEvent {
         TicketEvent {
             event_id: Some(1),
-            kind: steward_rules::TicketEventKind::Raised,
+            kind: steward_tickets::TicketEventKind::Raised,
             ts_ms: 0,
             ticket_id: Some(1),
             device_id: "lift-1".into(),
@@ -379,7 +379,8 @@ mod tests {
     fn desk_with_ticket() -> (steward_rules::RulesHandle, TicketDesk, i64) {
         use std::sync::Arc;
         use steward_rules::*;
-        let store = TicketStore::open_in_memory().unwrap();
+        use steward_tickets::{Raise, SqliteTicketStore, TicketStore};
+        let store: Arc<dyn TicketStore> = Arc::new(SqliteTicketStore::open_in_memory().unwrap());
         let cfg = RulesConfig {
             watch: false,
             ..Default::default()
@@ -418,7 +419,7 @@ mod tests {
 
     #[tokio::test]
     async fn resuming_from_the_newest_id_gets_the_next_live_event() {
-        use steward_rules::TicketState;
+        use steward_tickets::TicketState;
         let (_handle, desk, id) = desk_with_ticket();
         desk.transition(id, TicketState::Acknowledged, "crew", "")
             .unwrap();
@@ -443,7 +444,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_lagging_stream_catches_up_from_the_log_without_gap_or_duplicate() {
-        use steward_rules::TicketState;
+        use steward_tickets::TicketState;
         let (_handle, desk, id) = desk_with_ticket();
         // Subscribed, then more events than the live channel holds before reading any.
         let live = desk.events();

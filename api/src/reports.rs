@@ -11,7 +11,7 @@ use axum::Json;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
 use steward_estate::Role;
-use steward_rules::{month_range, rate, Rating, Ticket, TicketFilter, TicketState};
+use steward_tickets::{month_range, rate, Rating, Ticket, TicketFilter, TicketState};
 use utoipa::ToSchema;
 
 /// Figures of one SLA stage (acknowledge, on site, resolve) over a month's tickets.

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use steward_rules::{Priority, ResidentReport};
+use steward_tickets::{Priority, ResidentReport};
 use tracing::info;
 use utoipa::ToSchema;
 

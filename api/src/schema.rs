@@ -250,8 +250,8 @@ mod tests {
     use super::*;
     use std::collections::BTreeSet;
     use steward_estate::{DeviceKind, Role, TokenScope};
-    use steward_rules::TicketState;
-    use steward_rules::{AuditRecord, DeviceState, Liveness, Priority, Ticket, TicketDetail};
+    use steward_rules::{DeviceState, Liveness};
+    use steward_tickets::{AuditRecord, Priority, Ticket, TicketDetail, TicketState};
 
     /// The schema of `T` as JSON.
     fn schema_of<T: utoipa::PartialSchema>() -> serde_json::Value {
@@ -365,7 +365,7 @@ mod tests {
             audit: vec![audit],
         };
         assert_eq!(properties::<TicketDetailDoc>(), keys(&detail));
-        let rating = steward_rules::rate("st-1", "2026-11", &[ticket()]);
+        let rating = steward_tickets::rate("st-1", "2026-11", &[ticket()]);
         assert_eq!(properties::<RatingDoc>(), keys(&rating));
         assert_eq!(properties::<TokenScopeDoc>(), keys(&TokenScope::default()));
         let compound = steward_estate::registry::CompoundSummary {

@@ -23,7 +23,7 @@ pub struct AppState {
     pub admin_token: Arc<str>,
     pub probes: Vec<(&'static str, ReadinessProbe)>,
     /// Tickets of the rules stage.
-    pub tickets: steward_rules::TicketDesk,
+    pub tickets: steward_tickets::TicketDesk,
     pub api_metrics: ApiMetrics,
     /// Rate limits and counters of the public resident report endpoint.
     pub resident: ResidentIntake,

@@ -13,7 +13,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use steward_estate::Role;
-use steward_rules::{Priority, Ticket, TicketDetail, TicketFilter, TicketState};
+use steward_tickets::{Priority, Ticket, TicketDetail, TicketFilter, TicketState};
 use utoipa::ToSchema;
 
 const LIST_PARAMS: [&str; 12] = [

@@ -190,7 +190,8 @@ fn dashboard_routes_are_pages_not_api() {
 }
 
 async fn state() -> (AppState, steward_rules::RulesHandle) {
-    use steward_rules::{ManualClock, NoCommands, RulesConfig, RulesService, TicketStore};
+    use steward_rules::{ManualClock, NoCommands, RulesConfig, RulesService};
+    use steward_tickets::{SqliteTicketStore, TicketStore};
     let registry = steward_estate::Registry::open_in_memory().expect("registry");
     let cfg = RulesConfig {
         watch: false,
@@ -199,7 +200,8 @@ async fn state() -> (AppState, steward_rules::RulesHandle) {
     let (_sink, rules) = RulesService::start(
         cfg,
         registry.clone(),
-        TicketStore::open_in_memory().expect("ticket store"),
+        Arc::new(SqliteTicketStore::open_in_memory().expect("ticket store"))
+            as Arc<dyn TicketStore>,
         Arc::new(ManualClock::new(1_000)),
         Arc::new(NoCommands),
     )

@@ -2,7 +2,7 @@
 //! would have raised, so a rule change can be judged against last month before it ships.
 
 use crate::engine::{Action, Engine};
-use crate::pack::{OnClear, Priority, RulePack};
+use crate::pack::RulePack;
 use crate::RulesError;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -13,6 +13,7 @@ use steward_estate::{Decoded, DeviceEvent, Reading, Status, StatusChange, Value}
 use steward_estate::{DeviceKind, Directory};
 use steward_storage::questdb::schema::{EVENTS_TABLE, STATUS_TABLE};
 use steward_storage::questdb::{QueryResult, QuestDbClient};
+use steward_tickets::{OnClear, Priority};
 
 /// Timers (durations, silence) are advanced this often between replayed messages.
 const TICK_MS: i64 = 10_000;

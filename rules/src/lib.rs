@@ -1,24 +1,23 @@
 //! The rules stage: turns what ingest decoded (readings, events, status changes) and the
-//! silences between them into conditions on devices, and conditions into maintenance
-//! tickets routed to the responsible repair station, with SLA clocks, reminders,
-//! escalation, an audit trail and a monthly service rating.
+//! silences between them into conditions on devices, and conditions into requests to the
+//! ticket domain (`steward_tickets`): raise a ticket routed to the responsible repair
+//! station, clear it, notify the station, or send a device a command.
 //!
 //! - [`RulePack`]: rule files (TOML, a small typed condition language), validated against
 //!   the metric catalogue when loaded; [`RulePack::default_pack`] is DESIGN.md section 5.
 //! - [`Engine`]: pure, deterministic evaluation driven by event time and `tick(now_ms)`.
-//! - [`TicketStore`]: tickets and their audit trail in SQLite, plus persisted rule state
-//!   and the durable log of published [`TicketEvent`]s (ids for resumable alert streams).
 //! - [`RulesService`]: the engine on its own thread behind a bounded queue
-//!   ([`RulesSink`] for ingest, [`RulesHandle`] for the hub), with an injectable [`Clock`].
-//! - [`TicketDesk`]: what the API uses: move tickets, and open them from residents'
-//!   reports ([`ResidentReport`]), published like the rules' own.
+//!   ([`RulesSink`] for ingest, [`RulesHandle`] for the hub), with an injectable [`Clock`];
+//!   it raises and clears through the `TicketDesk` over any `TicketStore`, and keeps its
+//!   per-device state there across restarts.
 //! - [`backtest`]: replay QuestDB history through a pack.
 //! - [`DeviceStates`]: the latest state of every device, read by the API.
 //!
 //! Boundaries: rules consume what ingest decoded (through [`steward_estate::DecodedSink`]);
-//! they may not write to QuestDB's telemetry tables, talk to MQTT clients directly (alerts
-//! and device commands leave through [`TicketEvent`]s and the [`CommandSink`] the hub
-//! implements) or change the estate.
+//! they own no ticket logic (lifecycle, SLA, rating and the event log are
+//! `steward_tickets`'), and may not write to QuestDB's telemetry tables, talk to MQTT
+//! clients directly (alerts and device commands leave through ticket events and the
+//! [`CommandSink`] the hub implements) or change the estate.
 
 mod backtest;
 mod engine;
@@ -26,26 +25,18 @@ mod metrics;
 mod pack;
 mod service;
 mod state;
-mod store;
 
 pub use backtest::{
     backtest, backtest_decoded, event_rows, status_rows, telemetry_rows, BacktestTicket,
 };
-pub use engine::{alerts_topic, Action, Clear, Engine, Notification, Raise};
-pub use metrics::{PriorityLabel, RulesMetrics, StageLabel, StateLabel};
-pub use pack::{CommandDef, CommandTarget, OnClear, Priority, Rule, RulePack, DEFAULT_PACK};
+pub use engine::{Action, Engine, Notification};
+pub use metrics::RulesMetrics;
+pub use pack::{CommandDef, CommandTarget, Rule, RulePack, DEFAULT_PACK};
 pub use service::{
     CommandSink, Dispatcher, NoCommands, RulesConfig, RulesHandle, RulesService, RulesSink,
-    TicketDesk, TicketEvent, TicketEventKind, RESIDENT_ACTOR,
 };
 pub use state::{DeviceState, DeviceStates, Liveness};
 pub use steward_estate::clock::{Clock, ManualClock, SystemClock};
-pub use store::{
-    month_range, rate, stars_for, AuditRecord, ClearOutcome, RaiseOutcome, Rating, ResidentReport,
-    SlaConfig, SlaEvent, SlaPolicy, SlaStage, Targets, Ticket, TicketDetail, TicketError,
-    TicketFilter, TicketScope, TicketState, TicketStore, EVENT_LOG_KEEP, RESIDENT_KIND,
-    SYSTEM_ACTOR,
-};
 
 use std::path::PathBuf;
 
@@ -77,7 +68,7 @@ pub enum RulesError {
     #[error("invalid rules configuration: {}", .0.join("; "))]
     Config(Vec<String>),
     #[error(transparent)]
-    Ticket(#[from] TicketError),
+    Ticket(#[from] steward_tickets::TicketError),
     #[error("questdb: {0}")]
     QuestDb(String),
     #[error("rules service: {0}")]

@@ -1,26 +1,11 @@
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::pack::Priority;
-use crate::store::{SlaStage, TicketState};
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PriorityLabel {
-    pub priority: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StateLabel {
-    pub to: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StageLabel {
-    pub stage: &'static str,
-}
+use steward_tickets::{
+    Priority, PriorityLabel, SlaStage, StageLabel, StateLabel, TicketMetrics, TicketState,
+};
 
 /// Counters of the rules stage (`steward_rules_*`).
 #[derive(Clone, Default)]
@@ -120,6 +105,19 @@ impl RulesMetrics {
         );
         r.register("devices", "Devices with rule state", m.devices.clone());
         m
+    }
+
+    /// The ticket desk's counters: the same series as this struct's ticket fields, so
+    /// they keep their `steward_rules_*` names.
+    pub fn tickets(&self) -> TicketMetrics {
+        TicketMetrics {
+            tickets_raised: self.tickets_raised.clone(),
+            occurrences: self.occurrences.clone(),
+            transitions: self.transitions.clone(),
+            sla_breaches: self.sla_breaches.clone(),
+            reminders: self.reminders.clone(),
+            errors: self.errors.clone(),
+        }
     }
 
     pub fn raised(&self, p: Priority) -> u64 {

@@ -1,13 +1,10 @@
 //! The running rules stage: a thread that owns the engine, takes decoded messages from a
 //! bounded queue, ticks every second for timers and SLA clocks, applies actions to the
-//! ticket store and publishes what happened as [`TicketEvent`]s.
+//! ticket desk, which publishes what happened as [`TicketEvent`]s.
 
-use crate::engine::{alerts_topic, Action, Engine};
-use crate::metrics::{RulesMetrics, StageLabel, StateLabel};
-use crate::pack::{pack_files, Priority, RulePack};
-use crate::store::{
-    RaiseOutcome, ResidentReport, SlaConfig, SlaEvent, SlaPolicy, Ticket, TicketState, TicketStore,
-};
+use crate::engine::{Action, Engine, Notification};
+use crate::metrics::RulesMetrics;
+use crate::pack::{pack_files, RulePack};
 use crate::RulesError;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -18,7 +15,9 @@ use std::time::{Duration, Instant, SystemTime};
 use steward_estate::clock::Clock;
 use steward_estate::{Decoded, DecodedSink};
 use steward_estate::{Directory, Registry};
-use tokio::sync::broadcast;
+use steward_tickets::{
+    SlaConfig, SlaPolicy, TicketDesk, TicketEvent, TicketEventKind, TicketStore,
+};
 use tracing::{debug, error, info, warn};
 
 /// Downlink to devices; the hub publishes `payload` on `devices/{device_id}/commands`.
@@ -133,250 +132,44 @@ impl RulesConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TicketEventKind {
-    /// A new ticket.
-    Raised,
-    /// One more occurrence on an active ticket.
-    Repeated,
-    ConditionCleared,
-    Transition,
-    /// Unacknowledged ticket, again.
-    Reminder,
-    /// An SLA target was missed; `escalation_level`/`audience` say who is told now.
-    Escalated,
-    /// A rule's notification for the station.
-    Notification,
-}
-
-impl TicketEventKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TicketEventKind::Raised => "raised",
-            TicketEventKind::Repeated => "repeated",
-            TicketEventKind::ConditionCleared => "condition_cleared",
-            TicketEventKind::Transition => "transition",
-            TicketEventKind::Reminder => "reminder",
-            TicketEventKind::Escalated => "escalated",
-            TicketEventKind::Notification => "notification",
-        }
-    }
-
-    /// Whether crews' devices get this event on the station's MQTT alert topic.
-    pub fn is_alert(self) -> bool {
-        matches!(
-            self,
-            TicketEventKind::Raised
-                | TicketEventKind::Reminder
-                | TicketEventKind::Escalated
-                | TicketEventKind::Notification
-        )
-    }
-}
-
-/// Something that happened to a ticket, for the alert stream (SSE) and MQTT
-/// (`topic`, i.e. `stations/{station}/alerts`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TicketEvent {
-    /// Id in the ticket store's durable event log: monotonic, so a client can resume
-    /// after the last id it saw. `None` only when the log could not be written.
-    #[serde(default)]
-    pub event_id: Option<i64>,
-    pub kind: TicketEventKind,
-    pub ts_ms: i64,
-    pub ticket_id: Option<i64>,
-    pub device_id: String,
-    pub rule_id: String,
-    pub station: String,
-    pub compound: String,
-    pub priority: Priority,
-    pub state: Option<TicketState>,
-    pub topic: String,
-    pub escalation_level: u32,
-    /// Name of the escalation level this event is for (`station`, `street_platform`, ...).
-    pub audience: String,
-    pub message: String,
-}
-
-impl TicketEvent {
-    fn of(
-        kind: TicketEventKind,
-        t: &Ticket,
-        ts_ms: i64,
-        policy: &SlaPolicy,
-        message: String,
-    ) -> Self {
-        TicketEvent {
-            event_id: None,
-            kind,
-            ts_ms,
-            ticket_id: Some(t.id),
-            device_id: t.device_id.clone(),
-            rule_id: t.rule_id.clone(),
-            station: t.station.clone(),
-            compound: t.compound.clone(),
-            priority: t.priority,
-            state: Some(t.state),
-            topic: alerts_topic(&t.station),
-            escalation_level: t.escalation_level,
-            audience: policy.level_name(t.escalation_level),
-            message,
-        }
-    }
-}
-
-/// Applies engine actions and SLA events: the one place tickets, notifications and
-/// commands leave the rules stage. Shared by the service thread and by tests.
+/// Applies engine actions: tickets through the [`TicketDesk`] (which publishes them),
+/// notifications as ticket events, commands to the [`CommandSink`]. The one place the
+/// rules' output leaves the rules stage; shared by the service thread and by tests.
 pub struct Dispatcher {
-    pub store: TicketStore,
-    pub policy: SlaPolicy,
-    pub events: broadcast::Sender<TicketEvent>,
-    pub commands: Arc<dyn CommandSink>,
-    pub metrics: RulesMetrics,
-    /// Events logged during an open batch, published once it is committed: nobody hears
-    /// of a ticket that a crash could still take back.
-    pub held_events: parking_lot::Mutex<Option<Vec<TicketEvent>>>,
+    desk: TicketDesk,
+    commands: Arc<dyn CommandSink>,
+    metrics: RulesMetrics,
 }
 
 impl Dispatcher {
-    /// Apply what follows in one store transaction (see [`TicketStore::begin_batch`]).
-    pub fn begin_batch(&self) {
-        match self.store.begin_batch() {
-            Ok(()) => {
-                let mut held = self.held_events.lock();
-                if held.is_none() {
-                    *held = Some(Vec::new());
-                }
-            }
-            Err(e) => {
-                self.metrics.errors.inc();
-                error!(error = %e, "cannot start a ticket batch; applying one by one");
-            }
+    pub fn new(desk: TicketDesk, commands: Arc<dyn CommandSink>, metrics: RulesMetrics) -> Self {
+        Dispatcher {
+            desk,
+            commands,
+            metrics,
         }
     }
 
-    /// Commit the batch, then publish the events it logged.
-    pub fn end_batch(&self) {
-        if let Err(e) = self.store.commit_batch() {
-            self.metrics.errors.inc();
-            error!(error = %e, "cannot commit a ticket batch");
-        }
-        let held = self.held_events.lock().take();
-        for ev in held.into_iter().flatten() {
-            let _ = self.events.send(ev);
-        }
-    }
-
-    fn publish(&self, ev: TicketEvent) {
-        let mut held = self.held_events.lock();
-        match held.as_mut() {
-            Some(v) => v.push(ev),
-            None => {
-                drop(held);
-                let _ = self.events.send(ev);
-            }
-        }
-    }
-
-    /// Log the event durably, then publish it with its log id. No subscriber is fine:
-    /// the tickets themselves are in the store.
-    fn emit(&self, e: TicketEvent) {
-        let json = match serde_json::to_string(&e) {
-            Ok(j) => j,
-            Err(err) => {
-                self.metrics.errors.inc();
-                error!(error = %err, "cannot encode ticket event");
-                let _ = self.events.send(e);
-                return;
-            }
-        };
-        let ts_ms = e.ts_ms;
-        let mut pending = Some(e);
-        let logged = self.store.append_event(ts_ms, &json, |id| {
-            if let Some(mut ev) = pending.take() {
-                ev.event_id = Some(id);
-                self.publish(ev);
-            }
-        });
-        if let Err(err) = logged {
-            self.metrics.errors.inc();
-            error!(error = %err, "cannot log ticket event; published without an id");
-            if let Some(ev) = pending.take() {
-                let _ = self.events.send(ev);
-            }
-        }
+    pub fn desk(&self) -> &TicketDesk {
+        &self.desk
     }
 
     pub fn apply(&self, actions: Vec<Action>) {
         for a in actions {
             match a {
-                Action::Raise(r) => match self.store.raise(&r, &self.policy) {
-                    Ok(o) => {
-                        if o.created {
-                            info!(ticket = o.ticket.id, device = %r.device_id, rule = %r.rule_id, priority = %r.priority, station = %r.station, "ticket raised");
-                        }
-                        self.announce_raise(&o, r.priority, r.ts_ms, r.detail.clone());
-                    }
-                    Err(e) => {
+                Action::Raise(r) => {
+                    if let Err(e) = self.desk.raise(&r) {
                         self.metrics.errors.inc();
                         error!(device = %r.device_id, rule = %r.rule_id, error = %e, "cannot raise ticket");
                     }
-                },
-                Action::Clear(c) => match self.store.condition_cleared(&c) {
-                    Ok(Some(o)) => {
-                        self.emit(TicketEvent::of(
-                            TicketEventKind::ConditionCleared,
-                            &o.ticket,
-                            c.ts_ms,
-                            &self.policy,
-                            "condition cleared".into(),
-                        ));
-                        if let Some(s) = o.new_state {
-                            self.metrics
-                                .transitions
-                                .get_or_create(&StateLabel { to: s.as_str() })
-                                .inc();
-                            self.emit(TicketEvent::of(
-                                TicketEventKind::Transition,
-                                &o.ticket,
-                                c.ts_ms,
-                                &self.policy,
-                                format!("{s} by the rule: condition cleared"),
-                            ));
-                        }
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
+                }
+                Action::Clear(c) => {
+                    if let Err(e) = self.desk.condition_cleared(&c) {
                         self.metrics.errors.inc();
                         error!(device = %c.device_id, rule = %c.rule_id, error = %e, "cannot record cleared condition");
                     }
-                },
-                Action::Notify(n) => {
-                    self.metrics.notifications.inc();
-                    let ticket_id = self
-                        .store
-                        .active_for(&n.device_id, &n.rule_id)
-                        .ok()
-                        .flatten()
-                        .map(|t| t.id);
-                    self.emit(TicketEvent {
-                        event_id: None,
-                        kind: TicketEventKind::Notification,
-                        ts_ms: n.ts_ms,
-                        ticket_id,
-                        device_id: n.device_id,
-                        rule_id: n.rule_id,
-                        station: n.station,
-                        compound: n.compound,
-                        priority: n.priority,
-                        state: None,
-                        topic: n.topic,
-                        escalation_level: 1,
-                        audience: self.policy.level_name(1),
-                        message: n.message,
-                    });
                 }
+                Action::Notify(n) => self.notify(n),
                 Action::Command {
                     device_id, payload, ..
                 } => {
@@ -388,118 +181,41 @@ impl Dispatcher {
         }
     }
 
+    /// A rule's notification for the station, published as a ticket event (tied to the
+    /// active ticket of the device and rule, if there is one).
+    fn notify(&self, n: Notification) {
+        self.metrics.notifications.inc();
+        let ticket_id = self
+            .desk
+            .store()
+            .active_for(&n.device_id, &n.rule_id)
+            .ok()
+            .flatten()
+            .map(|t| t.id);
+        self.desk.publish(TicketEvent {
+            event_id: None,
+            kind: TicketEventKind::Notification,
+            ts_ms: n.ts_ms,
+            ticket_id,
+            device_id: n.device_id,
+            rule_id: n.rule_id,
+            station: n.station,
+            compound: n.compound,
+            priority: n.priority,
+            state: None,
+            topic: n.topic,
+            escalation_level: 1,
+            audience: self.desk.sla_policy().level_name(1),
+            message: n.message,
+        });
+    }
+
+    /// Run the SLA clock; a failure is counted and logged, the next tick tries again.
     pub fn sla_tick(&self, now_ms: i64) {
-        let events = match self.store.sla_tick(now_ms, &self.policy) {
-            Ok(e) => e,
-            Err(e) => {
-                self.metrics.errors.inc();
-                error!(error = %e, "sla clock failed");
-                return;
-            }
-        };
-        for e in events {
-            match e {
-                SlaEvent::Reminder { ticket, ts_ms } => {
-                    self.metrics.reminders.inc();
-                    let msg = format!(
-                        "reminder {}: {} not acknowledged",
-                        ticket.reminders, ticket.title
-                    );
-                    self.emit(TicketEvent::of(
-                        TicketEventKind::Reminder,
-                        &ticket,
-                        ts_ms,
-                        &self.policy,
-                        msg,
-                    ));
-                }
-                SlaEvent::Breach {
-                    ticket,
-                    stage,
-                    level,
-                    audience,
-                    ts_ms,
-                } => {
-                    self.metrics
-                        .sla_breaches
-                        .get_or_create(&StageLabel {
-                            stage: stage.as_str(),
-                        })
-                        .inc();
-                    warn!(ticket = ticket.id, stage = stage.as_str(), level, audience = %audience, "sla breached, escalated");
-                    let msg = format!(
-                        "{} target missed on {}; escalated to level {level} ({audience})",
-                        stage.as_str(),
-                        ticket.title
-                    );
-                    self.emit(TicketEvent::of(
-                        TicketEventKind::Escalated,
-                        &ticket,
-                        ts_ms,
-                        &self.policy,
-                        msg,
-                    ));
-                }
-            }
+        if let Err(e) = self.desk.sla_tick(now_ms) {
+            self.metrics.errors.inc();
+            error!(error = %e, "sla clock failed");
         }
-    }
-
-    /// A resident's report: opens (or adds to) a ticket for the compound's station and
-    /// publishes it like a rule's, so crews are alerted the same way.
-    pub fn report(&self, r: &ResidentReport) -> Result<RaiseOutcome, RulesError> {
-        let o = self.store.report(r, &self.policy, RESIDENT_ACTOR)?;
-        if o.created {
-            info!(ticket = o.ticket.id, compound = %r.compound, category = %r.category, station = %r.station, "ticket opened by a resident report");
-        }
-        self.announce_raise(&o, r.priority, r.ts_ms, r.title.clone());
-        Ok(o)
-    }
-
-    /// Count a new ticket or a repeat, and publish it: the same for rules and residents.
-    fn announce_raise(&self, o: &RaiseOutcome, priority: Priority, ts_ms: i64, detail: String) {
-        let kind = if o.created {
-            self.metrics
-                .tickets_raised
-                .get_or_create(&crate::metrics::PriorityLabel {
-                    priority: priority.as_str(),
-                })
-                .inc();
-            TicketEventKind::Raised
-        } else {
-            self.metrics.occurrences.inc();
-            TicketEventKind::Repeated
-        };
-        self.emit(TicketEvent::of(
-            kind,
-            &o.ticket,
-            ts_ms,
-            &self.policy,
-            detail,
-        ));
-    }
-
-    /// A crew's (or the API's) move of a ticket, published like the rules' own.
-    pub fn transition(
-        &self,
-        id: i64,
-        to: TicketState,
-        actor: &str,
-        note: &str,
-        now_ms: i64,
-    ) -> Result<Ticket, RulesError> {
-        let t = self.store.transition(id, to, actor, note, now_ms)?;
-        self.metrics
-            .transitions
-            .get_or_create(&StateLabel { to: to.as_str() })
-            .inc();
-        self.emit(TicketEvent::of(
-            TicketEventKind::Transition,
-            &t,
-            now_ms,
-            &self.policy,
-            format!("{to} by {actor}: {note}"),
-        ));
-        Ok(t)
     }
 }
 
@@ -577,116 +293,23 @@ fn has_work(d: &Decoded) -> bool {
     !(d.readings.is_empty() && d.events.is_empty() && d.statuses.is_empty())
 }
 
-/// What the API needs of the rules stage: move tickets (publishing the event) and read
-/// them; cheap to clone, does not keep the rules thread alive.
-#[derive(Clone)]
-pub struct TicketDesk {
-    dispatcher: Arc<Dispatcher>,
-    clock: Arc<dyn Clock>,
-}
-
-impl TicketDesk {
-    pub fn store(&self) -> &TicketStore {
-        &self.dispatcher.store
-    }
-
-    pub fn transition(
-        &self,
-        id: i64,
-        to: TicketState,
-        actor: &str,
-        note: &str,
-    ) -> Result<Ticket, RulesError> {
-        self.dispatcher
-            .transition(id, to, actor, note, self.clock.now_ms())
-    }
-
-    pub fn sla_policy(&self) -> &SlaPolicy {
-        &self.dispatcher.policy
-    }
-
-    /// Open a ticket from a resident's report, timestamped by the rules' clock.
-    pub fn report(&self, mut r: ResidentReport) -> Result<RaiseOutcome, RulesError> {
-        r.ts_ms = self.clock.now_ms();
-        self.dispatcher.report(&r)
-    }
-
-    pub fn now_ms(&self) -> i64 {
-        self.clock.now_ms()
-    }
-
-    /// Ticket events from now on, each with its durable log id.
-    pub fn events(&self) -> broadcast::Receiver<TicketEvent> {
-        self.dispatcher.events.subscribe()
-    }
-
-    /// The id of the newest logged event (0 when none).
-    pub fn last_event_id(&self) -> Result<i64, RulesError> {
-        Ok(self.dispatcher.store.last_event_id()?)
-    }
-
-    /// Logged events with an id above `after_id`, oldest first, at most `limit`.
-    pub fn events_after(&self, after_id: i64, limit: u32) -> Result<Vec<TicketEvent>, RulesError> {
-        let rows = self.dispatcher.store.events_after(after_id, limit)?;
-        rows.into_iter()
-            .map(|(id, json)| {
-                let mut ev: TicketEvent = serde_json::from_str(&json)
-                    .map_err(|e| RulesError::Service(format!("ticket event log row {id}: {e}")))?;
-                ev.event_id = Some(id);
-                Ok(ev)
-            })
-            .collect()
-    }
-}
-
-/// Actor recorded for tickets opened by resident reports.
-pub const RESIDENT_ACTOR: &str = "resident";
-
 /// The hub's handle on the running rules stage.
 pub struct RulesHandle {
     tx: flume::Sender<Msg>,
     thread: Option<JoinHandle<()>>,
-    dispatcher: Arc<Dispatcher>,
-    clock: Arc<dyn Clock>,
+    desk: TicketDesk,
+    metrics: RulesMetrics,
 }
 
 impl RulesHandle {
-    /// Ticket events from now on (new tickets, repeats, transitions, reminders,
-    /// escalations, notifications).
-    pub fn events(&self) -> broadcast::Receiver<TicketEvent> {
-        self.dispatcher.events.subscribe()
-    }
-
-    pub fn store(&self) -> &TicketStore {
-        &self.dispatcher.store
-    }
-
     pub fn metrics(&self) -> &RulesMetrics {
-        &self.dispatcher.metrics
+        &self.metrics
     }
 
-    pub fn sla_policy(&self) -> &SlaPolicy {
-        &self.dispatcher.policy
-    }
-
-    /// A handle for the API to read and move tickets.
+    /// The ticket desk the rules publish through: for the API to read and move tickets,
+    /// and to follow ticket events.
     pub fn desk(&self) -> TicketDesk {
-        TicketDesk {
-            dispatcher: self.dispatcher.clone(),
-            clock: self.clock.clone(),
-        }
-    }
-
-    /// Move a ticket (acknowledge, dispatch, ...) at the clock's now and publish it.
-    pub fn transition(
-        &self,
-        id: i64,
-        to: TicketState,
-        actor: &str,
-        note: &str,
-    ) -> Result<Ticket, RulesError> {
-        self.dispatcher
-            .transition(id, to, actor, note, self.clock.now_ms())
+        self.desk.clone()
     }
 
     /// Validate the rules at `path` and swap them in atomically; per-device state of
@@ -695,7 +318,7 @@ impl RulesHandle {
         let pack = match RulePack::load(path) {
             Ok(p) => p,
             Err(e) => {
-                self.dispatcher.metrics.reload_errors.inc();
+                self.metrics.reload_errors.inc();
                 return Err(e);
             }
         };
@@ -733,7 +356,7 @@ impl RulesService {
     pub fn start(
         cfg: RulesConfig,
         registry: Registry,
-        store: TicketStore,
+        store: Arc<dyn TicketStore>,
         clock: Arc<dyn Clock>,
         commands: Arc<dyn CommandSink>,
     ) -> Result<(RulesSink, RulesHandle), RulesError> {
@@ -750,7 +373,7 @@ impl RulesService {
     pub fn start_with_metrics(
         cfg: RulesConfig,
         registry: Registry,
-        store: TicketStore,
+        store: Arc<dyn TicketStore>,
         clock: Arc<dyn Clock>,
         commands: Arc<dyn CommandSink>,
         metrics: RulesMetrics,
@@ -769,15 +392,8 @@ impl RulesService {
             devices = restored,
             "rules started"
         );
-        let (events, _) = broadcast::channel(4096);
-        let dispatcher = Arc::new(Dispatcher {
-            store,
-            policy: cfg.sla_policy(),
-            events,
-            commands,
-            metrics: metrics.clone(),
-            held_events: Default::default(),
-        });
+        let desk = TicketDesk::new(store, cfg.sla_policy(), clock.clone(), metrics.tickets());
+        let dispatcher = Dispatcher::new(desk.clone(), commands, metrics.clone());
         // Unbounded as a channel; `queued` bounds it in decoded messages, whatever the size
         // of each hand-over.
         let (tx, rx) = flume::unbounded();
@@ -788,8 +404,8 @@ impl RulesService {
             rx,
             queued: queued.clone(),
             registry,
-            dispatcher: dispatcher.clone(),
-            clock: clock.clone(),
+            dispatcher,
+            clock,
             watch: cfg.rules.clone().filter(|_| cfg.watch),
             watch_stamp: cfg.rules.as_deref().map(stamp),
             cfg,
@@ -801,7 +417,7 @@ impl RulesService {
         Ok((
             RulesSink {
                 tx: tx.clone(),
-                metrics,
+                metrics: metrics.clone(),
                 queued,
                 capacity,
                 held: Vec::with_capacity(HANDOFF_BATCH),
@@ -809,8 +425,8 @@ impl RulesService {
             RulesHandle {
                 tx,
                 thread: Some(thread),
-                dispatcher,
-                clock,
+                desk,
+                metrics,
             },
         ))
     }
@@ -843,7 +459,7 @@ struct Worker {
     rx: flume::Receiver<Msg>,
     queued: Arc<AtomicUsize>,
     registry: Registry,
-    dispatcher: Arc<Dispatcher>,
+    dispatcher: Dispatcher,
     clock: Arc<dyn Clock>,
     cfg: RulesConfig,
     watch: Option<PathBuf>,
@@ -866,7 +482,7 @@ impl Worker {
                 Ok(Msg::Decoded(batch)) => {
                     // What is already queued joins this burst in one store transaction:
                     // under load, one commit per batch, not per ticket.
-                    self.dispatcher.begin_batch();
+                    self.dispatcher.desk.begin_batch();
                     let mut applied = self.on_burst(batch);
                     while applied < BATCH_MESSAGES {
                         match self.rx.try_recv() {
@@ -878,7 +494,7 @@ impl Worker {
                             Err(_) => break,
                         }
                     }
-                    self.dispatcher.end_batch();
+                    self.dispatcher.desk.end_batch();
                 }
                 Ok(Msg::Reload(pack, done)) => {
                     let n = pack.rules().len();
@@ -943,10 +559,10 @@ impl Worker {
         let now_ms = self.clock.now_ms();
         let actions = self.evaluate(|e, dir| e.tick(now_ms, dir));
         // A tick can open or resolve tickets for thousands of silent devices at once.
-        self.dispatcher.begin_batch();
+        self.dispatcher.desk.begin_batch();
         self.dispatcher.apply(actions);
         self.dispatcher.sla_tick(now_ms);
-        self.dispatcher.end_batch();
+        self.dispatcher.desk.end_batch();
         self.dispatcher
             .metrics
             .devices
@@ -962,7 +578,8 @@ impl Worker {
         };
         if let Err(e) = self
             .dispatcher
-            .store
+            .desk
+            .store()
             .save_rule_states(&rows, self.clock.now_ms())
         {
             self.dispatcher.metrics.errors.inc();

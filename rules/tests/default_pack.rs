@@ -6,7 +6,8 @@ mod common;
 use common::*;
 use serde_json::json;
 use steward_device_sim::Fault;
-use steward_rules::{Action, Priority, RulePack};
+use steward_rules::{Action, RulePack};
+use steward_tickets::Priority;
 
 /// Run the estate normally for `pre`, inject `fault` on `device`, run `post` more.
 fn scenario(device: &str, fault: Fault, pre: i64, post: i64) -> Sim {
@@ -23,7 +24,7 @@ fn scenario(device: &str, fault: Fault, pre: i64, post: i64) -> Sim {
     sim
 }
 
-fn expect(sim: &Sim, device: &str, rule: &str) -> steward_rules::Raise {
+fn expect(sim: &Sim, device: &str, rule: &str) -> steward_tickets::Raise {
     sim.raised(device, rule)
         .unwrap_or_else(|| panic!("{rule} not raised on {device}; raised: {:?}", sim.summary()))
         .clone()
@@ -224,7 +225,7 @@ fn smoke_no_report_raises_and_resolves_itself() {
     sim.run_for(2 * MIN);
     assert!(sim.actions.iter().any(|a| matches!(a,
         Action::Clear(c) if c.device_id == "smoke-1" && c.rule_id == "smoke-no-report"
-            && c.on_clear == steward_rules::OnClear::Resolve)));
+            && c.on_clear == steward_tickets::OnClear::Resolve)));
 }
 
 #[test]

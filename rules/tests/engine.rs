@@ -9,6 +9,7 @@ use steward_device_sim::{DeviceModel, Fault};
 use steward_ingest::contract::decode;
 use steward_ingest::IngestConfig;
 use steward_rules::*;
+use steward_tickets::Priority;
 
 fn err(text: &str) -> String {
     match RulePack::parse(text, "packs/default.toml") {

@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 use steward_ingest::contract::decode;
 use steward_ingest::{DecodedSink, IngestConfig};
 use steward_rules::*;
+use steward_tickets::{
+    Priority, SqliteTicketStore, TicketError, TicketEventKind, TicketState, TicketStore,
+};
 
 #[derive(Default)]
 struct Recorder(Mutex<Vec<(String, String)>>);
@@ -58,13 +61,13 @@ fn service_raises_commands_escalates_reloads_and_persists() {
     let (mut sink, handle) = RulesService::start_with_metrics(
         cfg,
         registry.clone(),
-        TicketStore::open(&db).unwrap(),
+        Arc::new(SqliteTicketStore::open(&db).unwrap()),
         clock.clone(),
         commands.clone(),
         metrics,
     )
     .unwrap();
-    let mut rx = handle.events();
+    let mut rx = handle.desk().events();
     let dir = registry.directory();
     let payload = serde_json::json!({"ts": T0, "metrics": {"alarm": true}}).to_string();
     sink.accept(&decode(
@@ -77,7 +80,7 @@ fn service_raises_commands_escalates_reloads_and_persists() {
     // Ingest flushes its sinks at the end of every burst.
     sink.flush();
 
-    let store = handle.store().clone();
+    let store = handle.desk().store().clone();
     wait_until("fire ticket", || {
         store
             .active_for("smoke-1", "smoke-fire-alarm")
@@ -99,12 +102,15 @@ fn service_raises_commands_escalates_reloads_and_persists() {
         store.ticket(ticket.id).unwrap().escalation_level == 2
     });
     let t = handle
+        .desk()
         .transition(ticket.id, TicketState::Acknowledged, "crew-1", "on my way")
         .unwrap();
     assert_eq!(t.state, TicketState::Acknowledged);
     assert!(matches!(
-        handle.transition(ticket.id, TicketState::Closed, "crew-1", ""),
-        Err(RulesError::Ticket(TicketError::IllegalTransition { .. }))
+        handle
+            .desk()
+            .transition(ticket.id, TicketState::Closed, "crew-1", ""),
+        Err(TicketError::IllegalTransition { .. })
     ));
     // The store records the escalation before the event goes out: wait for the event
     // itself rather than assume it is already in the channel.
@@ -161,7 +167,10 @@ fn service_raises_commands_escalates_reloads_and_persists() {
     );
 
     handle.shutdown();
-    let states = TicketStore::open(&db).unwrap().load_rule_states().unwrap();
+    let states = SqliteTicketStore::open(&db)
+        .unwrap()
+        .load_rule_states()
+        .unwrap();
     assert!(
         states.iter().any(|(id, _)| id == "smoke-1"),
         "rule state saved at shutdown"
@@ -188,7 +197,7 @@ fn the_sink_hands_over_bursts_and_bounds_the_queue_in_messages() {
     let (mut sink, handle) = RulesService::start_with_metrics(
         cfg,
         registry.clone(),
-        TicketStore::open(&db).unwrap(),
+        Arc::new(SqliteTicketStore::open(&db).unwrap()),
         Arc::new(ManualClock::new(T0)),
         Arc::new(NoCommands),
         metrics.clone(),
@@ -218,7 +227,7 @@ fn the_sink_hands_over_bursts_and_bounds_the_queue_in_messages() {
     // Two fit; the alarm among them opens a ticket once the burst is handed over.
     sink.accept_owned(reading(T0 + 10));
     sink.accept(&reading(T0 + 11));
-    let store = handle.store().clone();
+    let store = handle.desk().store().clone();
     // The sink counts a hand-over as it sends it: nothing sent, nothing the worker could
     // have raised a ticket from, so there is nothing to wait for.
     assert_eq!(metrics.received.get(), 0, "held until the burst ends");
@@ -278,7 +287,7 @@ fn watcher_reloads_changed_rule_files_and_ignores_broken_ones() {
         tick_interval: Duration::from_millis(20),
         ..Default::default()
     };
-    let store = TicketStore::open(&cfg.database).unwrap();
+    let store = Arc::new(SqliteTicketStore::open(&cfg.database).unwrap());
     let (_sink, handle) = RulesService::start(
         cfg,
         registry(),

@@ -131,7 +131,7 @@ async fn crew_acknowledges_a_live_p1_ticket_from_the_dashboard() -> Result<()> {
 
     support::trap_passenger(&sb).await?;
     let tickets = sb.hub.tickets.clone();
-    let filter = steward_rules::TicketFilter {
+    let filter = steward_tickets::TicketFilter {
         device_id: Some("lift-1".into()),
         rule_id: Some("lift-trapped".into()),
         ..Default::default()

@@ -88,7 +88,7 @@ async fn alert_stream_resumes_without_gap_or_duplicate_and_filters() -> anyhow::
         .tickets
         .events_after(last_seen, 10_000)?
         .into_iter()
-        .map(|(id, _)| id)
+        .filter_map(|e| e.event_id)
         .filter(|id| *id <= dispatched_id)
         .collect();
     assert_eq!(
@@ -116,7 +116,7 @@ async fn alert_stream_resumes_without_gap_or_duplicate_and_filters() -> anyhow::
         .tickets
         .events_after(last_seen, 10_000)?
         .into_iter()
-        .map(|(id, _)| id)
+        .filter_map(|e| e.event_id)
         .filter(|id| *id <= on_site_id)
         .collect();
     assert_eq!(all, logged, "no gap across the hand-over");

@@ -5,8 +5,8 @@
 use std::time::Duration;
 use steward_device_sim::{DeviceModel, Fault};
 use steward_estate::DeviceKind;
-use steward_rules::{Priority, TicketFilter, TicketState};
 use steward_tests::{now_ms, wait_until, HubSandbox, TestClient};
+use steward_tickets::{Priority, TicketFilter, TicketState};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trapped_passenger_over_mqtt_raises_a_p1_ticket_for_the_right_station() -> anyhow::Result<()>
@@ -119,7 +119,9 @@ async fn trapped_passenger_over_mqtt_raises_a_p1_ticket_for_the_right_station() 
     // A crew acknowledges; the ticket and its audit trail survive a restart.
     let id = t.id;
     let rules = sb.hub.rules().expect("rules running");
-    rules.transition(id, TicketState::Acknowledged, "crew-7", "on our way")?;
+    rules
+        .desk()
+        .transition(id, TicketState::Acknowledged, "crew-7", "on our way")?;
     let sb = sb.restart().await?;
     let detail = sb.hub.tickets.get(id)?;
     assert_eq!(detail.ticket.state, TicketState::Acknowledged);

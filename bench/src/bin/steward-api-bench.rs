@@ -7,8 +7,8 @@ use anyhow::Result;
 use clap::Parser;
 use std::time::{Duration, Instant};
 use steward_estate::DeviceKind;
-use steward_rules::{Priority, Raise};
 use steward_tests::{now_ms, HubSandbox, TEST_ESTATE};
+use steward_tickets::{Priority, Raise};
 
 #[derive(Parser)]
 struct Args {

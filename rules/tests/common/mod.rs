@@ -140,7 +140,7 @@ impl Sim {
         self.run_until(end);
     }
 
-    pub fn raises(&self) -> Vec<&steward_rules::Raise> {
+    pub fn raises(&self) -> Vec<&steward_tickets::Raise> {
         self.actions
             .iter()
             .filter_map(|a| match a {
@@ -150,7 +150,7 @@ impl Sim {
             .collect()
     }
 
-    pub fn raised(&self, device: &str, rule: &str) -> Option<&steward_rules::Raise> {
+    pub fn raised(&self, device: &str, rule: &str) -> Option<&steward_tickets::Raise> {
         self.raises()
             .into_iter()
             .find(|r| r.device_id == device && r.rule_id == rule)

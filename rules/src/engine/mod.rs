@@ -2,7 +2,10 @@
 //! time of what ingest decoded and by `tick(now_ms)`. It reads no clock and does no I/O, so
 //! the same input always gives the same actions; the service and the backtest both drive it.
 
-use crate::pack::{CommandTarget, Form, OnClear, Op, Priority, Rule, RulePack, Tree};
+mod eval;
+
+use crate::pack::{CommandTarget, Rule, RulePack};
+use eval::{eval, Cx};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
@@ -15,32 +18,7 @@ use std::sync::Arc;
 use steward_estate::catalog::{self, MetricType};
 use steward_estate::{Decoded, Reading, Status, Value};
 use steward_estate::{DeviceInfo, DeviceKind, Directory};
-
-/// Raise (or repeat) the ticket of `(device_id, rule_id)`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Raise {
-    pub device_id: String,
-    pub rule_id: String,
-    pub kind: DeviceKind,
-    pub compound: String,
-    pub building: String,
-    /// Responsible station (property company or street fall-back), from the estate.
-    pub station: String,
-    pub priority: Priority,
-    pub title: String,
-    /// Values of the metrics the rule looks at, and the triggering event, if any.
-    pub detail: String,
-    pub ts_ms: i64,
-}
-
-/// The condition of `(device_id, rule_id)` no longer holds.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Clear {
-    pub device_id: String,
-    pub rule_id: String,
-    pub on_clear: OnClear,
-    pub ts_ms: i64,
-}
+use steward_tickets::{alerts_topic, Clear, OnClear, Priority, Raise};
 
 /// An outgoing alert for a station, published on `topic`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -69,10 +47,6 @@ pub enum Action {
         topic: String,
         payload: String,
     },
-}
-
-pub fn alerts_topic(station: &str) -> String {
-    format!("stations/{station}/alerts")
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -620,228 +594,6 @@ fn remap(pack: &RulePack, kind: DeviceKind, old: Vec<RuleRt>) -> Vec<RuleRt> {
             }
         })
         .collect()
-}
-
-struct Cx<'a> {
-    now: i64,
-    event: Option<&'a str>,
-    data: &'a DeviceData,
-    self_id: &'a str,
-    interval_ms: i64,
-    devices: &'a HashMap<Arc<str>, Dev, Fast>,
-    members: &'a [(Arc<str>, DeviceKind)],
-}
-
-fn num_at(d: &DeviceData, m: usize) -> Option<(f64, i64)> {
-    match d.values.get(m)? {
-        Some((Val::N(v), t)) => Some((*v, *t)),
-        _ => None,
-    }
-}
-
-fn flag(d: &DeviceData, m: usize) -> Option<bool> {
-    match d.values.get(m)? {
-        Some((Val::B(b), _)) => Some(*b),
-        _ => None,
-    }
-}
-
-fn enum_idx(d: &DeviceData, m: usize) -> Option<u16> {
-    match d.values.get(m)? {
-        Some((Val::E(e), _)) => Some(*e),
-        _ => None,
-    }
-}
-
-fn prune(times: &mut VecDeque<i64>, from: i64) {
-    while times.front().is_some_and(|t| *t <= from) {
-        times.pop_front();
-    }
-}
-
-fn hysteresis(on: bool, op: Op, v: f64, raise: f64, clear: f64) -> bool {
-    if on {
-        op.holds(v, clear)
-    } else {
-        op.holds(v, raise)
-    }
-}
-
-fn eval(tree: &Tree, i: usize, cx: &Cx, st: &mut [NodeRt]) -> bool {
-    let node = &tree.nodes[i];
-    if let Some(g) = node.only_while {
-        if flag(cx.data, g) != Some(true) {
-            // Frozen: keep the last verdict and pause the duration timer.
-            st[i].held_last = None;
-            return st[i].out;
-        }
-    }
-    let raw = match &node.form {
-        Form::Threshold {
-            metric,
-            op,
-            raise,
-            clear,
-        } => {
-            if let Some((v, _)) = num_at(cx.data, *metric) {
-                st[i].on = hysteresis(st[i].on, *op, v, *raise, *clear);
-            }
-            st[i].on
-        }
-        Form::Flag { metric, is } => flag(cx.data, *metric) == Some(*is),
-        Form::Enum {
-            metric,
-            values,
-            negate,
-        } => enum_idx(cx.data, *metric).is_some_and(|x| values.contains(&x) != *negate),
-        Form::Event { names } => cx.event.is_some_and(|e| names.iter().any(|n| n == e)),
-        Form::CountEvents {
-            names,
-            n,
-            within_ms,
-        } => {
-            let w = st[i].win();
-            if cx.event.is_some_and(|e| names.iter().any(|n| n == e)) {
-                w.times.push_back(cx.now);
-            }
-            prune(&mut w.times, cx.now - within_ms);
-            w.times.len() >= *n
-        }
-        Form::CountRises {
-            child,
-            n,
-            within_ms,
-        } => {
-            let c = eval(tree, *child, cx, st);
-            let w = st[i].win();
-            if c && !w.prev {
-                w.times.push_back(cx.now);
-            }
-            w.prev = c;
-            prune(&mut w.times, cx.now - within_ms);
-            w.times.len() >= *n
-        }
-        Form::Silent { periods, ms } => {
-            let limit = ms.unwrap_or(i64::from(periods.unwrap_or(2)) * cx.interval_ms);
-            cx.data.last_seen_ms.is_some_and(|t| cx.now - t > limit)
-        }
-        Form::Offline => cx.data.offline,
-        Form::Rate {
-            metric,
-            op,
-            raise,
-            clear,
-            window_ms,
-        } => {
-            let on = st[i].on;
-            let w = st[i].win();
-            if let Some((v, ts)) = num_at(cx.data, *metric) {
-                if w.samples.back().is_none_or(|(t, _)| ts > *t) {
-                    w.samples.push_back((ts, v));
-                }
-            }
-            // Keep one sample at or before the window start so the delta spans the window.
-            while w.samples.len() > 2 && w.samples[1].0 <= cx.now - window_ms {
-                w.samples.pop_front();
-            }
-            let mut next = on;
-            if let (Some((t0, v0)), Some((t1, v1))) = (w.samples.front(), w.samples.back()) {
-                if t1 > t0 {
-                    let per_min = (v1 - v0) / ((t1 - t0) as f64 / 60_000.0);
-                    next = hysteresis(on, *op, per_min, *raise, *clear);
-                }
-            }
-            st[i].on = next;
-            next
-        }
-        Form::Baseline {
-            metric,
-            op,
-            share,
-            while_flag,
-            min_samples,
-        } => {
-            if flag(cx.data, *while_flag) != Some(true) {
-                false
-            } else if let Some((v, ts)) = num_at(cx.data, *metric) {
-                let w = st[i].win();
-                let fresh = ts > w.last;
-                let trig = w.n >= *min_samples && op.holds(v, share * w.mean);
-                // Learn only from healthy samples, so a fault does not become the norm.
-                if fresh && !trig {
-                    w.n = w.n.saturating_add(1);
-                    let alpha = (1.0 / f64::from(w.n)).max(0.05);
-                    w.mean += alpha * (v - w.mean);
-                    w.last = ts;
-                }
-                trig
-            } else {
-                false
-            }
-        }
-        Form::All(kids) => {
-            // Every child is evaluated: stateful children must see every sample.
-            let mut r = true;
-            for k in kids {
-                r &= eval(tree, *k, cx, st);
-            }
-            r
-        }
-        Form::Any(kids) => {
-            let mut r = false;
-            for k in kids {
-                r |= eval(tree, *k, cx, st);
-            }
-            r
-        }
-        Form::Compound { kind, tree: sub } => cx.members.iter().any(|(m, m_kind)| {
-            m_kind == kind
-                && &**m != cx.self_id
-                && cx
-                    .devices
-                    .get(m)
-                    .is_some_and(|d| d.data.kind == *kind && eval_now(sub, 0, &d.data))
-        }),
-    };
-    let out = match node.for_ms {
-        None => raw,
-        Some(d) => {
-            let s = &mut st[i];
-            if raw {
-                if let Some(t) = s.held_last {
-                    s.held_ms += (cx.now - t).max(0);
-                }
-                s.held_last = Some(cx.now);
-                s.held_ms >= d
-            } else {
-                s.held_ms = 0;
-                s.held_last = None;
-                false
-            }
-        }
-    };
-    st[i].out = out;
-    out
-}
-
-/// Stateless evaluation against another device's current values (`compound.where`).
-fn eval_now(tree: &Tree, i: usize, d: &DeviceData) -> bool {
-    match &tree.nodes[i].form {
-        Form::Threshold {
-            metric, op, raise, ..
-        } => num_at(d, *metric).is_some_and(|(v, _)| op.holds(v, *raise)),
-        Form::Flag { metric, is } => flag(d, *metric) == Some(*is),
-        Form::Enum {
-            metric,
-            values,
-            negate,
-        } => enum_idx(d, *metric).is_some_and(|x| values.contains(&x) != *negate),
-        Form::Offline => d.offline,
-        Form::All(k) => k.iter().all(|c| eval_now(tree, *c, d)),
-        Form::Any(k) => k.iter().any(|c| eval_now(tree, *c, d)),
-        // Stateful forms are refused inside `where` when the pack is loaded.
-        _ => false,
-    }
 }
 
 fn fire(rule: &Rule, info: &DeviceInfo, cx: &Cx, dir: &Directory, out: &mut Vec<Action>) {

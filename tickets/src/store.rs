@@ -1,0 +1,99 @@
+//! The seam between the ticket domain and where tickets are kept. [`SqliteTicketStore`]
+//! (one hub, one file) implements it today; a PostgreSQL store shared by several hubs
+//! (DESIGN.md section 10) plugs in here, so nothing in the trait names a database type.
+//!
+//! [`SqliteTicketStore`]: crate::SqliteTicketStore
+
+use crate::events::TicketEvent;
+use crate::rating::Rating;
+use crate::request::{Clear, Raise};
+use crate::sla::{SlaEvent, SlaPolicy};
+use crate::state::{
+    ClearOutcome, RaiseOutcome, ResidentReport, Ticket, TicketDetail, TicketFilter, TicketState,
+};
+use crate::TicketError;
+
+/// Tickets with their audit trail, SLA clocks, the durable ticket event log and the
+/// rules' saved per-device state. Every operation is all-or-nothing on its own; shared as
+/// `Arc<dyn TicketStore>` between the rules thread and the API.
+pub trait TicketStore: Send + Sync {
+    /// Start a batch: writes until [`commit_batch`](Self::commit_batch) may share one
+    /// transaction, so a burst of ticket operations (a power cut opening thousands of
+    /// offline tickets) costs one commit instead of one each. No-op if a batch is open.
+    fn begin_batch(&self) -> Result<(), TicketError>;
+
+    /// Commit the open batch, if any.
+    fn commit_batch(&self) -> Result<(), TicketError>;
+
+    /// Open a ticket, or count one more occurrence on the active one of the same device and
+    /// rule (its detail then becomes the latest metric values).
+    fn raise(&self, r: &Raise, policy: &SlaPolicy) -> Result<RaiseOutcome, TicketError>;
+
+    /// Open a ticket for a resident's report, or add it to the active ticket of the same
+    /// compound and category (one more occurrence and an audit record with its text,
+    /// recorded under `actor`).
+    fn report(
+        &self,
+        r: &ResidentReport,
+        policy: &SlaPolicy,
+        actor: &str,
+    ) -> Result<RaiseOutcome, TicketError>;
+
+    /// Record that the condition cleared; resolve or close when the rule says so.
+    /// `None` when the device and rule have no active ticket.
+    fn condition_cleared(&self, c: &Clear) -> Result<Option<ClearOutcome>, TicketError>;
+
+    /// Move a ticket along its lifecycle at `now_ms`; illegal moves are refused and change
+    /// nothing.
+    fn transition(
+        &self,
+        id: i64,
+        to: TicketState,
+        actor: &str,
+        note: &str,
+        now_ms: i64,
+    ) -> Result<Ticket, TicketError>;
+
+    fn ticket(&self, id: i64) -> Result<Ticket, TicketError>;
+
+    /// A ticket with its audit trail, oldest record first.
+    fn get(&self, id: i64) -> Result<TicketDetail, TicketError>;
+
+    /// The active ticket of a device and rule, if any.
+    fn active_for(&self, device_id: &str, rule_id: &str) -> Result<Option<Ticket>, TicketError>;
+
+    /// Tickets matching every given filter, newest first.
+    fn list(&self, f: &TicketFilter) -> Result<Vec<Ticket>, TicketError>;
+
+    /// Reminders and SLA breaches due at `now_ms`. A breach escalates one level and is
+    /// written to the audit trail; reminders repeat until the ticket is acknowledged.
+    fn sla_tick(&self, now_ms: i64, policy: &SlaPolicy) -> Result<Vec<SlaEvent>, TicketError>;
+
+    /// Service rating of a station or a compound (whichever `scope` names) for a month
+    /// `YYYY-MM` (UTC), by the formula in docs/rating.md.
+    fn rating(&self, scope: &str, month: &str) -> Result<Rating, TicketError>;
+
+    /// Append a ticket event to the durable log and hand its id to `publish` before any
+    /// other event can be appended, so that the order in which events are published is
+    /// the order of their ids: a stream resuming after id `n` from the log and then
+    /// following live events sees every event once. The log keeps the newest
+    /// [`EVENT_LOG_KEEP`](crate::EVENT_LOG_KEEP) events.
+    fn append_event(
+        &self,
+        event: &TicketEvent,
+        publish: &mut dyn FnMut(i64),
+    ) -> Result<i64, TicketError>;
+
+    /// The id of the newest logged event (0 when none).
+    fn last_event_id(&self) -> Result<i64, TicketError>;
+
+    /// Logged events with an id above `after_id`, oldest first, at most `limit`, each with
+    /// its `event_id` set.
+    fn events_after(&self, after_id: i64, limit: u32) -> Result<Vec<TicketEvent>, TicketError>;
+
+    /// Save the rules' per-device state: (device id, opaque JSON) rows.
+    fn save_rule_states(&self, rows: &[(String, String)], now_ms: i64) -> Result<(), TicketError>;
+
+    /// Every saved (device id, state) row, by device id.
+    fn load_rule_states(&self) -> Result<Vec<(String, String)>, TicketError>;
+}
