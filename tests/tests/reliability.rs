@@ -522,18 +522,32 @@ async fn a_burst_above_capacity_keeps_memory_bounded_and_loses_nothing_silently(
     let shed = metric(&hub, "steward_broker_rate_limited_total").await;
     let q = QuestDbClient::new(env.questdb.http_addr)?;
     let mut readings = 0.0;
-    let mut stored = 0u64;
     for kind in ["smoke", "pump", "lift", "gate"] {
         readings += metric(
             &hub,
             &format!("steward_ingest_readings_total{{kind=\"{kind}\"}}"),
         )
         .await;
-        let r = q
-            .exec(&format!("SELECT count() FROM {kind}_telemetry"))
-            .await?;
-        stored += r.scalar_i64().unwrap_or(0) as u64;
     }
+    // Rows the writer has sent become visible once QuestDB has applied them, which can
+    // trail the hub's own counters on a busy machine: wait for them.
+    let stored_rows = || async {
+        let mut stored = 0u64;
+        for kind in ["smoke", "pump", "lift", "gate"] {
+            if let Ok(r) = q
+                .exec(&format!("SELECT count() FROM {kind}_telemetry"))
+                .await
+            {
+                stored += r.scalar_i64().unwrap_or(0) as u64;
+            }
+        }
+        stored
+    };
+    wait_until(Duration::from_secs(120), || async {
+        stored_rows().await as f64 >= readings
+    })
+    .await;
+    let stored = stored_rows().await;
     println!(
         "OVERLOAD: {} acked in {:.1?} ({:.0} msg/s offered), shed {shed}, readings accepted {readings}, \
          stored {stored}, slow-consumer loss {lost}, spool-full drops {spool_dropped}, \
