@@ -347,8 +347,9 @@ async fn sigterm_under_load_flushes_everything_and_exits_promptly() -> Result<()
         std::net::TcpStream::connect(&mqtt).is_err(),
         "mqtt still listening"
     );
-    // Nothing acknowledged is left behind: no restart needed.
-    let (present, dups) = stored(&q, &acked).await?;
+    // Nothing acknowledged is left behind: no restart needed. The hub has sent it all;
+    // QuestDB may take a moment to make the last rows visible.
+    let (present, dups) = wait_stored(&q, &acked, Duration::from_secs(60)).await;
     let spool_left: u64 = walk_bytes(&env.dir.path().join("spool"));
     println!(
         "SIGTERM: exit in {took:.1?}, acked {total}, in QuestDB {present}, duplicates {dups}, \
@@ -522,18 +523,32 @@ async fn a_burst_above_capacity_keeps_memory_bounded_and_loses_nothing_silently(
     let shed = metric(&hub, "steward_broker_rate_limited_total").await;
     let q = QuestDbClient::new(env.questdb.http_addr)?;
     let mut readings = 0.0;
-    let mut stored = 0u64;
     for kind in ["smoke", "pump", "lift", "gate"] {
         readings += metric(
             &hub,
             &format!("steward_ingest_readings_total{{kind=\"{kind}\"}}"),
         )
         .await;
-        let r = q
-            .exec(&format!("SELECT count() FROM {kind}_telemetry"))
-            .await?;
-        stored += r.scalar_i64().unwrap_or(0) as u64;
     }
+    // Rows the writer has sent become visible once QuestDB has applied them, which can
+    // trail the hub's own counters on a busy machine: wait for them.
+    let stored_rows = || async {
+        let mut stored = 0u64;
+        for kind in ["smoke", "pump", "lift", "gate"] {
+            if let Ok(r) = q
+                .exec(&format!("SELECT count() FROM {kind}_telemetry"))
+                .await
+            {
+                stored += r.scalar_i64().unwrap_or(0) as u64;
+            }
+        }
+        stored
+    };
+    wait_until(Duration::from_secs(120), || async {
+        stored_rows().await as f64 >= readings
+    })
+    .await;
+    let stored = stored_rows().await;
     println!(
         "OVERLOAD: {} acked in {:.1?} ({:.0} msg/s offered), shed {shed}, readings accepted {readings}, \
          stored {stored}, slow-consumer loss {lost}, spool-full drops {spool_dropped}, \
@@ -593,6 +608,17 @@ async fn sigkill_with_managed_questdb_restarts_on_the_same_root() -> Result<()> 
         .await?;
     }
     dev.wait_acks(100).await?;
+    // The broker acknowledges what is in its in-memory log, which a SIGKILL loses
+    // (docs/reliability.md); what ingest has read must survive. So the kill comes once
+    // ingest has read all 100, which on a busy machine can trail the acknowledgements.
+    let hub_ref = &hub;
+    assert!(
+        wait_until(Duration::from_secs(60), || async move {
+            metric(hub_ref, "steward_ingest_received_total").await >= 100.0
+        })
+        .await,
+        "ingest did not read the 100 readings"
+    );
     let pid_file = dir.path().join("questdb/steward-questdb.pid");
     let orphan: u32 = std::fs::read_to_string(&pid_file)?.trim().parse()?;
     tokio::task::block_in_place(|| hub.kill())?;
