@@ -76,10 +76,9 @@ impl RuleCx<'_> {
             kind,
             stateless,
         };
-        let key = |k: &str| at.key(k);
         for k in t.keys() {
             if !COND_KEYS.contains(&k.as_str()) {
-                return Err(self.err(&key(k), "unknown key"));
+                return Err(self.err(&at.key(k), "unknown key"));
             }
         }
         let idx = c.nodes.len();
@@ -88,21 +87,20 @@ impl RuleCx<'_> {
             for_ms: None,
             only_while: None,
         });
-        let stateful_err = |what: &str| self.stateful_err(&at, what);
         let for_ms = match t.get("for") {
-            Some(_) if stateless => return Err(stateful_err("for")),
             Some(d) => {
+                self.stateful(&at, "for")?;
                 c.timed = true;
-                Some(self.duration(d, &key("for"))?)
+                Some(self.duration(d, &at.key("for"))?)
             }
             None => None,
         };
         let only_while = match t.get("only_while") {
-            Some(_) if stateless => return Err(stateful_err("only_while")),
             Some(v) => {
-                let (m, ty) = self.metric(kind, Some(v), &key("only_while"), c)?;
+                self.stateful(&at, "only_while")?;
+                let (m, ty) = self.metric(kind, Some(v), &at.key("only_while"), c)?;
                 if ty != MetricType::Bool {
-                    return Err(self.err(&key("only_while"), "must name a true/false metric"));
+                    return Err(self.err(&at.key("only_while"), "must name a true/false metric"));
                 }
                 Some(m)
             }
@@ -144,11 +142,28 @@ impl RuleCx<'_> {
         Ok(idx)
     }
 
-    fn stateful_err(&self, at: &CondAt, what: &str) -> RulesError {
-        self.err(
-            &at.key(what),
-            "not allowed inside `compound.where`, which only looks at current values",
-        )
+    /// `compound.where` looks at current values only, so a key that needs history or
+    /// timers is refused there.
+    fn stateful(&self, at: &CondAt, what: &str) -> Result<(), RulesError> {
+        if at.stateless {
+            return Err(self.err(
+                &at.key(what),
+                "not allowed inside `compound.where`, which only looks at current values",
+            ));
+        }
+        Ok(())
+    }
+
+    /// A duration key that must be present (`window`, `within`).
+    fn required_duration(&self, at: &CondAt, k: &str) -> Result<i64, RulesError> {
+        let v = at.t.get(k).ok_or_else(|| self.err(&at.key(k), "missing"))?;
+        self.duration(v, &at.key(k))
+    }
+
+    /// `count` occurrences `within` a duration, shared by `rises` and counted events.
+    fn count_within(&self, at: &CondAt) -> Result<(usize, i64), RulesError> {
+        let n = self.count(at.t.get("count"), &at.key("count"))?;
+        Ok((n, self.required_duration(at, "within")?))
     }
 
     /// Each form owns some keys; anything else present is a mistake worth naming.
@@ -165,28 +180,27 @@ impl RuleCx<'_> {
     }
 
     fn cond_group(&self, at: &CondAt, c: &mut Compiled) -> Result<Form, RulesError> {
-        let t = at.t;
-        let path = at.path;
-        let kind = at.kind;
-        let stateless = at.stateless;
-        let key = |k: &str| at.key(k);
-        let has = |k: &str| at.t.contains_key(k);
-        let allow = |own: &[&str]| self.allow(at, own);
-        let (name, is_all) = if has("all") {
+        let (name, is_all) = if at.has("all") {
             ("all", true)
         } else {
             ("any", false)
         };
-        allow(&[name])?;
-        let T::Array(items) = &t[name] else {
-            return Err(self.err(&key(name), "must be a list of conditions"));
+        self.allow(at, &[name])?;
+        let T::Array(items) = &at.t[name] else {
+            return Err(self.err(&at.key(name), "must be a list of conditions"));
         };
         if items.is_empty() {
-            return Err(self.err(&key(name), "must not be empty"));
+            return Err(self.err(&at.key(name), "must not be empty"));
         }
         let mut kids = Vec::new();
         for (i, item) in items.iter().enumerate() {
-            kids.push(self.cond(item, &format!("{path}.{name}[{i}]"), kind, c, stateless)?);
+            kids.push(self.cond(
+                item,
+                &format!("{}.{name}[{i}]", at.path),
+                at.kind,
+                c,
+                at.stateless,
+            )?);
         }
         Ok(if is_all {
             Form::All(kids)
@@ -196,68 +210,59 @@ impl RuleCx<'_> {
     }
 
     fn cond_flag(&self, at: &CondAt, c: &mut Compiled) -> Result<Form, RulesError> {
-        let t = at.t;
-        let kind = at.kind;
-        let key = |k: &str| at.key(k);
-        let allow = |own: &[&str]| self.allow(at, own);
-        allow(&["flag", "is"])?;
-        let (m, ty) = self.metric(kind, t.get("flag"), &key("flag"), c)?;
+        self.allow(at, &["flag", "is"])?;
+        let (m, ty) = self.metric(at.kind, at.t.get("flag"), &at.key("flag"), c)?;
         if ty != MetricType::Bool {
-            return Err(self.err(&key("flag"), "must name a true/false metric"));
+            return Err(self.err(&at.key("flag"), "must name a true/false metric"));
         }
         c.has_state_leaf = true;
         Ok(Form::Flag {
             metric: m,
             is: self
-                .bool(t, "is", true)
-                .map_err(|_| self.err(&key("is"), "must be true or false"))?,
+                .bool(at.t, "is", true)
+                .map_err(|_| self.err(&at.key("is"), "must be true or false"))?,
         })
     }
 
     fn cond_enum(&self, at: &CondAt, c: &mut Compiled) -> Result<Form, RulesError> {
-        let t = at.t;
-        let kind = at.kind;
-        let key = |k: &str| at.key(k);
-        let has = |k: &str| at.t.contains_key(k);
-        let allow = |own: &[&str]| self.allow(at, own);
         let which = ["equals", "not_equals", "in", "not_in"]
             .into_iter()
-            .filter(|k| has(k))
+            .filter(|k| at.has(k))
             .collect::<Vec<_>>();
         if which.len() > 1 {
             return Err(self.err(
-                &key(which[1]),
+                &at.key(which[1]),
                 format!("cannot be combined with `{}`", which[0]),
             ));
         }
         let w = which[0];
-        allow(&["metric", w])?;
-        let (m, ty) = self.metric(kind, t.get("metric"), &key("metric"), c)?;
+        self.allow(at, &["metric", w])?;
+        let (m, ty) = self.metric(at.kind, at.t.get("metric"), &at.key("metric"), c)?;
         let MetricType::Enum(allowed) = ty else {
             return Err(self.err(
-                &key("metric"),
+                &at.key("metric"),
                 "must name an enumerated metric (e.g. mode, door)",
             ));
         };
-        let given: Vec<&str> = match &t[w] {
+        let given: Vec<&str> = match &at.t[w] {
             T::String(s) => vec![s],
             T::Array(a) if !a.is_empty() => a
                 .iter()
                 .map(|x| {
                     x.as_str()
-                        .ok_or_else(|| self.err(&key(w), "must list strings"))
+                        .ok_or_else(|| self.err(&at.key(w), "must list strings"))
                 })
                 .collect::<Result<_, _>>()?,
-            _ => return Err(self.err(&key(w), "must be a value or a list of values")),
+            _ => return Err(self.err(&at.key(w), "must be a value or a list of values")),
         };
         let mut values = Vec::new();
         for g in given {
             let p = allowed.iter().position(|a| *a == g).ok_or_else(|| {
                 self.err(
-                    &key(w),
+                    &at.key(w),
                     format!(
                         "`{g}` is not a value of {} (expected one of {})",
-                        catalog::metrics(kind)[m].name,
+                        catalog::metrics(at.kind)[m].name,
                         allowed.join(", ")
                     ),
                 )
@@ -273,34 +278,29 @@ impl RuleCx<'_> {
     }
 
     fn cond_baseline(&self, at: &CondAt, c: &mut Compiled) -> Result<Form, RulesError> {
-        let t = at.t;
-        let kind = at.kind;
-        let stateless = at.stateless;
-        let key = |k: &str| at.key(k);
-        let allow = |own: &[&str]| self.allow(at, own);
-        let stateful_err = |what: &str| self.stateful_err(at, what);
-        if stateless {
-            return Err(stateful_err("baseline_share"));
-        }
-        allow(&["metric", "op", "baseline_share", "while", "min_samples"])?;
-        let (m, ty) = self.metric(kind, t.get("metric"), &key("metric"), c)?;
-        numeric(self, ty, &key("metric"))?;
-        let share = self.number(t.get("baseline_share"), &key("baseline_share"))?;
+        self.stateful(at, "baseline_share")?;
+        self.allow(
+            at,
+            &["metric", "op", "baseline_share", "while", "min_samples"],
+        )?;
+        let (m, ty) = self.metric(at.kind, at.t.get("metric"), &at.key("metric"), c)?;
+        numeric(self, ty, &at.key("metric"))?;
+        let share = self.number(at.t.get("baseline_share"), &at.key("baseline_share"))?;
         if !(0.0..=10.0).contains(&share) || share == 0.0 {
-            return Err(self.err(&key("baseline_share"), "must be between 0 and 10"));
+            return Err(self.err(&at.key("baseline_share"), "must be between 0 and 10"));
         }
-        let (wf, wty) = self.metric(kind, t.get("while"), &key("while"), c)?;
+        let (wf, wty) = self.metric(at.kind, at.t.get("while"), &at.key("while"), c)?;
         if wty != MetricType::Bool {
-            return Err(self.err(&key("while"), "must name a true/false metric"));
+            return Err(self.err(&at.key("while"), "must name a true/false metric"));
         }
-        let min_samples = match t.get("min_samples") {
+        let min_samples = match at.t.get("min_samples") {
             None => 5,
-            v => self.count(v, &key("min_samples"))? as u32,
+            v => self.count(v, &at.key("min_samples"))? as u32,
         };
         c.has_state_leaf = true;
         Ok(Form::Baseline {
             metric: m,
-            op: self.op(t.get("op"), &key("op"))?,
+            op: self.op(at.t.get("op"), &at.key("op"))?,
             share,
             while_flag: wf,
             min_samples,
@@ -308,26 +308,13 @@ impl RuleCx<'_> {
     }
 
     fn cond_rate(&self, at: &CondAt, c: &mut Compiled) -> Result<Form, RulesError> {
-        let t = at.t;
-        let path = at.path;
-        let kind = at.kind;
-        let stateless = at.stateless;
-        let key = |k: &str| at.key(k);
-        let allow = |own: &[&str]| self.allow(at, own);
-        let stateful_err = |what: &str| self.stateful_err(at, what);
-        if stateless {
-            return Err(stateful_err("rate"));
-        }
-        allow(&["rate", "op", "raise", "clear", "window"])?;
-        let (m, ty) = self.metric(kind, t.get("rate"), &key("rate"), c)?;
-        numeric(self, ty, &key("rate"))?;
-        let op = self.op(t.get("op"), &key("op"))?;
-        let (raise, clear) = self.levels(t, op, path)?;
-        let window_ms = self.duration(
-            t.get("window")
-                .ok_or_else(|| self.err(&key("window"), "missing"))?,
-            &key("window"),
-        )?;
+        self.stateful(at, "rate")?;
+        self.allow(at, &["rate", "op", "raise", "clear", "window"])?;
+        let (m, ty) = self.metric(at.kind, at.t.get("rate"), &at.key("rate"), c)?;
+        numeric(self, ty, &at.key("rate"))?;
+        let op = self.op(at.t.get("op"), &at.key("op"))?;
+        let (raise, clear) = self.levels(at.t, op, at.path)?;
+        let window_ms = self.required_duration(at, "window")?;
         c.has_state_leaf = true;
         c.timed = true;
         Ok(Form::Rate {
@@ -340,16 +327,11 @@ impl RuleCx<'_> {
     }
 
     fn cond_threshold(&self, at: &CondAt, c: &mut Compiled) -> Result<Form, RulesError> {
-        let t = at.t;
-        let path = at.path;
-        let kind = at.kind;
-        let key = |k: &str| at.key(k);
-        let allow = |own: &[&str]| self.allow(at, own);
-        allow(&["metric", "op", "raise", "clear"])?;
-        let (m, ty) = self.metric(kind, t.get("metric"), &key("metric"), c)?;
-        numeric(self, ty, &key("metric"))?;
-        let op = self.op(t.get("op"), &key("op"))?;
-        let (raise, clear) = self.levels(t, op, path)?;
+        self.allow(at, &["metric", "op", "raise", "clear"])?;
+        let (m, ty) = self.metric(at.kind, at.t.get("metric"), &at.key("metric"), c)?;
+        numeric(self, ty, &at.key("metric"))?;
+        let op = self.op(at.t.get("op"), &at.key("op"))?;
+        let (raise, clear) = self.levels(at.t, op, at.path)?;
         c.has_state_leaf = true;
         Ok(Form::Threshold {
             metric: m,
@@ -360,23 +342,10 @@ impl RuleCx<'_> {
     }
 
     fn cond_rises(&self, at: &CondAt, c: &mut Compiled) -> Result<Form, RulesError> {
-        let t = at.t;
-        let kind = at.kind;
-        let stateless = at.stateless;
-        let key = |k: &str| at.key(k);
-        let allow = |own: &[&str]| self.allow(at, own);
-        let stateful_err = |what: &str| self.stateful_err(at, what);
-        if stateless {
-            return Err(stateful_err("rises"));
-        }
-        allow(&["rises", "count", "within"])?;
-        let n = self.count(t.get("count"), &key("count"))?;
-        let within_ms = self.duration(
-            t.get("within")
-                .ok_or_else(|| self.err(&key("within"), "missing"))?,
-            &key("within"),
-        )?;
-        let child = self.cond(&t["rises"], &key("rises"), kind, c, false)?;
+        self.stateful(at, "rises")?;
+        self.allow(at, &["rises", "count", "within"])?;
+        let (n, within_ms) = self.count_within(at)?;
+        let child = self.cond(&at.t["rises"], &at.key("rises"), at.kind, c, false)?;
         c.has_state_leaf = true;
         c.timed = true;
         Ok(Form::CountRises {
@@ -392,25 +361,11 @@ impl RuleCx<'_> {
         c: &mut Compiled,
         for_ms: Option<i64>,
     ) -> Result<Form, RulesError> {
-        let t = at.t;
-        let kind = at.kind;
-        let stateless = at.stateless;
-        let key = |k: &str| at.key(k);
-        let has = |k: &str| at.t.contains_key(k);
-        let allow = |own: &[&str]| self.allow(at, own);
-        let stateful_err = |what: &str| self.stateful_err(at, what);
-        if stateless {
-            return Err(stateful_err("event"));
-        }
-        let names = self.names(&t["event"], kind, &key("event"))?;
-        Ok(if has("count") || has("within") {
-            allow(&["event", "count", "within"])?;
-            let n = self.count(t.get("count"), &key("count"))?;
-            let within_ms = self.duration(
-                t.get("within")
-                    .ok_or_else(|| self.err(&key("within"), "missing"))?,
-                &key("within"),
-            )?;
+        self.stateful(at, "event")?;
+        let names = self.names(&at.t["event"], at.kind, &at.key("event"))?;
+        Ok(if at.has("count") || at.has("within") {
+            self.allow(at, &["event", "count", "within"])?;
+            let (n, within_ms) = self.count_within(at)?;
             c.has_state_leaf = true;
             c.timed = true;
             Form::CountEvents {
@@ -419,9 +374,9 @@ impl RuleCx<'_> {
                 within_ms,
             }
         } else {
-            allow(&["event"])?;
+            self.allow(at, &["event"])?;
             if for_ms.is_some() {
-                return Err(self.err(&key("for"), "an event is an instant; use count/within"));
+                return Err(self.err(&at.key("for"), "an event is an instant; use count/within"));
             }
             c.has_event_leaf = true;
             Form::Event { names }
@@ -429,22 +384,15 @@ impl RuleCx<'_> {
     }
 
     fn cond_silent(&self, at: &CondAt, c: &mut Compiled) -> Result<Form, RulesError> {
-        let t = at.t;
-        let stateless = at.stateless;
-        let key = |k: &str| at.key(k);
-        let allow = |own: &[&str]| self.allow(at, own);
-        let stateful_err = |what: &str| self.stateful_err(at, what);
-        if stateless {
-            return Err(stateful_err("silent_periods"));
-        }
-        allow(&["silent_periods", "silent_for"])?;
-        let periods = match t.get("silent_periods") {
+        self.stateful(at, "silent_periods")?;
+        self.allow(at, &["silent_periods", "silent_for"])?;
+        let periods = match at.t.get("silent_periods") {
             None => None,
-            v => Some(self.count(v, &key("silent_periods"))? as u32),
+            v => Some(self.count(v, &at.key("silent_periods"))? as u32),
         };
-        let ms = match t.get("silent_for") {
+        let ms = match at.t.get("silent_for") {
             None => None,
-            Some(d) => Some(self.duration(d, &key("silent_for"))?),
+            Some(d) => Some(self.duration(d, &at.key("silent_for"))?),
         };
         c.has_state_leaf = true;
         c.timed = true;
@@ -453,15 +401,12 @@ impl RuleCx<'_> {
     }
 
     fn cond_status(&self, at: &CondAt, c: &mut Compiled) -> Result<Form, RulesError> {
-        let t = at.t;
-        let key = |k: &str| at.key(k);
-        let allow = |own: &[&str]| self.allow(at, own);
-        allow(&["status"])?;
-        match t.get("status") {
+        self.allow(at, &["status"])?;
+        match at.t.get("status") {
             Some(T::String(s)) if s == "offline" => {}
             _ => {
                 return Err(self.err(
-                    &key("status"),
+                    &at.key("status"),
                     "only `offline` (the last will) can be tested",
                 ))
             }
@@ -471,34 +416,19 @@ impl RuleCx<'_> {
     }
 
     fn cond_compound(&self, at: &CondAt, c: &mut Compiled) -> Result<Form, RulesError> {
-        let t = at.t;
-        let stateless = at.stateless;
-        let key = |k: &str| at.key(k);
-        let allow = |own: &[&str]| self.allow(at, own);
-        let stateful_err = |what: &str| self.stateful_err(at, what);
-        if stateless {
-            return Err(stateful_err("compound"));
-        }
-        allow(&["compound", "where"])?;
-        let other: DeviceKind = match t.get("compound") {
+        self.stateful(at, "compound")?;
+        self.allow(at, &["compound", "where"])?;
+        let other: DeviceKind = match at.t.get("compound") {
             Some(T::String(s)) => s
                 .parse()
-                .map_err(|e: String| self.err(&key("compound"), e))?,
-            _ => return Err(self.err(&key("compound"), "must be a device kind")),
+                .map_err(|e: String| self.err(&at.key("compound"), e))?,
+            _ => return Err(self.err(&at.key("compound"), "must be a device kind")),
         };
-        let w = t
-            .get("where")
-            .ok_or_else(|| self.err(&key("where"), "missing"))?;
-        let mut sub = Compiled {
-            nodes: Vec::new(),
-            metrics: Vec::new(),
-            has_state_leaf: false,
-            has_event_leaf: false,
-            timed: false,
-            silence: false,
-            watches: Vec::new(),
-        };
-        self.cond(w, &key("where"), other, &mut sub, true)?;
+        let w =
+            at.t.get("where")
+                .ok_or_else(|| self.err(&at.key("where"), "missing"))?;
+        let mut sub = Compiled::default();
+        self.cond(w, &at.key("where"), other, &mut sub, true)?;
         if !c.watches.contains(&other) {
             c.watches.push(other);
         }

@@ -404,6 +404,7 @@ const RULE_KEYS: &[&str] = &[
     "command",
 ];
 
+#[derive(Default)]
 struct Compiled {
     nodes: Vec<Node>,
     metrics: Vec<usize>,
@@ -470,15 +471,7 @@ impl RuleCx<'_> {
         let (mut state_leaf, mut timed, mut silence) = (false, false, false);
         let mut watches = Vec::new();
         for k in &kinds {
-            let mut c = Compiled {
-                nodes: Vec::new(),
-                metrics: Vec::new(),
-                has_state_leaf: false,
-                has_event_leaf: false,
-                timed: false,
-                silence: false,
-                watches: Vec::new(),
-            };
+            let mut c = Compiled::default();
             self.cond(cond, "condition", *k, &mut c, false)?;
             state_leaf |= c.has_state_leaf;
             timed |= c.timed;
