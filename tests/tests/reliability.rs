@@ -12,7 +12,7 @@ use steward::HubConfig;
 use steward_device_sim::{DeviceModel, Fault};
 use steward_estate::DeviceKind;
 use steward_storage::questdb::{ManagedConfig, ManagedQuestDb, QuestDbClient, QuestDbMode};
-use steward_tests::process::HubProcess;
+use steward_tests::process::{rss_kib, HubProcess};
 use steward_tests::{now_ms, wait_until, TestClient, TEST_ESTATE};
 
 const ADMIN: &str = "crash-test-admin-token-0001";
@@ -381,18 +381,6 @@ fn walk_bytes(dir: &std::path::Path) -> u64 {
         }
     }
     total
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 async fn metric(hub: &HubProcess, name: &str) -> f64 {

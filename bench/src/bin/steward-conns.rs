@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use steward_storage::questdb::QuestDbClient;
-use steward_tests::process::HubProcess;
+use steward_tests::process::{rss_kib, HubProcess};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -43,18 +43,6 @@ fn open_file_limit() -> u64 {
         })
         .and_then(|v| v.parse().ok())
         .unwrap_or(1024)
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 fn put_str(buf: &mut Vec<u8>, s: &[u8]) {

@@ -141,16 +141,5 @@ pub fn is_kind(ev: &SseEvent, kind: &str, rule: &str) -> bool {
 
 /// `steward_api_sse_clients` as `/metrics` reports it.
 pub async fn sse_clients(sb: &HubSandbox) -> Option<i64> {
-    let text = sb
-        .http()
-        .get(sb.api("/metrics"))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("steward_api_sse_clients "))
-        .and_then(|v| v.trim().parse().ok())
+    sb.metric("steward_api_sse_clients").await.map(|v| v as i64)
 }
