@@ -9,7 +9,7 @@ use steward_broker::{Broker, LinkRx, LinkTx};
 use steward_rules::CommandSink;
 use steward_storage::new_buffer;
 use steward_storage::questdb::ilp::{self, TicketEventRow};
-use steward_storage::Outbox;
+use steward_storage::{Outbox, Refused};
 use steward_tickets::{TicketEvent, TicketStore};
 use tokio::sync::broadcast;
 use tracing::{info, warn};
@@ -128,8 +128,13 @@ pub fn forward_events(
                     }
                     forward(&ev, &publisher, &mut buf, &mut rows);
                 }
-                if rows > 0 && outbox.append(buf.as_bytes(), rows) {
-                    buf = outbox.send(buf, false);
+                if rows > 0 {
+                    // The ticket events are already in SQLite's event log: a refusing
+                    // spool only costs their copy in QuestDB, which is counted.
+                    match outbox.append(buf.as_bytes(), rows) {
+                        Ok(()) | Err(Refused::Failed(_)) => buf = outbox.send(buf, false),
+                        Err(Refused::Full) => outbox.dropped(rows),
+                    }
                 }
                 buf.clear();
             }

@@ -60,7 +60,13 @@ impl Hub {
         let api_metrics = steward_api::ApiMetrics::new(&mut prom);
         let resident = steward_api::ResidentIntake::new(&cfg.api.public_reports, &mut prom);
 
-        let broker = Broker::start(&cfg.broker, registry.clone(), broker_metrics.clone())?;
+        // `ingest.ack` decides whether the router holds each PUBACK until ingest has
+        // spooled the message.
+        let broker_cfg = steward_broker::BrokerConfig {
+            hold_acks: cfg.ingest.ack.holds_acks(),
+            ..cfg.broker.clone()
+        };
+        let broker = Broker::start(&broker_cfg, registry.clone(), broker_metrics.clone())?;
         let publisher = crate::alerts::HubPublisher::new(&broker)?;
         let tickets = open_tickets(&cfg)?;
         let (rules_sink, rules) = RulesService::start_with_metrics(
@@ -226,7 +232,8 @@ async fn start_questdb(
     })
 }
 
-/// What `/readyz` checks: the registry answers, the MQTT listener accepts, ingest runs.
+/// What `/readyz` checks: the registry answers, the MQTT listener accepts, ingest runs,
+/// the spool takes writes.
 fn readiness_probes(
     registry: &Registry,
     mqtt_addr: SocketAddr,
@@ -254,10 +261,21 @@ fn readiness_probes(
             Err("the ingest thread has stopped".into())
         }
     });
+    let spool_blocked = ingest.blocked();
+    let spool_probe: ReadinessProbe = Arc::new(move || {
+        if spool_blocked.load(std::sync::atomic::Ordering::SeqCst) {
+            Err("the spool refuses writes (disk full, read-only or ingest.spool_max_bytes \
+                 reached); devices' acknowledgements are held"
+                .into())
+        } else {
+            Ok(())
+        }
+    });
     vec![
         ("sqlite", sqlite_probe),
         ("broker", broker_probe),
         ("ingest", ingest_probe),
+        ("spool", spool_probe),
     ]
 }
 

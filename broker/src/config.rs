@@ -36,6 +36,10 @@ pub struct BrokerConfig {
     pub device_rate_per_s: u32,
     /// Publishes a device may send in a burst above `device_rate_per_s`.
     pub device_burst: u32,
+    /// Hold each QoS 1 PUBACK until ingest reports the publish persisted (set by the hub
+    /// from `ingest.ack`, not a key of its own).
+    #[serde(skip)]
+    pub hold_acks: bool,
 }
 
 impl Default for BrokerConfig {
@@ -54,6 +58,7 @@ impl Default for BrokerConfig {
             max_segment_count: 64,
             device_rate_per_s: 2_000,
             device_burst: 20_000,
+            hold_acks: false,
         }
     }
 }
@@ -117,6 +122,7 @@ impl BrokerConfig {
             max_outgoing_packet_count: 200,
             max_segment_size: self.max_segment_bytes,
             max_segment_count: self.max_segment_count,
+            durable_ack_filter: self.hold_acks.then(|| crate::INGEST_FILTER.to_string()),
             ..Default::default()
         }
     }

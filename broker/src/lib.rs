@@ -55,6 +55,11 @@ pub enum BrokerError {
     Link { client_id: String, message: String },
 }
 
+/// What ingest's link subscribes to: every topic, so a topic outside the contract is seen
+/// and rejected rather than silently ignored. With `hold_acks`, PUBACKs of publishes in
+/// this filter's log wait for ingest.
+pub(crate) const INGEST_FILTER: &str = "#";
+
 type LinkFactory = Box<dyn Fn(&str) -> Result<(LinkTx, LinkRx), String> + Send + Sync>;
 
 /// A running broker: its router, listener threads and the addresses they listen on.
@@ -68,6 +73,7 @@ pub struct Broker {
     pub v5_addr: Option<SocketAddr>,
     pub tls_addr: Option<SocketAddr>,
     metrics: BrokerMetrics,
+    hold_acks: bool,
 }
 
 impl Broker {
@@ -180,6 +186,7 @@ impl Broker {
             v5_addr,
             tls_addr,
             metrics,
+            hold_acks: config.hold_acks,
         })
     }
 
@@ -191,19 +198,19 @@ impl Broker {
         })
     }
 
-    /// Ingest's source: a link subscribed to every topic, so a topic outside the contract
-    /// is seen and rejected rather than silently ignored.
+    /// Ingest's source: a link subscribed to [`INGEST_FILTER`]. When the broker holds
+    /// PUBACKs, the source releases them as ingest reports messages persisted.
     pub fn inbound(
         &self,
         client_id: &str,
         counters: SourceCounters,
     ) -> Result<BrokerSource, BrokerError> {
         let (mut tx, rx) = self.link(client_id)?;
-        tx.subscribe("#").map_err(|e| BrokerError::Link {
+        tx.subscribe(INGEST_FILTER).map_err(|e| BrokerError::Link {
             client_id: client_id.to_string(),
             message: format!("cannot subscribe: {e}"),
         })?;
-        Ok(BrokerSource::new(tx, rx, counters))
+        Ok(BrokerSource::new(tx, rx, counters, self.hold_acks))
     }
 
     pub fn metrics(&self) -> &BrokerMetrics {

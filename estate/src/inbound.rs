@@ -1,7 +1,8 @@
 //! The seam between whatever receives device messages and ingest. Today the source is the
 //! embedded broker's in-process link; in cluster mode it is a Kafka consumer. Ingest sees
 //! only [`Inbound`] messages from an [`InboundSource`], never a broker or client type, and
-//! releases each message's [`AckHandle`] when it has done what the ack mode promises.
+//! releases acknowledgements through [`InboundSource::release_through`] once it has done
+//! what the ack mode promises with them.
 
 use bytes::Bytes;
 use std::sync::Arc;
@@ -21,44 +22,17 @@ pub struct Inbound {
     pub sender: Option<Arc<str>>,
     pub topic: Bytes,
     pub payload: Bytes,
-    pub ack: AckHandle,
+    /// The message's place in the source's stream, for [`InboundSource::release_through`].
+    pub ack: AckToken,
 }
 
-/// What the source owes the sender once ingest is done with a message: a PUBACK, a Kafka
-/// offset commit. Releasing it is ingest's call; dropping it unreleased withholds the ack,
-/// so a message that was not handled is sent again.
-#[derive(Default)]
-pub struct AckHandle(Option<Box<dyn FnOnce() + Send>>);
+/// A message's place in its source's stream. Tokens rise in the order the source hands
+/// messages out, so one token stands for every message before it too: ingest releases
+/// acknowledgements a group at a time (after a spool write), not one by one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AckToken(pub u64);
 
-impl AckHandle {
-    /// For sources that acknowledge on their own (rumqttd acknowledges when its router
-    /// takes a publish): nothing to release, and nothing allocated per message.
-    pub fn none() -> Self {
-        AckHandle(None)
-    }
-
-    pub fn new(release: impl FnOnce() + Send + 'static) -> Self {
-        AckHandle(Some(Box::new(release)))
-    }
-
-    pub fn release(mut self) {
-        if let Some(f) = self.0.take() {
-            f();
-        }
-    }
-}
-
-impl std::fmt::Debug for AckHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() {
-            "AckHandle(pending)"
-        } else {
-            "AckHandle(none)"
-        })
-    }
-}
-
-/// What a wait on the source ended with.
+/// What a wait on the source ended with./// What a wait on the source ended with.
 pub enum Received {
     Message(Inbound),
     /// Nothing came before the deadline.
@@ -72,4 +46,13 @@ pub trait InboundSource: Send + 'static {
     /// The next message, waiting no later than `deadline`; a deadline already past only
     /// takes what is queued.
     fn recv_until(&mut self, deadline: Instant) -> Received;
+
+    /// Ingest has done what the ack mode promises (spooled, or spooled and synced) with
+    /// every message up to and including `token`: the source owes their senders the
+    /// acknowledgement now (a PUBACK, a Kafka offset commit). A message never released is
+    /// never acknowledged, so its sender publishes it again. Sources that acknowledge on
+    /// receipt ignore this.
+    fn release_through(&mut self, token: AckToken) {
+        let _ = token;
+    }
 }

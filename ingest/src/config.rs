@@ -23,15 +23,41 @@ pub struct IngestConfig {
     /// Directory of the durable spool: every accepted row is written here before it is
     /// sent to QuestDB, and stays until QuestDB has taken it (across restarts).
     pub spool_dir: std::path::PathBuf,
-    /// Size bound of the spool. When QuestDB stays down this long, new rows are not
-    /// kept (counted in `steward_ingest_spool_full_dropped_rows`) while the rows already
-    /// spooled are; decoding and rules go on, so alarms still become tickets.
+    /// Size bound of the spool. When it is reached (QuestDB down for that long), ingest
+    /// waits and holds devices' acknowledgements until QuestDB takes rows again (ack modes
+    /// `spooled` and `synced`); with `ack = "received"` new rows are dropped instead
+    /// (counted in `steward_ingest_spool_full_dropped_rows`) and decoding goes on.
     pub spool_max_bytes: u64,
     /// Sync each segment to disk when it is sealed (protects against power loss; a
     /// killed process loses nothing written either way).
     pub spool_fsync: bool,
     /// Bytes of a rejected payload kept in the `rejects` table.
     pub reject_payload_bytes: usize,
+    /// When a device's QoS 1 publish is acknowledged (PUBACK).
+    pub ack: AckMode,
+}
+
+/// `ingest.ack`: what a PUBACK promises the device.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AckMode {
+    /// After the message (or its reject) is written to the spool: survives a kill of the
+    /// hub. Acknowledgements are released per spool write (group commit).
+    #[default]
+    Spooled,
+    /// After the spool write is also synced to disk (`fdatasync` per group): survives a
+    /// power cut too.
+    Synced,
+    /// When the broker receives the message, before it is spooled (rumqttd's, Mosquitto's
+    /// and EMQX's behaviour): a killed hub loses what it had in memory.
+    Received,
+}
+
+impl AckMode {
+    /// Whether the broker must hold PUBACKs until ingest releases them.
+    pub fn holds_acks(self) -> bool {
+        self != AckMode::Received
+    }
 }
 
 impl Default for IngestConfig {
@@ -47,6 +73,7 @@ impl Default for IngestConfig {
             spool_max_bytes: 1 << 30,
             spool_fsync: true,
             reject_payload_bytes: 4096,
+            ack: AckMode::Spooled,
         }
     }
 }

@@ -11,7 +11,7 @@ pub mod contract;
 pub mod metrics;
 pub mod pipeline;
 
-pub use config::IngestConfig;
+pub use config::{AckMode, IngestConfig};
 pub use metrics::IngestMetrics;
 pub use pipeline::Ingest;
 pub use steward_estate::model::*;

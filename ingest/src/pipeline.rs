@@ -1,9 +1,16 @@
 //! The ingest loop: one thread that takes messages from an [`InboundSource`] (the broker
 //! link, or in cluster mode a Kafka consumer), decodes them, appends rows to the current
 //! QuestDB batch and hands decoded data to the downstream sinks (rules).
+//!
+//! Acknowledgements are released a group at a time: after each spool write (and sync, in
+//! `synced` mode) every message handled so far is released to the source, which sends
+//! the PUBACKs it held. When the spool refuses rows (full, or a failing disk) the loop
+//! stops taking messages and holds the acknowledgements, so devices wait and keep their
+//! data instead of losing it; it retries until the spool takes rows again.
 
 use crate::contract;
 use crate::metrics::{IngestMetrics, KindLabel, ReasonLabel};
+use crate::config::AckMode;
 use crate::{IngestConfig, IngestError};
 use questdb::ingress::Buffer;
 use std::collections::HashMap;
@@ -13,11 +20,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use steward_estate::clock::now_us;
-use steward_estate::inbound::{InboundSource, Received};
+use steward_estate::inbound::{AckToken, InboundSource, Received};
 use steward_estate::{validate_id, Registry};
 use steward_estate::{Decoded, DecodedSink};
 use steward_storage::questdb::ilp::{self, RejectRow};
-use steward_storage::{new_buffer, Outbox};
+use steward_storage::{new_buffer, Outbox, Refused};
 use tracing::{debug, error, info, warn};
 
 /// While messages keep coming, the batch is checked for its flush interval and finished
@@ -27,6 +34,7 @@ const CHECK_EVERY: u32 = 64;
 pub struct Ingest {
     stop: Arc<AtomicBool>,
     running: Arc<AtomicBool>,
+    blocked: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -44,7 +52,15 @@ struct Loop {
     /// Last time a `rate_limited` reject row was written per device: a flood is counted
     /// in full but leaves at most one row per second in QuestDB.
     shed_rows_at: HashMap<String, Instant>,
+    /// The last message handled whose acknowledgement is not released yet.
+    pending_ack: Option<AckToken>,
+    /// The spool refuses rows: messages are not taken and acknowledgements are held.
+    blocked: bool,
+    blocked_flag: Arc<AtomicBool>,
 }
+
+/// How long a blocked loop waits before it offers the spool the held rows again.
+const BLOCKED_RETRY: Duration = Duration::from_millis(100);
 
 /// Unspooled bytes after which the ingest loop writes to the spool even in the middle of
 /// a burst: bounds what a killed hub can lose from its own memory.
@@ -76,7 +92,11 @@ impl Ingest {
         .map_err(|source| IngestError::Spool { source })?;
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
+        let blocked = Arc::new(AtomicBool::new(false));
         let state = Loop {
+            pending_ack: None,
+            blocked: false,
+            blocked_flag: blocked.clone(),
             cfg,
             registry,
             metrics,
@@ -101,8 +121,15 @@ impl Ingest {
         Ok(Ingest {
             stop,
             running,
+            blocked,
             thread: Some(thread),
         })
+    }
+
+    /// A flag that is true while the spool refuses rows and ingest holds acknowledgements
+    /// (for readiness checks).
+    pub fn blocked(&self) -> Arc<AtomicBool> {
+        self.blocked.clone()
     }
 
     /// A flag that is true while the ingest thread runs (for readiness checks).
@@ -135,20 +162,31 @@ impl Drop for Ingest {
 
 impl Loop {
     fn run(mut self, mut source: impl InboundSource, stop: Arc<AtomicBool>) {
-        info!("ingest started");
+        info!(ack = ?self.cfg.ack, "ingest started");
         // A deadline already past makes `recv_until` a non-blocking receive.
         let past = Instant::now();
         let mut since_check = 0u32;
         while !stop.load(Ordering::Relaxed) {
+            if self.blocked {
+                // Taking more messages would only grow what cannot be stored; the devices
+                // wait for their acknowledgements meanwhile. The writer frees spool space
+                // as QuestDB takes segments.
+                self.outbox.drain();
+                if !self.commit(&mut source) {
+                    std::thread::sleep(BLOCKED_RETRY);
+                    continue;
+                }
+            }
             // Take what the source has queued without waiting; when nothing is, the burst
-            // has ended: spool its tail, hand the rules what they wait for, then wait.
+            // has ended: spool its tail, release its acknowledgements, hand the rules what
+            // they wait for, then wait.
             let next = match source.recv_until(past) {
                 Received::Idle => {
                     for s in &mut self.sinks {
                         s.flush();
                     }
-                    self.spool_tail();
-                    self.maybe_flush(false);
+                    self.commit(&mut source);
+                    self.maybe_flush(&mut source, false);
                     since_check = 0;
                     let deadline = match self.first_row_at {
                         Some(t) => t + self.cfg.flush_interval,
@@ -161,10 +199,7 @@ impl Loop {
             match next {
                 Received::Message(m) => {
                     self.handle(&m.topic, &m.payload);
-                    // Today's sources acknowledge on their own (rumqttd, at receipt); a
-                    // source that waits for us is released once the message is decoded
-                    // and queued for the spool.
-                    m.ack.release();
+                    self.pending_ack = Some(m.ack);
                 }
                 Received::Idle => {}
                 Received::Closed(reason) => {
@@ -173,28 +208,30 @@ impl Loop {
                 }
             }
             if self.buf.len() - self.spooled_len >= SPOOL_CHUNK {
-                self.spool_tail();
+                self.commit(&mut source);
             }
             since_check += 1;
             if since_check >= CHECK_EVERY || self.buf.row_count() >= self.cfg.batch_rows {
                 since_check = 0;
-                self.maybe_flush(false);
+                self.maybe_flush(&mut source, false);
             }
         }
-        self.drain(&mut source);
+        if !self.blocked {
+            self.drain(&mut source);
+        }
         for s in &mut self.sinks {
             s.flush();
         }
-        self.spool_tail();
+        self.commit(&mut source);
         let Loop { outbox, buf, .. } = self;
         outbox.shutdown(buf, Duration::from_secs(10));
         info!("ingest stopped");
     }
 
     /// At shutdown the broker's listeners are already closed, but what devices published
-    /// before that may still wait in the source, acknowledged (rumqttd acknowledges on
-    /// receipt): take it all, so a clean stop loses nothing. Ends when the source has been
-    /// quiet for a moment, or after `DRAIN_LIMIT` if something keeps publishing.
+    /// before that may still wait in the source (acknowledged already in `received` mode):
+    /// take it all, so a clean stop loses nothing. Ends when the source has been quiet for
+    /// a moment, or after `DRAIN_LIMIT` if something keeps publishing.
     fn drain(&mut self, source: &mut impl InboundSource) {
         let until = Instant::now() + DRAIN_LIMIT;
         let mut drained = 0u64;
@@ -202,10 +239,10 @@ impl Loop {
             match source.recv_until(Instant::now() + DRAIN_QUIET) {
                 Received::Message(m) => {
                     self.handle(&m.topic, &m.payload);
-                    m.ack.release();
+                    self.pending_ack = Some(m.ack);
                     drained += 1;
-                    if self.buf.len() - self.spooled_len >= SPOOL_CHUNK {
-                        self.spool_tail();
+                    if self.buf.len() - self.spooled_len >= SPOOL_CHUNK && !self.commit(source) {
+                        break;
                     }
                 }
                 Received::Idle | Received::Closed(_) => break,
@@ -216,29 +253,84 @@ impl Loop {
         }
     }
 
-    /// Append the rows decoded since the last call to the spool; if the spool is full,
-    /// take them back out of the batch (the outbox counts them).
-    fn spool_tail(&mut self) {
+    /// Spool what was decoded since the last call (syncing it in `synced` mode) and
+    /// release the acknowledgements of every message handled so far. `false` when the
+    /// spool refused: the acknowledgements stay held and the loop is blocked.
+    fn commit(&mut self, source: &mut impl InboundSource) -> bool {
+        if !self.spool_tail() {
+            return false;
+        }
+        if self.cfg.ack == AckMode::Synced && self.outbox.sync().is_err() {
+            self.set_blocked(true);
+            return false;
+        }
+        self.set_blocked(false);
+        if let Some(token) = self.pending_ack.take() {
+            source.release_through(token);
+        }
+        true
+    }
+
+    /// Append the rows decoded since the last call to the spool. `false` when the spool
+    /// refused them and the ack mode says to wait: they stay in the batch, unspooled.
+    /// In `received` mode a full spool drops them (counted) and a failing disk leaves
+    /// them to be sent from memory alone, as the devices were acknowledged already.
+    fn spool_tail(&mut self) -> bool {
         let rows = self.buf.row_count() - self.spooled_rows;
         if rows == 0 {
-            return;
+            return true;
         }
         let tail = &self.buf.as_bytes()[self.spooled_len..];
-        if self.outbox.append(tail, rows as u64) {
-            self.spooled_len = self.buf.len();
-            self.spooled_rows = self.buf.row_count();
-            // Rows after this point can be taken back out if the spool fills up.
-            if let Err(e) = self.buf.set_marker() {
-                warn!(error = %e, "cannot mark ingest batch");
+        match self.outbox.append(tail, rows as u64) {
+            Ok(()) => {
+                self.mark_spooled();
+                true
             }
-        } else if let Err(e) = self.buf.rewind_to_marker() {
-            // No marker yet: the batch holds only the rows just refused.
-            debug!(error = %e, "no marker; clearing batch");
-            self.buf.clear();
+            Err(refused) if self.cfg.ack.holds_acks() => {
+                if !self.blocked {
+                    warn!(reason = %refused, rows, "spool refuses rows; holding acknowledgements until it takes them");
+                }
+                self.set_blocked(true);
+                false
+            }
+            Err(Refused::Failed(_)) => {
+                self.mark_spooled();
+                true
+            }
+            Err(Refused::Full) => {
+                self.outbox.dropped(rows as u64);
+                if let Err(e) = self.buf.rewind_to_marker() {
+                    // No marker yet: the batch holds only the rows just refused.
+                    debug!(error = %e, "no marker; clearing batch");
+                    self.buf.clear();
+                }
+                true
+            }
         }
     }
 
-    fn maybe_flush(&mut self, force: bool) {
+    fn mark_spooled(&mut self) {
+        self.spooled_len = self.buf.len();
+        self.spooled_rows = self.buf.row_count();
+        // Rows after this point can be taken back out if the spool fills up.
+        if let Err(e) = self.buf.set_marker() {
+            warn!(error = %e, "cannot mark ingest batch");
+        }
+    }
+
+    fn set_blocked(&mut self, blocked: bool) {
+        if self.blocked == blocked {
+            return;
+        }
+        self.blocked = blocked;
+        self.blocked_flag.store(blocked, Ordering::SeqCst);
+        self.metrics.storage.spool_blocked.set(i64::from(blocked));
+        if !blocked {
+            info!("spool takes rows again; acknowledgements resume");
+        }
+    }
+
+    fn maybe_flush(&mut self, source: &mut impl InboundSource, force: bool) {
         self.outbox.drain();
         let rows = self.buf.row_count();
         if rows == 0 {
@@ -250,7 +342,10 @@ impl Loop {
         if !(force || due || rows >= self.cfg.batch_rows) {
             return;
         }
-        self.spool_tail();
+        // Only a batch that is all on disk is sent: its segment is its copy for replay.
+        if !self.commit(source) {
+            return;
+        }
         let full = std::mem::replace(&mut self.buf, new_buffer());
         self.first_row_at = None;
         self.spooled_len = 0;

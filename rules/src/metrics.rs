@@ -19,6 +19,8 @@ pub struct RulesMetrics {
     pub tickets_raised: Family<PriorityLabel, Counter>,
     /// Repeats counted on an already active ticket.
     pub occurrences: Counter,
+    /// Triggers not counted again (messages sent again after a crash or reconnect).
+    pub replayed_triggers: Counter,
     /// Ticket transitions by target state.
     pub transitions: Family<StateLabel, Counter>,
     pub sla_breaches: Family<StageLabel, Counter>,
@@ -72,6 +74,11 @@ impl RulesMetrics {
             m.occurrences.clone(),
         );
         r.register(
+            "replayed_triggers",
+            "Triggers not counted again: no newer than what their ticket already counted",
+            m.replayed_triggers.clone(),
+        );
+        r.register(
             "transitions",
             "Ticket transitions by target state",
             m.transitions.clone(),
@@ -113,6 +120,7 @@ impl RulesMetrics {
         TicketMetrics {
             tickets_raised: self.tickets_raised.clone(),
             occurrences: self.occurrences.clone(),
+            replayed_triggers: self.replayed_triggers.clone(),
             transitions: self.transitions.clone(),
             sla_breaches: self.sla_breaches.clone(),
             reminders: self.reminders.clone(),

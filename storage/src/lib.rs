@@ -17,6 +17,6 @@ pub mod writer;
 
 pub use error::StorageError;
 pub use metrics::StorageMetrics;
-pub use outbox::Outbox;
+pub use outbox::{Outbox, Refused};
 pub use questdb::{QueryResult, QuestDbClient, QuestDbConfig, QuestDbMode};
 pub use writer::{new_buffer, Buffer};

@@ -23,6 +23,11 @@ pub struct StorageMetrics {
     pub spool_full_dropped_rows: Counter,
     /// Segments found on disk at start and sent again.
     pub spool_replayed_segments: Counter,
+    /// Writes (and syncs) the spool's disk refused.
+    pub spool_write_errors: Counter,
+    /// 1 while ingest waits for the spool to take rows again (full or failing disk),
+    /// holding devices' acknowledgements instead of dropping their data.
+    pub spool_blocked: Gauge,
 }
 
 impl StorageMetrics {
@@ -49,6 +54,16 @@ impl StorageMetrics {
             "spool_replayed_segments",
             "Spool segments left by a previous run and sent again",
             m.spool_replayed_segments.clone(),
+        );
+        r.register(
+            "spool_write_errors",
+            "Writes or syncs the spool's disk refused",
+            m.spool_write_errors.clone(),
+        );
+        r.register(
+            "spool_blocked",
+            "1 while ingest waits for the spool to take rows again, holding acknowledgements",
+            m.spool_blocked.clone(),
         );
         r.register(
             "rows_written",

@@ -10,7 +10,25 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use tracing::warn;
+use tracing::{error, warn};
+
+/// Why the spool did not take rows.
+#[derive(Debug)]
+pub enum Refused {
+    /// `ingest.spool_max_bytes` reached: QuestDB has been away long enough to fill it.
+    Full,
+    /// The disk refused the write (read-only, no space, I/O error).
+    Failed(StorageError),
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refused::Full => f.write_str("spool full (ingest.spool_max_bytes)"),
+            Refused::Failed(e) => write!(f, "{e}"),
+        }
+    }
+}
 
 /// Largest request made of segments waiting on disk.
 const GROUP_BYTES: u64 = 16 << 20;
@@ -61,31 +79,55 @@ impl Outbox {
         Ok(outbox)
     }
 
-    /// Append whole ILP rows to the open segment. `false` when the spool is full: the
-    /// caller drops these rows (they are counted here).
-    pub fn append(&mut self, ilp: &[u8], rows: u64) -> bool {
+    /// Append whole ILP rows to the open segment. On `Err` nothing of them is on disk:
+    /// the caller decides whether to wait (holding acknowledgements) or to drop them
+    /// (`dropped`) or to send them from memory alone.
+    pub fn append(&mut self, ilp: &[u8], rows: u64) -> Result<(), Refused> {
         if self.spool.is_full(ilp.len()) {
-            self.metrics.spool_full_dropped_rows.inc_by(rows);
-            self.metrics.pending_rows.dec_by(rows as i64);
-            if self
-                .full_warned
-                .is_none_or(|t| t.elapsed() > Duration::from_secs(10))
-            {
+            if self.warn_due() {
                 warn!(
                     bytes = self.spool.disk_bytes(),
-                    "spool full (ingest.spool_max_bytes); new rows are not kept until QuestDB catches up"
+                    "spool full (ingest.spool_max_bytes): new rows wait until QuestDB catches up"
                 );
-                self.full_warned = Some(Instant::now());
             }
-            return false;
+            return Err(Refused::Full);
         }
         if let Err(e) = self.spool.append(ilp, rows) {
-            // A disk that refuses writes is reported, and the rows still go to QuestDB
-            // from memory below; only their durability is lost.
-            warn!(error = %e, "cannot write to the spool");
+            self.metrics.spool_write_errors.inc();
+            if self.warn_due() {
+                error!(error = %e, "cannot write to the spool");
+            }
+            return Err(Refused::Failed(e));
         }
         self.metrics.spool_bytes.set(self.spool.disk_bytes() as i64);
-        true
+        Ok(())
+    }
+
+    /// Make what was appended survive a power cut (the `synced` ack mode).
+    pub fn sync(&mut self) -> Result<(), StorageError> {
+        self.spool.sync().inspect_err(|e| {
+            self.metrics.spool_write_errors.inc();
+            if self.warn_due() {
+                error!(error = %e, "cannot sync the spool to disk");
+            }
+        })
+    }
+
+    /// Count rows the caller dropped after the spool refused them.
+    pub fn dropped(&mut self, rows: u64) {
+        self.metrics.spool_full_dropped_rows.inc_by(rows);
+        self.metrics.pending_rows.dec_by(rows as i64);
+    }
+
+    /// Whether a warning about a refusing spool is due (one per 10 s, not one per batch).
+    fn warn_due(&mut self) -> bool {
+        let due = self
+            .full_warned
+            .is_none_or(|t| t.elapsed() > Duration::from_secs(10));
+        if due {
+            self.full_warned = Some(Instant::now());
+        }
+        due
     }
 
     /// Seal the open segment and hand it, with its bytes in `data`, to the writer.

@@ -13,7 +13,7 @@
 
 use crate::StorageError;
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -46,6 +46,11 @@ struct OpenSegment {
     file: File,
     rows: u64,
     bytes: u64,
+    /// A write failed part-way: bytes after `bytes` may be a torn record, to be cut off
+    /// before the next append (on recovery they would end the segment early).
+    torn: bool,
+    /// Records appended since the last `sync`.
+    unsynced: bool,
 }
 
 impl Spool {
@@ -151,11 +156,24 @@ impl Spool {
                 file,
                 rows: 0,
                 bytes: 0,
+                torn: false,
+                unsynced: false,
             });
         }
         let Some(seg) = self.open.as_mut() else {
             return Ok(());
         };
+        let io_err = |e| StorageError::SpoolIo {
+            path: segment_path(&self.dir, seg.id),
+            source: e,
+        };
+        if seg.torn {
+            // Cut what a failed write left before writing after it; if the disk still
+            // refuses, nothing is written and the caller tries again later.
+            seg.file.set_len(seg.bytes).map_err(io_err)?;
+            seg.file.seek(SeekFrom::Start(seg.bytes)).map_err(io_err)?;
+            seg.torn = false;
+        }
         let len = u32::try_from(ilp.len())
             .map_err(|_| StorageError::SpoolRecordTooLarge { bytes: ilp.len() })?;
         let mut header = [0u8; HEADER];
@@ -168,15 +186,28 @@ impl Spool {
         record.extend_from_slice(&header);
         record.extend_from_slice(ilp);
         if let Err(e) = seg.file.write_all(&record) {
-            return Err(StorageError::SpoolIo {
-                path: segment_path(&self.dir, seg.id),
-                source: e,
-            });
+            seg.torn = true;
+            return Err(io_err(e));
         }
         seg.rows += rows;
         seg.bytes += record.len() as u64;
+        seg.unsynced = true;
         self.disk_bytes
             .fetch_add(record.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Make the records appended so far survive a power cut (`fdatasync` of the open
+    /// segment); a no-op when nothing was appended since the last call.
+    pub fn sync(&mut self) -> Result<(), StorageError> {
+        let Some(seg) = self.open.as_mut().filter(|s| s.unsynced) else {
+            return Ok(());
+        };
+        seg.file.sync_data().map_err(|e| StorageError::SpoolIo {
+            path: segment_path(&self.dir, seg.id),
+            source: e,
+        })?;
+        seg.unsynced = false;
         Ok(())
     }
 

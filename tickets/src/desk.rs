@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 use std::sync::Arc;
 use steward_estate::clock::Clock;
 use tokio::sync::broadcast;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 /// Ticket events the live channel holds for slow subscribers; beyond it they lag and
 /// catch up from the durable log.
@@ -151,6 +151,11 @@ impl TicketDesk {
     /// A condition holds: open its ticket or count a repeat, and publish it.
     pub fn raise(&self, r: &Raise) -> Result<RaiseOutcome, TicketError> {
         let o = self.inner.store.raise(r, &self.inner.policy)?;
+        if o.replayed {
+            debug!(ticket = o.ticket.id, device = %r.device_id, rule = %r.rule_id, ts_ms = r.ts_ms, "trigger already counted; ignored");
+            self.inner.metrics.replayed_triggers.inc();
+            return Ok(o);
+        }
         if o.created {
             info!(ticket = o.ticket.id, device = %r.device_id, rule = %r.rule_id, priority = %r.priority, station = %r.station, "ticket raised");
         }

@@ -28,6 +28,8 @@ pub struct TicketMetrics {
     pub tickets_raised: Family<PriorityLabel, Counter>,
     /// Repeats counted on an already active ticket.
     pub occurrences: Counter,
+    /// Triggers no newer than what their ticket already counted (messages sent again).
+    pub replayed_triggers: Counter,
     /// Ticket transitions by target state.
     pub transitions: Family<StateLabel, Counter>,
     pub sla_breaches: Family<StageLabel, Counter>,

@@ -149,6 +149,9 @@ pub struct RaiseOutcome {
     pub ticket: Ticket,
     /// False when an active ticket was found and its occurrence count raised.
     pub created: bool,
+    /// The trigger is no newer than what the device's latest ticket of the rule already
+    /// counted (a message sent again after a crash or a reconnect): nothing changed.
+    pub replayed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -36,6 +36,28 @@ pub(super) fn raise(
     repeat_actor: Option<&str>,
 ) -> Result<RaiseOutcome, TicketError> {
     let tx = conn.savepoint()?;
+    if repeat_actor.is_none() {
+        // A device whose PUBACK was still held when the hub died (or when its connection
+        // dropped) sends the message again; the rules see it a second time, with the
+        // same device time. What the latest ticket already counted is not counted again.
+        let latest: Option<(i64, i64)> = tx
+            .prepare_cached(
+                "SELECT id, last_seen_ms FROM tickets WHERE device_id=?1 AND rule_id=?2
+                 ORDER BY id DESC LIMIT 1",
+            )?
+            .query_row(params![r.device_id, r.rule_id], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()?;
+        if let Some((id, _)) = latest.filter(|(_, seen)| *seen >= r.ts_ms) {
+            let ticket = load(&tx, id)?.0;
+            return Ok(RaiseOutcome {
+                ticket,
+                created: false,
+                replayed: true,
+            });
+        }
+    }
     let existing: Option<i64> = tx
         .prepare_cached("SELECT id FROM tickets WHERE device_id=?1 AND rule_id=?2 AND active=1")?
         .query_row(params![r.device_id, r.rule_id], |row| row.get(0))
@@ -124,7 +146,11 @@ pub(super) fn raise(
     };
     let ticket = load(&tx, id)?.0;
     tx.commit()?;
-    Ok(RaiseOutcome { ticket, created })
+    Ok(RaiseOutcome {
+        ticket,
+        created,
+        replayed: false,
+    })
 }
 
 /// Record that the condition cleared; resolve or close when the rule says so.

@@ -211,6 +211,11 @@ pub struct RouterConfig {
     // defaults to Round Robin
     #[serde(default)]
     pub shared_subscriptions_strategy: Strategy,
+    /// steward: hold the PUBACK of a QoS 1 publish that matches this filter until the
+    /// filter's reader reports the publish persisted (`LinkTx::persisted`); `None` acks on
+    /// receipt as rumqttd does
+    #[serde(default)]
+    pub durable_ack_filter: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]

@@ -204,6 +204,21 @@ impl LinkTx {
         }
     }
 
+    /// steward: report everything up to and including `offset` of the durable-ack
+    /// filter's log as persisted; the router releases the PUBACKs it held for them
+    pub fn persisted(&self, offset: u64) -> Result<(), LinkError> {
+        self.router_tx
+            .send((self.connection_id, Event::Persisted(offset)))?;
+        Ok(())
+    }
+
+    /// steward: report offsets `from..to` of the durable-ack filter's log as never read
+    pub fn lost(&self, from: u64, to: u64) -> Result<(), LinkError> {
+        self.router_tx
+            .send((self.connection_id, Event::Lost { from, to }))?;
+        Ok(())
+    }
+
     pub fn buffer(&self) -> MutexGuard<RawMutex, VecDeque<Packet>> {
         self.recv_buffer.lock()
     }

@@ -453,6 +453,7 @@ mod test {
             custom_segment: None,
             initialized_filters: None,
             shared_subscriptions_strategy: Strategy::RoundRobin,
+            durable_ack_filter: None,
         };
         let mut data = DataLog::new(config).unwrap();
         data.next_native_offset("topic/a");
@@ -473,6 +474,7 @@ mod test {
             custom_segment: None,
             initialized_filters: None,
             shared_subscriptions_strategy: Strategy::RoundRobin,
+            durable_ack_filter: None,
         };
         let mut data = DataLog::new(config).unwrap();
         data.next_native_offset("+/+");

@@ -65,6 +65,12 @@ pub enum Event {
     PrintStatus(Print),
     /// Publish Will message
     PublishWill((String, Option<String>)),
+    /// steward: the reader of the durable-ack filter has persisted everything up to and
+    /// including this offset of the filter's log
+    Persisted(u64),
+    /// steward: the reader of the durable-ack filter never got these offsets (the log
+    /// dropped them): their senders are disconnected so they publish them again
+    Lost { from: u64, to: u64 },
 }
 
 /// Notification from router to connection

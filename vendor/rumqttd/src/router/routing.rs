@@ -102,6 +102,9 @@ pub struct Router {
     shared_subscriptions: HashMap<String, SharedGroup>,
     /// Will messages per client_id
     last_wills: HashMap<String, (LastWill, Option<LastWillProperties>)>,
+    /// steward: PUBACKs held until the durable-ack filter's reader has persisted the
+    /// publish: (offset in that filter's log, connection, pkid), in log order
+    held_acks: VecDeque<(u64, ConnectionId, u16)>,
 }
 
 impl Router {
@@ -143,6 +146,7 @@ impl Router {
             cache: Some(VecDeque::with_capacity(MAX_CHANNEL_CAPACITY)),
             shared_subscriptions: HashMap::new(),
             last_wills: HashMap::new(),
+            held_acks: VecDeque::new(),
         }
     }
 
@@ -313,6 +317,53 @@ impl Router {
                 #[cfg(feature = "validate-tenant-prefix")]
                 _tenant_id,
             ),
+            Event::Persisted(offset) => self.release_held_acks(offset),
+            Event::Lost { from, to } => self.drop_lost_acks(from, to),
+        }
+    }
+
+    /// steward: send the PUBACKs held for publishes at or before `offset` of the
+    /// durable-ack filter's log, one wake-up per connection
+    fn release_held_acks(&mut self, offset: u64) {
+        let mut touched: Vec<ConnectionId> = Vec::new();
+        while let Some(&(at, id, pkid)) = self.held_acks.front() {
+            if at > offset {
+                break;
+            }
+            self.held_acks.pop_front();
+            if let Some(ackslog) = self.ackslog.get_mut(id) {
+                ackslog.puback(PubAck {
+                    pkid,
+                    reason: PubAckReason::Success,
+                });
+                if touched.last() != Some(&id) {
+                    touched.push(id);
+                }
+            }
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        for id in touched {
+            if let (Some(ackslog), Some(outgoing)) = (self.ackslog.get_mut(id), self.obufs.get_mut(id)) {
+                ack_device_data(ackslog, outgoing);
+            }
+        }
+    }
+
+    /// steward: publishes the durable-ack reader never saw will not be persisted: forget
+    /// their PUBACKs and disconnect their senders, which publish them again on reconnect
+    fn drop_lost_acks(&mut self, from: u64, to: u64) {
+        let mut senders: Vec<ConnectionId> = Vec::new();
+        self.held_acks.retain(|&(at, id, _)| {
+            let lost = at >= from && at < to;
+            if lost && !senders.contains(&id) {
+                senders.push(id);
+            }
+            !lost
+        });
+        for id in senders {
+            warn!(connection_id = id, "publishes lost before they were persisted; disconnecting their sender");
+            self.handle_disconnection(id, None);
         }
     }
 
@@ -509,6 +560,10 @@ impl Router {
         let mut tracker = self.scheduler.remove(id);
         self.connection_map.remove(&client_id);
         self.ackslog.remove(id);
+        // steward: the slab reuses this id; a held PUBACK must never reach the next owner
+        if !self.held_acks.is_empty() {
+            self.held_acks.retain(|&(_, c, _)| c != id);
+        }
 
         // Don't remove connection id from readyqueue with index. This will
         // remove wrong connection from readyqueue. Instead just leave disconnected
@@ -631,7 +686,11 @@ impl Router {
                     // Currently as we don't have replication, we just use a single offset, even when appending to
                     // multiple commit logs.
 
+                    // steward: with a durable-ack filter, a QoS 1 PUBACK waits until the
+                    // publish is appended and, if that filter matched it, persisted
+                    let hold = qos == QoS::AtLeastOnce && self.config.durable_ack_filter.is_some();
                     match qos {
+                        QoS::AtLeastOnce if hold => {}
                         QoS::AtLeastOnce => {
                             let puback = PubAck {
                                 pkid,
@@ -661,6 +720,7 @@ impl Router {
                     self.router_meters.total_publishes += 1;
 
                     // Try to append publish to commitlog
+                    let mut durable_at = None;
                     match append_to_commitlog(
                         id,
                         publish.clone(),
@@ -668,12 +728,27 @@ impl Router {
                         &mut self.datalog,
                         &mut self.notifications,
                         &mut self.connections,
+                        self.config.durable_ack_filter.as_deref().filter(|_| hold).map(|f| (f, &mut durable_at)),
                     ) {
                         Ok(_offset) => {
                             // Even if one of the data in the batch is appended to commitlog,
                             // set new data. This triggers notifications to wake waiters.
                             // Don't overwrite this flag to false if it is already true.
                             new_data = true;
+                            if hold {
+                                match durable_at {
+                                    Some(at) => self.held_acks.push_back((at, id, pkid)),
+                                    None => {
+                                        // no durable reader takes this topic: ack now
+                                        let ackslog = self.ackslog.get_mut(id).unwrap();
+                                        ackslog.puback(PubAck {
+                                            pkid,
+                                            reason: PubAckReason::Success,
+                                        });
+                                        force_ack = true;
+                                    }
+                                }
+                            }
                         }
                         Err(e) => {
                             // Disconnect on bad publishes
@@ -879,6 +954,7 @@ impl Router {
                         &mut self.datalog,
                         &mut self.notifications,
                         &mut self.connections,
+                        None,
                     ) {
                         Ok(_offset) => {
                             // Even if one of the data in the batch is appended to commitlog,
@@ -1247,6 +1323,8 @@ fn append_to_commitlog(
     datalog: &mut DataLog,
     notifications: &mut VecDeque<(ConnectionId, DataRequest)>,
     connections: &mut Slab<Connection>,
+    // steward: the durable-ack filter, and where to put this publish's offset in its log
+    mut durable: Option<(&str, &mut Option<u64>)>,
 ) -> Result<Offset, RouterError> {
     let connection = connections.get_mut(id).unwrap();
 
@@ -1316,6 +1394,12 @@ fn append_to_commitlog(
             pkid,
             "Appended to commitlog: {}[{}, {})", filter, offset.0, offset.1,
         );
+        if let Some((durable_filter, at)) = durable.as_mut() {
+            if filter.as_str() == *durable_filter {
+                // `append` returns the next offset; readers see this publish at the one before
+                **at = Some(offset.1.saturating_sub(1));
+            }
+        }
         // steward: a new segment was started; the router checks what it can drop
         if offset.0 != segment_before {
             datalog.rolled_over.push(filter_idx);
