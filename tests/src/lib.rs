@@ -14,4 +14,6 @@ mod harness;
 #[cfg(feature = "harness")]
 pub use harness::*;
 #[cfg(feature = "harness")]
+pub mod crash;
+#[cfg(feature = "harness")]
 pub mod process;
