@@ -54,6 +54,15 @@ pub enum AckMode {
 }
 
 impl AckMode {
+    /// The name as the config spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AckMode::Spooled => "spooled",
+            AckMode::Synced => "synced",
+            AckMode::Received => "received",
+        }
+    }
+
     /// Whether the broker must hold PUBACKs until ingest releases them.
     pub fn holds_acks(self) -> bool {
         self != AckMode::Received

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use steward_device_sim::DeviceModel;
 use steward_device_sim::{devices_from_estate, run_load, LoadConfig};
 use steward_estate::{EstateFile, Registry};
-use steward_ingest::{contract, IngestConfig};
+use steward_ingest::{contract, AckMode, IngestConfig};
 use steward_storage::questdb::{ilp, ManagedConfig, ManagedQuestDb, QuestDbClient};
 use steward_tests::{load_estate, HubSandbox};
 
@@ -41,6 +41,10 @@ struct Args {
     /// `--qdb QDB_SHARED_WORKER_COUNT=1`; repeatable.
     #[arg(long = "qdb", value_parser = parse_setting)]
     qdb: Vec<(String, String)>,
+    /// Ack mode of the hub run (`ingest.ack`: spooled, synced, received); repeat it to
+    /// run the hub once per mode in the same sitting, e.g. `--ack spooled --ack received`.
+    #[arg(long = "ack", value_parser = parse_ack, default_value = "spooled")]
+    acks: Vec<AckMode>,
     /// Skip the raw rumqttd baseline.
     #[arg(long)]
     no_baseline: bool,
@@ -59,6 +63,10 @@ struct Args {
     /// to QuestDB (bench/nodered/measure.sh; needs `npm ci` there).
     #[arg(long)]
     nodered: bool,
+}
+
+fn parse_ack(s: &str) -> Result<AckMode, String> {
+    steward_tests::crash::parse_mode(s).map_err(|e| e.to_string())
 }
 
 fn parse_setting(s: &str) -> Result<(String, String), String> {
@@ -158,10 +166,16 @@ async fn main() -> Result<()> {
         rows.push(r);
         Some(rate)
     };
-    rows.push(hub(&args, &estate_text, devices.clone(), Client::DeviceSim).await?);
-    let hub_rate = rows.last().map(|r| r.rate()).unwrap_or(0.0);
+    let mut hub_rate = 0.0;
+    for (i, ack) in args.acks.iter().enumerate() {
+        rows.push(hub(&args, &estate_text, devices.clone(), Client::DeviceSim, *ack).await?);
+        if i == 0 {
+            hub_rate = rows.last().map(|r| r.rate()).unwrap_or(0.0);
+        }
+    }
     if args.third_party {
-        match hub(&args, &estate_text, devices, Client::MosquittoPub).await {
+        let ack = args.acks.first().copied().unwrap_or_default();
+        match hub(&args, &estate_text, devices, Client::MosquittoPub, ack).await {
             Ok(r) => rows.push(r),
             Err(e) => eprintln!("third-party client run skipped: {e:#}"),
         }
@@ -332,8 +346,10 @@ async fn hub(
     estate: &str,
     devices: Vec<steward_device_sim::SimDevice>,
     client: Client,
+    ack: AckMode,
 ) -> Result<Row> {
     let sb = HubSandbox::start_with(estate, |c| {
+        c.ingest.ack = ack;
         c.ingest.flush_interval = Duration::from_millis(args.flush_ms);
         c.ingest.batch_rows = args.batch_rows;
         c.questdb.managed.max_heap = "2g".into();
@@ -443,10 +459,14 @@ async fn hub(
     sb.shutdown().await;
     Ok(Row {
         name: match client {
-            Client::DeviceSim => "Steward hub (publish -> decode -> QuestDB row visible)".into(),
-            Client::MosquittoPub => {
-                "Steward hub, load from mosquitto_pub (third-party client)".into()
-            }
+            Client::DeviceSim => format!(
+                "Steward hub, ack={} (publish -> decode -> QuestDB row visible)",
+                ack.as_str()
+            ),
+            Client::MosquittoPub => format!(
+                "Steward hub, ack={}, load from mosquitto_pub (third-party client)",
+                ack.as_str()
+            ),
         },
         msgs: rows as u64,
         secs,
