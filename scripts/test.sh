@@ -22,6 +22,15 @@ if ! command -v chromium >/dev/null 2>&1; then
     echo "chromium not found: the dashboard test will skip (apt-get install chromium)" >&2
   fi
 fi
+if ! command -v stress-ng >/dev/null 2>&1; then
+  # The SIGKILL tests saturate every core with stress-ng while they kill the hub, to prove
+  # zero loss on a busy machine; without it they run on whatever load there is.
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq stress-ng >/dev/null
+  else
+    echo "stress-ng not found: the SIGKILL tests run without saturating the cores (apt-get install stress-ng)" >&2
+  fi
+fi
 scripts/fetch-questdb.sh
 # The crash and shutdown tests run the hub binary as its own process.
 cargo build --locked --bin steward
