@@ -264,9 +264,11 @@ fn readiness_probes(
     let spool_blocked = ingest.blocked();
     let spool_probe: ReadinessProbe = Arc::new(move || {
         if spool_blocked.load(std::sync::atomic::Ordering::SeqCst) {
-            Err("the spool refuses writes (disk full, read-only or ingest.spool_max_bytes \
+            Err(
+                "the spool refuses writes (disk full, read-only or ingest.spool_max_bytes \
                  reached); devices' acknowledgements are held"
-                .into())
+                    .into(),
+            )
         } else {
             Ok(())
         }

@@ -8,9 +8,9 @@
 //! stops taking messages and holds the acknowledgements, so devices wait and keep their
 //! data instead of losing it; it retries until the spool takes rows again.
 
+use crate::config::AckMode;
 use crate::contract;
 use crate::metrics::{IngestMetrics, KindLabel, ReasonLabel};
-use crate::config::AckMode;
 use crate::{IngestConfig, IngestError};
 use questdb::ingress::Buffer;
 use std::collections::HashMap;

@@ -333,6 +333,32 @@ mod tests {
     }
 
     #[test]
+    fn a_write_that_failed_part_way_is_cut_before_the_next_record() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut spool, _) = Spool::open(dir.path(), 1 << 20, false).expect("open");
+        spool.append(b"a x=1i 1\n", 1).expect("append");
+        // What a write cut short by a full disk leaves: part of a record after the last
+        // whole one, with the file position past it.
+        let seg = spool.open.as_mut().expect("open segment");
+        seg.file
+            .write_all(&[40, 0, 0, 0, 1, 2])
+            .expect("partial write");
+        seg.torn = true;
+        spool
+            .append(b"b y=2i 2\n", 1)
+            .expect("append after the disk recovered");
+        spool.sync().expect("sync");
+        drop(spool);
+        let (spool, found) = Spool::open(dir.path(), 1 << 20, false).expect("reopen");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].rows, 2, "both records survive");
+        assert_eq!(
+            read_segment(&spool.path_of(found[0].id)).expect("read"),
+            b"a x=1i 1\nb y=2i 2\n"
+        );
+    }
+
+    #[test]
     fn corrupt_record_ends_the_segment() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (mut spool, _) = Spool::open(dir.path(), 1 << 20, false).expect("open");

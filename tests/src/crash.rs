@@ -211,7 +211,12 @@ pub async fn stored(q: &QuestDbClient, t0: i64, acked: &[u64]) -> Result<(u64, u
 
 /// Wait until every acknowledged message is present (or `within` passes); returns
 /// (present, duplicates) as [`stored`] last saw them.
-pub async fn wait_stored(q: &QuestDbClient, t0: i64, acked: &[u64], within: Duration) -> (u64, u64) {
+pub async fn wait_stored(
+    q: &QuestDbClient,
+    t0: i64,
+    acked: &[u64],
+    within: Duration,
+) -> (u64, u64) {
     let total: u64 = acked.iter().sum();
     let last = Mutex::new((0, 0));
     wait_until(within, || async {
@@ -294,7 +299,11 @@ impl std::fmt::Display for KillReport {
             "SIGKILL ack={:?}{}: acked {}, in QuestDB before restart {}, after {}, lost {}, \
              duplicates {}, recovered in {:.1?}",
             self.mode,
-            if self.saturated { " (cores saturated)" } else { "" },
+            if self.saturated {
+                " (cores saturated)"
+            } else {
+                ""
+            },
             self.acked,
             self.before_restart,
             self.present,

@@ -14,9 +14,7 @@ use std::time::Duration;
 use steward_device_sim::{DeviceModel, Fault};
 use steward_estate::DeviceKind;
 use steward_ingest::AckMode;
-use steward_tests::crash::{
-    cycle_t0, kill_cycle, metric, wait_stored, CrashEnv, CRASH_ADMIN,
-};
+use steward_tests::crash::{cycle_t0, kill_cycle, metric, wait_stored, CrashEnv, CRASH_ADMIN};
 use steward_tests::process::HubProcess;
 use steward_tests::{now_ms, wait_until, TestClient};
 
@@ -144,7 +142,11 @@ async fn refused_then_restored(
     let acked = [acked_before + 50, 0, 0, 0];
     let (present, dups) = wait_stored(q, t0, &acked, Duration::from_secs(60)).await;
     assert_eq!(dups, 0, "nothing stored twice");
-    assert_eq!(present, acked_before + 50, "every acknowledged reading stored");
+    assert_eq!(
+        present,
+        acked_before + 50,
+        "every acknowledged reading stored"
+    );
     let (status, body) = readyz(hub).await?;
     assert_eq!(status, 200, "ready again: {body}");
     Ok(())
@@ -158,7 +160,9 @@ async fn a_full_or_read_only_spool_disk_holds_acks_and_loses_nothing() -> Result
     let env = CrashEnv::start().await?;
     let spool = env.config.ingest.spool_dir.clone();
     let Some(disk) = SmallDisk::mount(&spool, "4m") else {
-        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root); the disk-full test did not run");
+        eprintln!(
+            "SKIPPED: cannot mount a tmpfs here (needs root); the disk-full test did not run"
+        );
         return Ok(());
     };
     let q = env.questdb_client()?;
@@ -168,7 +172,11 @@ async fn a_full_or_read_only_spool_disk_holds_acks_and_loses_nothing() -> Result
     publish_readings(&dev, t0, 0, 20).await?;
     dev.wait_acks(20).await?;
     let stored_first = wait_stored(&q, t0, &[20, 0, 0, 0], Duration::from_secs(60)).await;
-    assert_eq!(stored_first, (20, 0), "a healthy spool stores and acknowledges");
+    assert_eq!(
+        stored_first,
+        (20, 0),
+        "a healthy spool stores and acknowledges"
+    );
 
     // Disk full.
     let filler = disk.fill()?;
@@ -214,7 +222,10 @@ async fn send_all(hub: &HubProcess, client_id: &str, msgs: &[(String, Vec<u8>)])
 
 async fn lift_tickets(hub: &HubProcess) -> Result<Vec<Value>> {
     let resp = reqwest::Client::new()
-        .get(format!("http://{}/api/v1/tickets?device_id=lift-1", hub.api_addr))
+        .get(format!(
+            "http://{}/api/v1/tickets?device_id=lift-1",
+            hub.api_addr
+        ))
         .bearer_auth(CRASH_ADMIN)
         .send()
         .await?;
@@ -251,7 +262,12 @@ async fn fire_alarm_marker(hub: &HubProcess) -> Result<()> {
     dev.disconnect().await;
     let url = format!("http://{}/api/v1/tickets?device_id=smoke-1", hub.api_addr);
     let opened = wait_until(Duration::from_secs(60), || async {
-        let Ok(resp) = reqwest::Client::new().get(&url).bearer_auth(CRASH_ADMIN).send().await else {
+        let Ok(resp) = reqwest::Client::new()
+            .get(&url)
+            .bearer_auth(CRASH_ADMIN)
+            .send()
+            .await
+        else {
             return false;
         };
         let list: Value = resp.json().await.unwrap_or_default();
@@ -316,7 +332,9 @@ async fn a_message_sent_again_is_not_counted_twice_even_across_a_kill() -> Resul
     let q = env.questdb_client()?;
     let counts = || async {
         let r = q
-            .exec("SELECT count(), count_distinct(ts) FROM lift_telemetry WHERE device_id = 'lift-1'")
+            .exec(
+                "SELECT count(), count_distinct(ts) FROM lift_telemetry WHERE device_id = 'lift-1'",
+            )
             .await
             .ok()?;
         let row = r.dataset.first()?.clone();
@@ -329,5 +347,163 @@ async fn a_message_sent_again_is_not_counted_twice_even_across_a_kill() -> Resul
     let (rows, distinct) = counts().await.context("lift_telemetry rows")?;
     assert!(rows > 0);
     assert_eq!(rows, distinct, "each reading stored once");
+    Ok(())
+}
+
+/// Every fault message of a storm device: smoke detectors go into alarm, lifts trap a
+/// passenger; the same bytes each time they are built.
+fn storm_messages(id: &str, kind: DeviceKind, start: i64) -> Vec<(String, Vec<u8>)> {
+    let (fault, steps, at) = match kind {
+        DeviceKind::Smoke => (Fault::SmokeAlarm, 6, 2),
+        _ => (Fault::LiftTrapped, 30, 12),
+    };
+    let mut model = DeviceModel::new(id, kind, 5);
+    let mut out = Vec::new();
+    for step in 0..steps {
+        if step == at {
+            model.set_fault(Some(fault));
+        }
+        for m in model.tick(start + step * 5_000) {
+            out.push((m.topic, m.payload));
+        }
+    }
+    out
+}
+
+/// Every storm device publishes its messages at once over its own connection.
+fn storm(
+    hub: &HubProcess,
+    devices: &[(String, DeviceKind)],
+    start: i64,
+) -> Vec<tokio::task::JoinHandle<Result<()>>> {
+    devices
+        .iter()
+        .map(|(id, kind)| {
+            let (id, kind, addr) = (id.clone(), *kind, hub.mqtt_addr.clone());
+            let secret = id.replace("dev-", "secret-");
+            tokio::spawn(async move {
+                let c = TestClient::connect(&addr, &id, &id, &secret).await?;
+                let msgs = storm_messages(&id, kind, start);
+                for (topic, payload) in &msgs {
+                    c.publish(topic, payload.clone()).await?;
+                }
+                c.wait_acks(msgs.len() as u64).await?;
+                c.disconnect().await;
+                Ok(())
+            })
+        })
+        .collect()
+}
+
+async fn all_tickets(hub: &HubProcess) -> Vec<Value> {
+    let Ok(resp) = reqwest::Client::new()
+        .get(format!("http://{}/api/v1/tickets?limit=1000", hub.api_addr))
+        .bearer_auth(CRASH_ADMIN)
+        .send()
+        .await
+    else {
+        return Vec::new();
+    };
+    let list: Value = resp.json().await.unwrap_or_default();
+    list.as_array()
+        .or_else(|| list["tickets"].as_array())
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// SIGKILL in the middle of a ticket storm (32 smoke alarms and 16 trapped lifts at
+/// once): the ticket database the killed hub leaves is intact (SQLite WAL), every ticket
+/// in it has its audit trail, and when the devices send their messages again after the
+/// restart each condition ends with exactly one ticket, the ones raised before the kill
+/// kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_a_ticket_storm_keeps_the_ticket_store_whole() -> Result<()> {
+    let estate = steward_tests::load_estate(64);
+    let env = CrashEnv::with_estate(&estate).await?;
+    let file = steward_estate::EstateFile::parse(&estate)?;
+    let devices: Vec<(String, DeviceKind)> = file
+        .devices
+        .iter()
+        .filter(|d| matches!(d.kind, DeviceKind::Smoke | DeviceKind::Lift))
+        .map(|d| (d.id.clone(), d.kind))
+        .collect();
+    let start = now_ms() - 5 * 60_000;
+    let hub = tokio::task::block_in_place(|| HubProcess::start(&env.config, env.dir.path()))?;
+    let tasks = storm(&hub, &devices, start);
+    let hub_ref = &hub;
+    if !wait_until(Duration::from_secs(120), || async move {
+        all_tickets(hub_ref).await.len() >= 10
+    })
+    .await
+    {
+        bail!("the storm raised fewer than 10 tickets");
+    }
+    tokio::task::block_in_place(|| hub.kill())?;
+    for t in tasks {
+        // Devices cut off by the kill end with an error; that is the point.
+        let _ = t.await;
+    }
+
+    // The file as the kill left it, WAL included.
+    let db = rusqlite::Connection::open(&env.config.rules.database)?;
+    let check: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+    assert_eq!(check, "ok");
+    let before: Vec<(i64, String, String)> = db
+        .prepare("SELECT id, device_id, rule_id FROM tickets ORDER BY id")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let orphans: i64 = db.query_row(
+        "SELECT count() FROM tickets t WHERE NOT EXISTS \
+         (SELECT 1 FROM ticket_audit a WHERE a.ticket_id = t.id AND a.action = 'raised')",
+        [],
+        |r| r.get(0),
+    )?;
+    drop(db);
+    assert!(!before.is_empty(), "tickets were raised before the kill");
+    assert_eq!(orphans, 0, "every ticket has its `raised` audit row");
+
+    // The devices send everything again, as they would after the hub came back.
+    let hub = tokio::task::block_in_place(|| HubProcess::start(&env.config, env.dir.path()))?;
+    for t in storm(&hub, &devices, start) {
+        t.await??;
+    }
+    let hub_ref = &hub;
+    let want = devices.len();
+    wait_until(Duration::from_secs(120), || async move {
+        all_tickets(hub_ref).await.len() >= want
+    })
+    .await;
+    let after = all_tickets(&hub).await;
+    let mut keys: Vec<(String, String)> = after
+        .iter()
+        .map(|t| {
+            (
+                t["device_id"].as_str().unwrap_or_default().to_string(),
+                t["rule_id"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    keys.sort();
+    let n = keys.len();
+    keys.dedup();
+    println!(
+        "TICKET STORM: {} tickets at the kill, {n} after the restart and the resend, {} conditions",
+        before.len(),
+        keys.len()
+    );
+    assert_eq!(n, keys.len(), "one ticket per device and rule: {after:?}");
+    for (id, _) in &devices {
+        assert!(
+            keys.iter().any(|(d, _)| d == id),
+            "storm device {id} has its ticket"
+        );
+    }
+    for (id, _, _) in &before {
+        assert!(
+            after.iter().any(|t| t["id"] == json!(id)),
+            "ticket {id} raised before the kill is kept"
+        );
+    }
+    tokio::task::block_in_place(|| hub.terminate(Duration::from_secs(30)))?;
     Ok(())
 }

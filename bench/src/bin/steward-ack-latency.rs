@@ -86,7 +86,9 @@ async fn device(
                     ts += 1;
                     queued.extend(model.tick(ts));
                 }
-                let Some(m) = queued.pop_front() else { continue };
+                let Some(m) = queued.pop_front() else {
+                    continue;
+                };
                 if client
                     .publish(m.topic, QoS::AtLeastOnce, false, m.payload)
                     .await
@@ -163,7 +165,12 @@ async fn run_mode(args: &Args, estate: &str, mode: AckMode) -> Result<String> {
         let Some(secret) = d.secret.clone() else {
             continue;
         };
-        tasks.push(tokio::spawn(device(run.clone(), d.id.clone(), secret, d.kind)));
+        tasks.push(tokio::spawn(device(
+            run.clone(),
+            d.id.clone(),
+            secret,
+            d.kind,
+        )));
     }
     tokio::time::sleep(Duration::from_secs(args.warmup_secs + args.secs)).await;
     stop.store(true, Ordering::Relaxed);

@@ -168,7 +168,16 @@ async fn main() -> Result<()> {
     };
     let mut hub_rate = 0.0;
     for (i, ack) in args.acks.iter().enumerate() {
-        rows.push(hub(&args, &estate_text, devices.clone(), Client::DeviceSim, *ack).await?);
+        rows.push(
+            hub(
+                &args,
+                &estate_text,
+                devices.clone(),
+                Client::DeviceSim,
+                *ack,
+            )
+            .await?,
+        );
         if i == 0 {
             hub_rate = rows.last().map(|r| r.rate()).unwrap_or(0.0);
         }

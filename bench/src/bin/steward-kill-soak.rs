@@ -68,7 +68,9 @@ async fn main() -> Result<()> {
         }
     }
     if failed {
-        anyhow::bail!("an acknowledged message was lost or doubled in a mode that promises it is not");
+        anyhow::bail!(
+            "an acknowledged message was lost or doubled in a mode that promises it is not"
+        );
     }
     Ok(())
 }
