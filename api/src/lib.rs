@@ -17,12 +17,14 @@
 //!
 //! Layout, with imports pointing one way: `error`, `metrics`, `intake` and `schema`
 //! import nothing of the crate, `params` only the error type; `state` and `auth` build on
-//! them; one module per resource holds its handlers and reply types (`devices`, `estate`,
-//! `rejects`, `tickets`, `reports`, `resident`, `tokens`, `history`, `live`, `dashboard`,
-//! `health`); `openapi` lists the handlers and `router` maps paths to them.
+//! them, `names` (display names of places) on `state`; one module per resource holds its
+//! handlers and reply types (`devices`, `estate`, `rejects`, `tickets`, `reports`,
+//! `resident`, `tokens`, `history`, `live`, `dashboard`, `session`, `catalog`, `health`);
+//! `openapi` lists the handlers and `router` maps paths to them.
 //! No module imports the router.
 
 pub mod auth;
+mod catalog;
 mod config;
 mod dashboard;
 mod devices;
@@ -33,6 +35,7 @@ mod history;
 mod intake;
 mod live;
 mod metrics;
+mod names;
 pub mod openapi;
 mod params;
 mod rejects;
@@ -40,6 +43,7 @@ mod reports;
 pub mod resident;
 mod router;
 mod schema;
+mod session;
 mod state;
 mod tickets;
 mod tokens;
