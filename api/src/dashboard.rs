@@ -18,9 +18,34 @@ use steward_estate::DeviceKind;
 use steward_rules::Liveness;
 use utoipa::ToSchema;
 
-const INDEX_HTML: &str = include_str!("../assets/index.html");
-const APP_JS: &str = include_str!("../assets/app.js");
-const STYLE_CSS: &str = include_str!("../assets/style.css");
+const JS: &str = "text/javascript; charset=utf-8";
+
+/// Every file of the dashboard: name, content type, body. The scripts are ES modules
+/// importing each other by these names.
+const ASSETS: [(&str, &str, &str); 10] = [
+    (
+        "index.html",
+        "text/html; charset=utf-8",
+        include_str!("../assets/index.html"),
+    ),
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_str!("../assets/style.css"),
+    ),
+    (
+        "favicon.svg",
+        "image/svg+xml",
+        include_str!("../assets/favicon.svg"),
+    ),
+    ("app.js", JS, include_str!("../assets/app.js")),
+    ("core.js", JS, include_str!("../assets/core.js")),
+    ("i18n.js", JS, include_str!("../assets/i18n.js")),
+    ("chart.js", JS, include_str!("../assets/chart.js")),
+    ("estate.js", JS, include_str!("../assets/estate.js")),
+    ("tickets.js", JS, include_str!("../assets/tickets.js")),
+    ("reports.js", JS, include_str!("../assets/reports.js")),
+];
 
 /// Content-Security-Policy for the dashboard: only its own scripts, styles and API, so a
 /// value that slipped through escaping still could not run script.
@@ -43,13 +68,10 @@ async fn dashboard_file(Path(file): Path<String>) -> Response {
 }
 
 fn asset(file: &str) -> Response {
-    let (body, ty) = match file {
-        "index.html" => (INDEX_HTML, "text/html; charset=utf-8"),
-        "app.js" => (APP_JS, "text/javascript; charset=utf-8"),
-        "style.css" => (STYLE_CSS, "text/css; charset=utf-8"),
-        _ => return ApiError::NotFound("no such dashboard file".into()).into_response(),
+    let Some((_, ty, body)) = ASSETS.iter().find(|(name, _, _)| *name == file) else {
+        return ApiError::NotFound("no such dashboard file".into()).into_response();
     };
-    let mut r = body.into_response();
+    let mut r = (*body).into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ty));
     h.insert(
