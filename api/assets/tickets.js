@@ -110,7 +110,7 @@ export async function ticketPage([id]) {
     if (a.action !== "raised" || !/^\w+=/.test(a.note)) return a.note;
     const p = parseDetail(a.note);
     return [p.event ? t("ticket.event.v", p.event) : null,
-      p.readings.length ? (p.event ? t("ticket.readings.before") : t("ticket.readings")) + ": " + readings(p.readings) : null].filter(Boolean).join("; ");
+      p.readings.length ? (p.event ? t("ticket.readings.before") : t("ticket.readings")) + ": " + readings(p.readings) : null].filter(Boolean).join(". ");
   };
   const values = (state && state.state && state.state.values) || {};
   const now = orderedMetrics(kind, values, 6).map((k) => metricLabel(k) + " = " + fmtValue(kind, k, metricValue(values[k]))).join(", ");

@@ -266,7 +266,11 @@ async fn dashboard_as_admin_manager_crew_and_vendor() -> Result<()> {
         Ok(tab)
     })?;
     let base = sb.api("");
-    let lift_ticket = step("crew acknowledges a live P1", crew(&sb, &tab, &base, &tokens)).await?;
+    let lift_ticket = step(
+        "crew acknowledges a live P1",
+        crew(&sb, &tab, &base, &tokens),
+    )
+    .await?;
     step(
         "admin: estate, tiles, ticket page, errors",
         admin(&sb, &tab, &base, &tokens, lift_ticket),
@@ -318,7 +322,11 @@ async fn crew(sb: &HubSandbox, tab: &Tab, base: &str, t: &Tokens) -> Result<i64>
         if eval(tab, "window.__stewardPageMark")? != json!("same-page") {
             bail!("the ticket appeared only after a reload");
         }
-        wait_text(tab, &row, &["P1", "lift-1", "Elm Court", "Block 1", "acknowledge:"])?;
+        wait_text(
+            tab,
+            &row,
+            &["P1", "lift-1", "Elm Court", "Block 1", "acknowledge:"],
+        )?;
         click(tab, &format!("[data-testid=transition-{id}-acknowledged]"))
     })?;
     let acked = wait_until(WAIT, || async move {
@@ -368,7 +376,11 @@ async fn admin(sb: &HubSandbox, tab: &Tab, base: &str, t: &Tokens, lift: i64) ->
             "[data-testid=compound-cmp-1]",
             &["Elm Court", "North repair station", "online", "P1 \u{d7} 2"],
         )?;
-        wait_text(tab, "[data-testid=compound-cmp-2]", &["Oak Court", "Acme PM station"])?;
+        wait_text(
+            tab,
+            "[data-testid=compound-cmp-2]",
+            &["Oak Court", "Acme PM station"],
+        )?;
         wait_text(tab, "[data-testid=estate-updated]", &["updated"])?;
         no_error(tab, "estate")?;
 
@@ -377,8 +389,16 @@ async fn admin(sb: &HubSandbox, tab: &Tab, base: &str, t: &Tokens, lift: i64) ->
         wait_text(tab, "[data-testid=compound-title]", &["Elm Court"])?;
         tab.wait_for_element("[data-testid=tile-smoke-1][data-severity=alarm]")
             .context("smoke-1 is an alarm tile")?;
-        wait_text(tab, "[data-testid=badge-smoke-1]", &["ALARM", "alarm = yes"])?;
-        wait_text(tab, "[data-testid=metric-smoke-1-obscuration_pct_per_m]", &["12.4 %/m"])?;
+        wait_text(
+            tab,
+            "[data-testid=badge-smoke-1]",
+            &["ALARM", "alarm = yes"],
+        )?;
+        wait_text(
+            tab,
+            "[data-testid=metric-smoke-1-obscuration_pct_per_m]",
+            &["12.4 %/m"],
+        )?;
         let first = text(tab, "[data-testid=tile-smoke-1] dt")?;
         if first != "alarm" {
             bail!("the smoke tile's first metric is {first:?}, not alarm");
@@ -393,7 +413,11 @@ async fn admin(sb: &HubSandbox, tab: &Tab, base: &str, t: &Tokens, lift: i64) ->
         tab.wait_for_element("[data-testid=tile-lift-1][data-severity=alarm]")
             .context("the lift with a P1 ticket is an alarm tile")?;
         wait_text(tab, "[data-testid=tile-lift-1] dt", &["trapped"])?;
-        wait_text(tab, "[data-testid=tile-ticket-lift-1]", &[&format!("#{lift} P1")])?;
+        wait_text(
+            tab,
+            "[data-testid=tile-ticket-lift-1]",
+            &[&format!("#{lift} P1")],
+        )?;
         tab.wait_for_element("[data-testid=tile-pump-1][data-severity=ok]")?;
         tab.wait_for_element("[data-testid=chart-metric]")?;
         eval(
@@ -417,12 +441,20 @@ async fn admin(sb: &HubSandbox, tab: &Tab, base: &str, t: &Tokens, lift: i64) ->
         )?;
         wait_text(tab, "[data-testid=ticket-device]", &["lift-1", "lift"])?;
         wait_text(tab, "[data-testid=ticket-escalation]", &["level 1"])?;
-        wait_text(tab, "[data-testid=ticket-station]", &["North repair station"])?;
+        wait_text(
+            tab,
+            "[data-testid=ticket-station]",
+            &["North repair station"],
+        )?;
         let condition = wait_text(tab, "[data-testid=ticket-condition]", &[])?;
         if !(condition.contains("still present") || condition.contains("cleared at")) {
             bail!("condition: {condition}");
         }
-        wait_text(tab, "[data-testid=ticket-audit]", &["raised", "acknowledged", "Wang Wei"])?;
+        wait_text(
+            tab,
+            "[data-testid=ticket-audit]",
+            &["raised", "acknowledged", "Wang Wei"],
+        )?;
         let page = text(tab, "main")?;
         if page.contains("event=") || page.contains("trapped=false") {
             bail!("the ticket page shows the raw detail: {page}");
@@ -508,7 +540,11 @@ fn manager(sb: &HubSandbox, tab: &Tab, base: &str, t: &Tokens) -> Result<()> {
     go(tab, "#/rating")?;
     tab.wait_for_element("[data-testid=rating-stars]")
         .context("rating page")?;
-    wait_text(tab, "[data-testid=rating-pending]", &["ticket(s) pending (2 P1)"])?;
+    wait_text(
+        tab,
+        "[data-testid=rating-pending]",
+        &["ticket(s) pending (2 P1)"],
+    )?;
     let stars = text(tab, "[data-testid=rating-stars]")?;
     if stars.contains('\u{2605}') && !stars.contains("provisional") {
         bail!("stars shown without saying they are provisional: {stars}");
@@ -555,7 +591,11 @@ fn vendor(sb: &HubSandbox, tab: &Tab, base: &str, t: &Tokens) -> Result<()> {
     go(tab, "#/")?;
     tab.wait_for_element("[data-testid=vendor-view]")
         .context("the vendor's start page")?;
-    wait_text(tab, "[data-testid=vendor-device-smoke-1]", &["smoke-1", "Elm Court", "Block 1"])?;
+    wait_text(
+        tab,
+        "[data-testid=vendor-device-smoke-1]",
+        &["smoke-1", "Elm Court", "Block 1"],
+    )?;
     wait_text(tab, "[data-testid=vendor-device-smoke-2]", &["Oak Court"])?;
     let seen = text(tab, "[data-testid=last-seen-smoke-1]")?;
     if seen.is_empty() || seen == "never" {
@@ -568,7 +608,11 @@ fn vendor(sb: &HubSandbox, tab: &Tab, base: &str, t: &Tokens) -> Result<()> {
     if lift != json!(true) {
         bail!("a vendor sees another vendor's lift");
     }
-    wait_text(tab, "[data-testid=vendor-rejects]", &["smoke-1", "out_of_range"])?;
+    wait_text(
+        tab,
+        "[data-testid=vendor-rejects]",
+        &["smoke-1", "out_of_range"],
+    )?;
     let estate_link = eval(
         tab,
         "document.querySelector('[data-testid=nav-estate]').hidden",
