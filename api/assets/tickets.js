@@ -98,9 +98,12 @@ const row = (label, value, testid) => el("tr", {}, el("th", {}, label), el("td",
 export async function ticketPage([id]) {
   if (!/^\d+$/.test(id || "")) throw new Error(t("error.nopage", "ticket " + (id || "")));
   const { ticket: tk, audit } = await api("/tickets/" + id);
+  // A resident's report has no device; any other failure is shown under the ticket.
+  const problems = [];
+  const optional = (p) => api(p).catch((e) => { if (e.status !== 404) problems.push(e.message); return null; });
   const [device, state] = await Promise.all([
-    api("/devices/" + encodeURIComponent(tk.device_id)).catch(() => null),
-    api("/devices/" + encodeURIComponent(tk.device_id) + "/state").catch(() => null),
+    optional("/devices/" + encodeURIComponent(tk.device_id)),
+    optional("/devices/" + encodeURIComponent(tk.device_id) + "/state"),
   ]);
   const kind = device ? device.kind : tk.kind;
   const d = parseDetail(tk.detail);
@@ -131,6 +134,7 @@ export async function ticketPage([id]) {
   ];
   main.appendChild(el("section", { class: "card", "data-testid": "ticket-page" },
     pageTitle(t("ticket.title", tk.id) + " \u00b7 " + tk.title, "ticket-title"),
+    problems.map((m) => el("p", { class: "error", "data-testid": "refresh-error" }, tk.device_id + ": " + m)),
     el("table", { class: "kv" }, el("tbody", {}, rows))));
   main.appendChild(el("section", { class: "card" }, el("h2", {}, t("ticket.audit")),
     el("div", { class: "scroll" }, el("table", { "data-testid": "ticket-audit" },

@@ -124,7 +124,7 @@ fn screenshot(tab: &Tab, sb: &HubSandbox, name: &str) -> Result<()> {
 
 /// Log in on the dashboard with `token` and wait until the page says who is logged in.
 fn login(tab: &Tab, base: &str, token: &str, role: &str) -> Result<()> {
-    if text(tab, "[data-testid=who]")? != "" {
+    if !text(tab, "[data-testid=who]")?.is_empty() {
         tab.wait_for_element("[data-testid=logout]")?.click()?;
     }
     if !tab.get_url().contains("/dashboard/") {
