@@ -2,7 +2,7 @@
 // escalation, audit trail, a chart of the device) and the crew board, whose buttons
 // appear only for a role that may move tickets.
 
-import { el, clear, api, link, main, every, onTicketEvent, refresher, pageTitle, session, role, fmtTime,
+import { el, clear, append, api, link, main, every, onTicketEvent, refresher, pageTitle, session, role, fmtTime,
   fmtDuration, metricValue, fmtValue, metricLabel, orderedMetrics, ACTOR_KEY } from "./core.js";
 import { t } from "./i18n.js";
 import { historyCard } from "./chart.js";
@@ -95,30 +95,14 @@ function parseDetail(detail) {
 
 const row = (label, value, testid) => el("tr", {}, el("th", {}, label), el("td", { "data-testid": testid }, value));
 
-export async function ticketPage([id]) {
-  if (!/^\d+$/.test(id || "")) throw new Error(t("error.nopage", "ticket " + (id || "")));
-  const { ticket: tk, audit } = await api("/tickets/" + id);
-  // A resident's report has no device; any other failure is shown under the ticket.
-  const problems = [];
-  const optional = (p) => api(p).catch((e) => { if (e.status !== 404) problems.push(e.message); return null; });
-  const [device, state] = await Promise.all([
-    optional("/devices/" + encodeURIComponent(tk.device_id)),
-    optional("/devices/" + encodeURIComponent(tk.device_id) + "/state"),
-  ]);
+/// The rows of a ticket's page from the ticket, its device and the device's state.
+function ticketRows(tk, device, state) {
   const kind = device ? device.kind : tk.kind;
   const d = parseDetail(tk.detail);
-  const readings = (list) => list.map(([k, v]) => metricLabel(k) + " = " + fmtValue(kind, k, v === "true" ? true : v === "false" ? false : isNaN(Number(v)) ? v : Number(v))).join(", ");
-  // The rules write the detail into the "raised" note too: shown the same way.
-  const note = (a) => {
-    if (a.action !== "raised" || !/^\w+=/.test(a.note)) return a.note;
-    const p = parseDetail(a.note);
-    return [p.event ? t("ticket.event.v", p.event) : null,
-      p.readings.length ? (p.event ? t("ticket.readings.before") : t("ticket.readings")) + ": " + readings(p.readings) : null].filter(Boolean).join(". ");
-  };
   const values = (state && state.state && state.state.values) || {};
   const now = orderedMetrics(kind, values, 6).map((k) => metricLabel(k) + " = " + fmtValue(kind, k, metricValue(values[k]))).join(", ");
   const esc = tk.escalation_level <= 1 ? t("esc.1") : t("esc.n", tk.escalation_level - 1);
-  const rows = [
+  return [
     row(t("ticket.where"), [tk.street_name, tk.compound_name, where(tk)].join(" \u00b7 "), "ticket-where"),
     row(t("ticket.device"), [tk.device_id + " (" + kind + ")"], "ticket-device"),
     row(t("ticket.priority"), el("span", { class: "prio " + tk.priority }, tk.priority), "ticket-priority"),
@@ -127,22 +111,65 @@ export async function ticketPage([id]) {
     row(t("ticket.escalation"), t("ticket.escalation.v", tk.escalation_level, esc), "ticket-escalation"),
     row(t("ticket.condition"), tk.condition_active ? t("cond.active", fmtTime(tk.last_seen_ms)) : t("cond.cleared", fmtTime(tk.cleared_ms)), "ticket-condition"),
     d.event ? row(t("ticket.event"), t("ticket.event.v", d.event), "ticket-event") : null,
-    d.readings.length ? row(d.event ? t("ticket.readings.before") : t("ticket.readings"), readings(d.readings), "ticket-readings") : null,
+    d.readings.length ? row(d.event ? t("ticket.readings.before") : t("ticket.readings"), readings(kind, d.readings), "ticket-readings") : null,
     now ? row(t("ticket.now"), now, "ticket-now") : null,
     row(t("ticket.opened"), fmtTime(tk.opened_ms), "ticket-opened"),
     row(t("ticket.occurrences"), String(tk.occurrences), "ticket-occurrences"),
   ];
-  main.appendChild(el("section", { class: "card", "data-testid": "ticket-page" },
-    pageTitle(t("ticket.title", tk.id) + " \u00b7 " + tk.title, "ticket-title"),
-    problems.map((m) => el("p", { class: "error", "data-testid": "refresh-error" }, tk.device_id + ": " + m)),
-    el("table", { class: "kv" }, el("tbody", {}, rows))));
+}
+
+const readings = (kind, list) => list.map(([k, v]) => metricLabel(k) + " = " +
+  fmtValue(kind, k, v === "true" ? true : v === "false" ? false : isNaN(Number(v)) ? v : Number(v))).join(", ");
+
+/// An audit note; the rules write the detail into the "raised" note, shown as the page shows it.
+function auditNote(kind, a) {
+  if (a.action !== "raised" || !/^\w+=/.test(a.note)) return a.note;
+  const p = parseDetail(a.note);
+  return [p.event ? t("ticket.event.v", p.event) : null,
+    p.readings.length ? (p.event ? t("ticket.readings.before") : t("ticket.readings")) + ": " + readings(kind, p.readings) : null]
+    .filter(Boolean).join(". ");
+}
+
+export async function ticketPage([id]) {
+  if (!/^\d+$/.test(id || "")) throw new Error(t("error.nopage", "ticket " + (id || "")));
+  const title = pageTitle("", "ticket-title");
+  const problems = el("div", {});
+  const kv = el("tbody", {});
+  const audit = el("tbody", {});
+  let device = null;
+  async function load() {
+    const detail = await api("/tickets/" + id);
+    const tk = detail.ticket;
+    // A resident's report has no device; any other failure is shown under the ticket.
+    const errors = [];
+    const optional = (p) => api(p).catch((e) => { if (e.status !== 404) errors.push(tk.device_id + ": " + e.message); return null; });
+    const [dev, state] = await Promise.all([
+      optional("/devices/" + encodeURIComponent(tk.device_id)),
+      optional("/devices/" + encodeURIComponent(tk.device_id) + "/state"),
+    ]);
+    device = dev;
+    const kind = dev ? dev.kind : tk.kind;
+    title.textContent = t("ticket.title", tk.id) + " \u00b7 " + tk.title;
+    clear(problems);
+    errors.forEach((m) => problems.appendChild(el("p", { class: "error" }, m)));
+    clear(kv);
+    append(kv, ticketRows(tk, dev, state));
+    clear(audit);
+    append(audit, detail.audit.map((a) => el("tr", {}, el("td", {}, fmtTime(a.ts_ms)), el("td", {}, a.actor),
+      el("td", {}, a.action + (a.to_state ? " \u2192 " + a.to_state : "")), el("td", {}, auditNote(kind, a)))));
+    return tk;
+  }
+  const tk = await load();
+  // Later loads follow the ticket's events; a failed one says so and keeps the page.
+  const r = refresher(load);
+  main.appendChild(el("section", { class: "card", "data-testid": "ticket-page" }, title, r.box, problems,
+    el("table", { class: "kv" }, kv)));
   main.appendChild(el("section", { class: "card" }, el("h2", {}, t("ticket.audit")),
     el("div", { class: "scroll" }, el("table", { "data-testid": "ticket-audit" },
-      el("thead", {}, el("tr", {}, ["audit.when", "audit.who", "audit.what", "audit.note"].map((h) => el("th", {}, t(h))))),
-      el("tbody", {}, audit.map((a) => el("tr", {}, el("td", {}, fmtTime(a.ts_ms)), el("td", {}, a.actor),
-        el("td", {}, a.action + (a.to_state ? " \u2192 " + a.to_state : "")), el("td", {}, note(a)))))))));
-  const cat = session.catalog[kind];
-  if (!cat || !device) return;
+      el("thead", {}, el("tr", {}, ["audit.when", "audit.who", "audit.what", "audit.note"].map((h) => el("th", {}, t(h))))), audit))));
+  onTicketEvent((ev) => { if (String(ev.ticket_id) === id) r.go(); });
+  const cat = device && session.catalog[device.kind];
+  if (!cat) return;
   const chartable = cat.metrics.filter((m) => ["float", "int", "bool"].includes(m.type));
   const first = cat.key_metrics.filter((k) => chartable.some((m) => m.name === k));
   const names = first.concat(chartable.map((m) => m.name).filter((n) => !first.includes(n)));

@@ -5,8 +5,9 @@
 //!   P1 ticket appear live (no reload), acknowledge it from the page;
 //! - admin: the estate by name with live counts, the compound's tiles (a smoke detector
 //!   in fire alarm is a red `alarm` tile with its key metrics and units first), the ticket
-//!   page (place, escalation, condition, audit trail, chart), errors on a mistyped link,
-//!   the "acting as" name cleared between logins, zh-CN text and the dark theme;
+//!   page (place, escalation, condition, audit trail, chart), history over a custom range
+//!   with a min/max band, errors shown (a mistyped link, a failed refresh), the "acting
+//!   as" name cleared between logins, zh-CN text and the dark theme;
 //! - manager: no control it cannot use (a read-only crew board), the rating page's caveat
 //!   about pending P1 tickets, the compound page at phone size (390x844);
 //! - vendor: a view of its own devices with last seen and the reason of a reject.
@@ -93,6 +94,19 @@ fn wait_text(tab: &Tab, selector: &str, needles: &[&str]) -> Result<String> {
         // Polling the page for the awaited text, bounded by the deadline above.
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Wait until the expression `js` is true in the page.
+fn wait_js(tab: &Tab, js: &str) -> Result<()> {
+    let deadline = Instant::now() + WAIT;
+    while eval(tab, js)? != Value::Bool(true) {
+        if Instant::now() >= deadline {
+            bail!("`{js}` not true within {WAIT:?}");
+        }
+        // Polling the page for the awaited state, bounded by the deadline above.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
 }
 
 /// Fail with the page's error when it shows one.
@@ -358,152 +372,10 @@ async fn crew(sb: &HubSandbox, tab: &Tab, base: &str, t: &Tokens) -> Result<i64>
 async fn admin(sb: &HubSandbox, tab: &Tab, base: &str, t: &Tokens, lift: i64) -> Result<()> {
     b(|| {
         login(tab, base, &t.admin, "admin")?;
-        // The crew member's name went with their login.
-        go(tab, "#/crew/st-north")?;
-        tab.wait_for_element("[data-testid=actor]")?;
-        let actor = eval(tab, "document.querySelector('[data-testid=actor]').value")?;
-        if actor != json!("") {
-            bail!("the acting-as name carried over between logins: {actor}");
-        }
-
-        // The estate by name, with live device counts and active tickets per compound.
-        go(tab, "#/")?;
-        tab.wait_for_element("[data-testid=estate] [data-testid=compound-cmp-1]")
-            .context("estate page")?;
-        wait_text(tab, "[data-testid=street-Riverside]", &["Riverside"])?;
-        wait_text(
-            tab,
-            "[data-testid=compound-cmp-1]",
-            &["Elm Court", "North repair station", "online", "P1 \u{d7} 2"],
-        )?;
-        wait_text(
-            tab,
-            "[data-testid=compound-cmp-2]",
-            &["Oak Court", "Acme PM station"],
-        )?;
-        wait_text(tab, "[data-testid=estate-updated]", &["updated"])?;
-        no_error(tab, "estate")?;
-
-        // Tiles: the smoke detector in fire alarm is red, its key metrics first with units.
-        go(tab, "#/compound/cmp-1")?;
-        wait_text(tab, "[data-testid=compound-title]", &["Elm Court"])?;
-        tab.wait_for_element("[data-testid=tile-smoke-1][data-severity=alarm]")
-            .context("smoke-1 is an alarm tile")?;
-        wait_text(
-            tab,
-            "[data-testid=badge-smoke-1]",
-            &["ALARM", "alarm = yes"],
-        )?;
-        wait_text(
-            tab,
-            "[data-testid=metric-smoke-1-obscuration_pct_per_m]",
-            &["12.4 %/m"],
-        )?;
-        let first = text(tab, "[data-testid=tile-smoke-1] dt")?;
-        if first != "alarm" {
-            bail!("the smoke tile's first metric is {first:?}, not alarm");
-        }
-        let bg = eval(
-            tab,
-            "getComputedStyle(document.querySelector('[data-testid=tile-smoke-1]')).borderLeftColor",
-        )?;
-        if bg != json!("rgb(179, 38, 30)") {
-            bail!("the alarm tile's border is {bg}, not red");
-        }
-        tab.wait_for_element("[data-testid=tile-lift-1][data-severity=alarm]")
-            .context("the lift with a P1 ticket is an alarm tile")?;
-        wait_text(tab, "[data-testid=tile-lift-1] dt", &["trapped"])?;
-        wait_text(
-            tab,
-            "[data-testid=tile-ticket-lift-1]",
-            &[&format!("#{lift} P1")],
-        )?;
-        tab.wait_for_element("[data-testid=tile-pump-1][data-severity=ok]")?;
-        tab.wait_for_element("[data-testid=chart-metric]")?;
-        eval(
-            tab,
-            "(() => { const s = document.querySelector('[data-testid=chart-metric]'); \
-             s.value = 'lift:load_pct'; s.dispatchEvent(new Event('change')); })()",
-        )?;
-        tab.wait_for_element("[data-testid=series-lift-1]")
-            .context("history chart of lift-1")?;
-        tab.wait_for_element("[data-testid=band-lift-1]")
-            .context("min/max band of lift-1")?;
-        no_error(tab, "compound")?;
-        screenshot(tab, sb, "dashboard-compound")?;
-
-        // The tile links to the ticket page: place, device, escalation, condition, audit, chart.
-        click(tab, "[data-testid=tile-ticket-lift-1]")?;
-        wait_text(
-            tab,
-            "[data-testid=ticket-where]",
-            &["Riverside", "Elm Court", "Block 1"],
-        )?;
-        wait_text(tab, "[data-testid=ticket-device]", &["lift-1", "lift"])?;
-        wait_text(tab, "[data-testid=ticket-escalation]", &["level 1"])?;
-        wait_text(
-            tab,
-            "[data-testid=ticket-station]",
-            &["North repair station"],
-        )?;
-        let condition = wait_text(tab, "[data-testid=ticket-condition]", &[])?;
-        if !(condition.contains("still present") || condition.contains("cleared at")) {
-            bail!("condition: {condition}");
-        }
-        wait_text(
-            tab,
-            "[data-testid=ticket-audit]",
-            &["raised", "acknowledged", "Wang Wei"],
-        )?;
-        let page = text(tab, "main")?;
-        if page.contains("event=") || page.contains("trapped=false") {
-            bail!("the ticket page shows the raw detail: {page}");
-        }
-        tab.wait_for_element("[data-testid=series-lift-1]")
-            .context("the ticket page's chart of lift-1")?;
-        no_error(tab, "ticket")?;
-        screenshot(tab, sb, "dashboard-ticket")?;
-
-        // Errors are shown: a mistyped link, a ticket that does not exist.
-        go(tab, "#/nosuch")?;
-        wait_text(tab, "[data-testid=page-error]", &["No such page"])?;
-        go(tab, "#/ticket/999999")?;
-        wait_text(tab, "[data-testid=page-error]", &["not found"])?;
-
-        // One message catalogue: the same page in Chinese.
-        eval(
-            tab,
-            "(() => { const s = document.querySelector('[data-testid=lang]'); \
-             s.value = 'zh-CN'; s.dispatchEvent(new Event('change')); })()",
-        )?;
-        wait_text(tab, "[data-testid=nav-estate]", &["\u{8f96}\u{533a}"])?;
-        eval(
-            tab,
-            "(() => { const s = document.querySelector('[data-testid=lang]'); \
-             s.value = 'en'; s.dispatchEvent(new Event('change')); })()",
-        )?;
-        wait_text(tab, "[data-testid=nav-estate]", &["Estate"])?;
-
-        // The dark theme follows the system setting.
-        tab.call_method(Emulation::SetEmulatedMedia {
-            media: None,
-            features: Some(vec![Emulation::MediaFeature {
-                name: "prefers-color-scheme".into(),
-                value: "dark".into(),
-            }]),
-        })?;
-        go(tab, "#/compound/cmp-1")?;
-        tab.wait_for_element("[data-testid=tile-smoke-1][data-severity=alarm]")?;
-        let bg = eval(tab, "getComputedStyle(document.body).backgroundColor")?;
-        if bg != json!("rgb(18, 21, 28)") {
-            bail!("dark theme: body background {bg}");
-        }
-        screenshot(tab, sb, "dashboard-dark")?;
-        tab.call_method(Emulation::SetEmulatedMedia {
-            media: None,
-            features: Some(vec![]),
-        })?;
-        Ok(())
+        admin_estate(tab)?;
+        admin_tiles(sb, tab, lift)?;
+        admin_ticket(sb, tab)?;
+        admin_language_and_theme(sb, tab)
     })?;
     let icon = sb
         .http()
@@ -517,6 +389,203 @@ async fn admin(sb: &HubSandbox, tab: &Tab, base: &str, t: &Tokens, lift: i64) ->
             .and_then(|v| v.to_str().ok()),
         Some("image/svg+xml")
     );
+    Ok(())
+}
+
+fn admin_estate(tab: &Tab) -> Result<()> {
+    // The crew member's name went with their login.
+    go(tab, "#/crew/st-north")?;
+    tab.wait_for_element("[data-testid=actor]")?;
+    let actor = eval(tab, "document.querySelector('[data-testid=actor]').value")?;
+    if actor != json!("") {
+        bail!("the acting-as name carried over between logins: {actor}");
+    }
+
+    // The estate by name, with live device counts and active tickets per compound.
+    go(tab, "#/")?;
+    tab.wait_for_element("[data-testid=estate] [data-testid=compound-cmp-1]")
+        .context("estate page")?;
+    wait_text(tab, "[data-testid=street-Riverside]", &["Riverside"])?;
+    wait_text(
+        tab,
+        "[data-testid=compound-cmp-1]",
+        &["Elm Court", "North repair station", "online", "P1 \u{d7} 2"],
+    )?;
+    wait_text(
+        tab,
+        "[data-testid=compound-cmp-2]",
+        &["Oak Court", "Acme PM station"],
+    )?;
+    wait_text(tab, "[data-testid=estate-updated]", &["updated"])?;
+    no_error(tab, "estate")?;
+    // A failed refresh is shown, the last data stays, and the next good one clears it.
+    eval(
+        tab,
+        "window.__fetch = window.fetch; \
+         window.fetch = () => Promise.reject(new Error('hub unplugged'))",
+    )?;
+    wait_text(
+        tab,
+        "[data-testid=refresh-error]",
+        &["Refresh failed", "hub unplugged"],
+    )?;
+    wait_text(
+        tab,
+        "[data-testid=compound-cmp-1]",
+        &["Elm Court", "online"],
+    )?;
+    eval(tab, "window.fetch = window.__fetch")?;
+    wait_js(
+        tab,
+        "document.querySelector('[data-testid=refresh-error]').textContent === ''",
+    )?;
+
+    Ok(())
+}
+
+fn admin_tiles(sb: &HubSandbox, tab: &Tab, lift: i64) -> Result<()> {
+    // Tiles: the smoke detector in fire alarm is red, its key metrics first with units.
+    go(tab, "#/compound/cmp-1")?;
+    wait_text(tab, "[data-testid=compound-title]", &["Elm Court"])?;
+    tab.wait_for_element("[data-testid=tile-smoke-1][data-severity=alarm]")
+        .context("smoke-1 is an alarm tile")?;
+    wait_text(
+        tab,
+        "[data-testid=badge-smoke-1]",
+        &["ALARM", "alarm = yes"],
+    )?;
+    wait_text(
+        tab,
+        "[data-testid=metric-smoke-1-obscuration_pct_per_m]",
+        &["12.4 %/m"],
+    )?;
+    let first = text(tab, "[data-testid=tile-smoke-1] dt")?;
+    if first != "alarm" {
+        bail!("the smoke tile's first metric is {first:?}, not alarm");
+    }
+    let bg = eval(
+        tab,
+        "getComputedStyle(document.querySelector('[data-testid=tile-smoke-1]')).borderLeftColor",
+    )?;
+    if bg != json!("rgb(179, 38, 30)") {
+        bail!("the alarm tile's border is {bg}, not red");
+    }
+    tab.wait_for_element("[data-testid=tile-lift-1][data-severity=alarm]")
+        .context("the lift with a P1 ticket is an alarm tile")?;
+    wait_text(tab, "[data-testid=tile-lift-1] dt", &["trapped"])?;
+    wait_text(
+        tab,
+        "[data-testid=tile-ticket-lift-1]",
+        &[&format!("#{lift} P1")],
+    )?;
+    tab.wait_for_element("[data-testid=tile-pump-1][data-severity=ok]")?;
+    tab.wait_for_element("[data-testid=chart-metric]")?;
+    eval(
+        tab,
+        "(() => { const s = document.querySelector('[data-testid=chart-metric]'); \
+         s.value = 'lift:load_pct'; s.dispatchEvent(new Event('change')); })()",
+    )?;
+    tab.wait_for_element("[data-testid=series-lift-1]")
+        .context("history chart of lift-1")?;
+    tab.wait_for_element("[data-testid=band-lift-1]")
+        .context("min/max band of lift-1")?;
+    // A custom range: the last two hours, drawn anew.
+    eval(
+        tab,
+        "(() => { const q = (id) => document.querySelector('[data-testid=' + id + ']'); \
+         const local = (ms) => new Date(ms - new Date().getTimezoneOffset() * 60000).toISOString().slice(0, 16); \
+         q('chart-range').value = 'custom'; q('chart-range').dispatchEvent(new Event('change')); \
+         q('chart-from').value = local(Date.now() - 2 * 3600000); \
+         q('chart-to').value = local(Date.now() + 60000); \
+         q('chart').textContent = ''; q('chart-go').click(); })()",
+    )?;
+    tab.wait_for_element("[data-testid=series-lift-1]")
+        .context("history chart of lift-1 over a custom range")?;
+    if !text(tab, "[data-testid=chart-error]")?.is_empty() {
+        bail!("custom range: {}", text(tab, "[data-testid=chart-error]")?);
+    }
+    no_error(tab, "compound")?;
+    screenshot(tab, sb, "dashboard-compound")?;
+
+    Ok(())
+}
+
+fn admin_ticket(sb: &HubSandbox, tab: &Tab) -> Result<()> {
+    // The tile links to the ticket page: place, device, escalation, condition, audit, chart.
+    click(tab, "[data-testid=tile-ticket-lift-1]")?;
+    wait_text(
+        tab,
+        "[data-testid=ticket-where]",
+        &["Riverside", "Elm Court", "Block 1"],
+    )?;
+    wait_text(tab, "[data-testid=ticket-device]", &["lift-1", "lift"])?;
+    wait_text(tab, "[data-testid=ticket-escalation]", &["level 1"])?;
+    wait_text(
+        tab,
+        "[data-testid=ticket-station]",
+        &["North repair station"],
+    )?;
+    let condition = wait_text(tab, "[data-testid=ticket-condition]", &[])?;
+    if !(condition.contains("still present") || condition.contains("cleared at")) {
+        bail!("condition: {condition}");
+    }
+    wait_text(
+        tab,
+        "[data-testid=ticket-audit]",
+        &["raised", "acknowledged", "Wang Wei"],
+    )?;
+    let page = text(tab, "main")?;
+    if page.contains("event=") || page.contains("trapped=false") {
+        bail!("the ticket page shows the raw detail: {page}");
+    }
+    tab.wait_for_element("[data-testid=series-lift-1]")
+        .context("the ticket page's chart of lift-1")?;
+    no_error(tab, "ticket")?;
+    screenshot(tab, sb, "dashboard-ticket")?;
+
+    // Errors are shown: a mistyped link, a ticket that does not exist.
+    go(tab, "#/nosuch")?;
+    wait_text(tab, "[data-testid=page-error]", &["No such page"])?;
+    go(tab, "#/ticket/999999")?;
+    wait_text(tab, "[data-testid=page-error]", &["not found"])?;
+
+    Ok(())
+}
+
+fn admin_language_and_theme(sb: &HubSandbox, tab: &Tab) -> Result<()> {
+    // One message catalogue: the same page in Chinese.
+    eval(
+        tab,
+        "(() => { const s = document.querySelector('[data-testid=lang]'); \
+         s.value = 'zh-CN'; s.dispatchEvent(new Event('change')); })()",
+    )?;
+    wait_text(tab, "[data-testid=nav-estate]", &["\u{8f96}\u{533a}"])?;
+    eval(
+        tab,
+        "(() => { const s = document.querySelector('[data-testid=lang]'); \
+         s.value = 'en'; s.dispatchEvent(new Event('change')); })()",
+    )?;
+    wait_text(tab, "[data-testid=nav-estate]", &["Estate"])?;
+
+    // The dark theme follows the system setting.
+    tab.call_method(Emulation::SetEmulatedMedia {
+        media: None,
+        features: Some(vec![Emulation::MediaFeature {
+            name: "prefers-color-scheme".into(),
+            value: "dark".into(),
+        }]),
+    })?;
+    go(tab, "#/compound/cmp-1")?;
+    tab.wait_for_element("[data-testid=tile-smoke-1][data-severity=alarm]")?;
+    let bg = eval(tab, "getComputedStyle(document.body).backgroundColor")?;
+    if bg != json!("rgb(18, 21, 28)") {
+        bail!("dark theme: body background {bg}");
+    }
+    screenshot(tab, sb, "dashboard-dark")?;
+    tab.call_method(Emulation::SetEmulatedMedia {
+        media: None,
+        features: Some(vec![]),
+    })?;
     Ok(())
 }
 
