@@ -82,6 +82,7 @@ langSelect.value = lang();
 langSelect.addEventListener("change", () => {
   setLang(langSelect.value);
   applyText();
+  setLive(liveOn);
   if (session.me) { who.textContent = t("signed.as", session.me.name, t("role." + role())); route(); }
 });
 
@@ -112,7 +113,10 @@ function stopStream() {
   setLive(false);
 }
 
+let liveOn = false;
+
 function setLive(on) {
+  liveOn = on;
   liveBadge.textContent = on ? t("live.on") : t("live.off");
   liveBadge.className = "live " + (on ? "on" : "off");
 }

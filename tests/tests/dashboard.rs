@@ -560,6 +560,13 @@ fn admin_language_and_theme(sb: &HubSandbox, tab: &Tab) -> Result<()> {
          s.value = 'zh-CN'; s.dispatchEvent(new Event('change')); })()",
     )?;
     wait_text(tab, "[data-testid=nav-estate]", &["\u{8f96}\u{533a}"])?;
+    go(tab, "#/")?;
+    wait_text(
+        tab,
+        "[data-testid=compound-cmp-1]",
+        &["Elm Court", "\u{5728}\u{7ebf}"],
+    )?;
+    screenshot(tab, sb, "dashboard-zh")?;
     eval(
         tab,
         "(() => { const s = document.querySelector('[data-testid=lang]'); \
