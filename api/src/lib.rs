@@ -3,8 +3,9 @@
 //! needs to see, tickets (filtered lists, CSV export, audit trail, lifecycle moves), SLA
 //! and rating reports, public resident reports, API tokens with roles and scopes, the
 //! live alert stream (SSE, resumable), device and compound history from QuestDB, the web
-//! dashboard (static assets embedded in the binary), the OpenAPI document, health and
-//! readiness, and Prometheus metrics for every stage.
+//! dashboard (static assets embedded in the binary) and what it needs to know (the
+//! caller's role, the metric catalogue with units, place names next to ids), the OpenAPI
+//! document, health and readiness, and Prometheus metrics for every stage.
 //!
 //! Every `/api/v1` endpoint but the public report resolves the caller to a
 //! [`auth::Principal`] and restricts what it returns to the principal's scope. Every JSON

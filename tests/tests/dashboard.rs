@@ -26,7 +26,7 @@ use serde_json::{json, Value};
 use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use steward_tests::{step, wait_until, HubSandbox};
+use steward_tests::{step, wait_until, HubSandbox, TEST_ESTATE};
 use support::sse_clients;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -241,7 +241,13 @@ async fn dashboard_as_admin_manager_crew_and_vendor() -> Result<()> {
         );
         return Ok(());
     };
-    let sb = HubSandbox::start().await?;
+    // Deadlines far beyond the test's length, so what is pending stays pending however
+    // slowly a busy machine runs it.
+    let sb = HubSandbox::start_with(TEST_ESTATE, |c| {
+        c.rules.sla.p1_ack = Duration::from_secs(3600);
+        c.rules.sla.p1_on_site = Some(Duration::from_secs(7200));
+    })
+    .await?;
     let tokens = Tokens {
         admin: sb.hub.admin_token.clone(),
         manager: token(
