@@ -313,6 +313,17 @@ async fn dashboard_as_admin_manager_crew_and_vendor() -> Result<()> {
 
 async fn crew(sb: &HubSandbox, tab: &Tab, base: &str, t: &Tokens) -> Result<i64> {
     b(|| {
+        // A wrong token is refused with a message, not an empty page.
+        tab.navigate_to(&format!("{base}/dashboard/"))?
+            .wait_until_navigated()?;
+        tab.wait_for_element("[data-testid=token-input]")?.click()?;
+        tab.type_str("stw_not_a_token")?;
+        tab.wait_for_element("[data-testid=login]")?.click()?;
+        wait_text(tab, "[data-testid=login-error]", &["refused"])?;
+        eval(
+            tab,
+            "document.querySelector('[data-testid=token-input]').value = ''",
+        )?;
         login(tab, base, &t.crew, "crew")?;
         go(tab, "#/crew/st-north")?;
         tab.wait_for_element("[data-testid=crew-board]")
