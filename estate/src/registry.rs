@@ -577,6 +577,18 @@ gateway = "gw-1"
     }
 
     #[test]
+    fn place_names_by_id() {
+        let reg = Registry::open_in_memory().unwrap();
+        reg.apply(&estate()).unwrap();
+        let n = reg.place_names().unwrap();
+        assert_eq!(n.stations["st-2"], "Company station");
+        assert_eq!(n.streets["street-1"], "Riverside");
+        assert_eq!(n.communities["com-1"], "Elm");
+        assert_eq!(n.compounds["cmp-2"], "Oak Court");
+        assert_eq!(n.buildings["b-1"], "Block 1");
+    }
+
+    #[test]
     fn routing_and_auth() {
         let reg = Registry::open_in_memory().unwrap();
         reg.apply(&estate()).unwrap();
