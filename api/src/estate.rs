@@ -1,7 +1,9 @@
-//! The estate over HTTP: compounds with their responsible station, scoped.
+//! The estate over HTTP: compounds with their responsible station, scoped, and the names
+//! of the places they sit in.
 
 use crate::auth::Principal;
 use crate::error::{blocking, ApiError};
+use crate::names::{name_of, place_names};
 use crate::schema::{sorted, CompoundDoc};
 use crate::state::AppState;
 use axum::extract::State;
@@ -11,12 +13,23 @@ use steward_estate::registry::CompoundSummary;
 use steward_estate::Role;
 use utoipa::ToSchema;
 
+/// A compound as the API sends it: the registry's summary and the names of its
+/// community, street and station (the id when the estate has no name).
+#[derive(Debug, Serialize)]
+pub struct CompoundView {
+    #[serde(flatten)]
+    pub summary: CompoundSummary,
+    pub community_name: String,
+    pub station_name: String,
+    pub street_name: String,
+}
+
 /// Reply of `GET /api/v1/compounds`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CompoundList {
     #[serde(serialize_with = "sorted")]
     #[schema(value_type = Vec<CompoundDoc>)]
-    pub compounds: Vec<CompoundSummary>,
+    pub compounds: Vec<CompoundView>,
 }
 
 /// Compounds with their responsible station (admin, manager, crew: scoped).
@@ -32,5 +45,15 @@ pub(crate) async fn list_compounds(
     let reg = s.registry.clone();
     let mut compounds = blocking(move || Ok(reg.compounds()?)).await?;
     compounds.retain(|c| who.can_see_compound(&c.id));
+    let names = place_names(&s).await?;
+    let compounds = compounds
+        .into_iter()
+        .map(|c| CompoundView {
+            community_name: name_of(&names.communities, &c.community),
+            station_name: name_of(&names.stations, &c.station),
+            street_name: name_of(&names.streets, &c.street),
+            summary: c,
+        })
+        .collect();
     Ok(Json(CompoundList { compounds }))
 }

@@ -3,8 +3,9 @@
 //! needs to see, tickets (filtered lists, CSV export, audit trail, lifecycle moves), SLA
 //! and rating reports, public resident reports, API tokens with roles and scopes, the
 //! live alert stream (SSE, resumable), device and compound history from QuestDB, the web
-//! dashboard (static assets embedded in the binary), the OpenAPI document, health and
-//! readiness, and Prometheus metrics for every stage.
+//! dashboard (static assets embedded in the binary) and what it needs to know (the
+//! caller's role, the metric catalogue with units, place names next to ids), the OpenAPI
+//! document, health and readiness, and Prometheus metrics for every stage.
 //!
 //! Every `/api/v1` endpoint but the public report resolves the caller to a
 //! [`auth::Principal`] and restricts what it returns to the principal's scope. Every JSON
@@ -17,12 +18,14 @@
 //!
 //! Layout, with imports pointing one way: `error`, `metrics`, `intake` and `schema`
 //! import nothing of the crate, `params` only the error type; `state` and `auth` build on
-//! them; one module per resource holds its handlers and reply types (`devices`, `estate`,
-//! `rejects`, `tickets`, `reports`, `resident`, `tokens`, `history`, `live`, `dashboard`,
-//! `health`); `openapi` lists the handlers and `router` maps paths to them.
+//! them, `names` (display names of places) on `state`; one module per resource holds its
+//! handlers and reply types (`devices`, `estate`, `rejects`, `tickets`, `reports`,
+//! `resident`, `tokens`, `history`, `live`, `dashboard`, `session`, `catalog`, `health`);
+//! `openapi` lists the handlers and `router` maps paths to them.
 //! No module imports the router.
 
 pub mod auth;
+mod catalog;
 mod config;
 mod dashboard;
 mod devices;
@@ -33,6 +36,7 @@ mod history;
 mod intake;
 mod live;
 mod metrics;
+mod names;
 pub mod openapi;
 mod params;
 mod rejects;
@@ -40,6 +44,7 @@ mod reports;
 pub mod resident;
 mod router;
 mod schema;
+mod session;
 mod state;
 mod tickets;
 mod tokens;

@@ -2,8 +2,8 @@
 //! a small self-contained page that renders it (no CDN: the hub may run offline).
 
 use crate::{
-    dashboard, devices, error, estate, health, history, live, rejects, reports, resident, schema,
-    tickets, tokens,
+    catalog, dashboard, devices, error, estate, health, history, live, rejects, reports, resident,
+    schema, session, tickets, tokens,
 };
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
@@ -74,6 +74,8 @@ impl Modify for Security {
         history::compound_history,
         history::device_events,
         dashboard::liveness,
+        session::me,
+        catalog::get_catalog,
         openapi_json,
         docs_page,
     ),
@@ -92,7 +94,7 @@ impl Modify for Security {
     modifiers(&Security),
     tags(
         (name = "health", description = "liveness, readiness, metrics (no token)"),
-        (name = "estate", description = "compounds"),
+        (name = "estate", description = "compounds, and who the caller is"),
         (name = "devices", description = "devices, their state and rejects"),
         (name = "tickets", description = "tickets: lists, CSV export, audit trail, moves"),
         (name = "reports", description = "SLA figures and star ratings"),

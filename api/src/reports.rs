@@ -11,7 +11,7 @@ use axum::Json;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
 use steward_estate::Role;
-use steward_tickets::{month_range, rate, Rating, Ticket, TicketFilter, TicketState};
+use steward_tickets::{month_range, rate, Priority, Rating, Ticket, TicketFilter, TicketState};
 use utoipa::ToSchema;
 
 /// Figures of one SLA stage (acknowledge, on site, resolve) over a month's tickets.
@@ -132,21 +132,63 @@ fn month_param(q: &HashMap<String, String>) -> Result<(String, i64, i64), ApiErr
     Ok((month, from, to))
 }
 
+/// Whether a ticket still has an SLA verdict to come: a stage with a target that is
+/// neither done nor past its deadline. The rating leaves such a stage out until it is.
+fn verdict_pending(t: &Ticket) -> bool {
+    let open = |done: Option<i64>, due: Option<i64>, breached: bool| {
+        due.is_some() && done.is_none() && !breached
+    };
+    t.state != TicketState::Cancelled
+        && (open(t.acknowledged_ms, Some(t.ack_due_ms), t.ack_breached)
+            || open(t.on_site_ms, t.on_site_due_ms, t.on_site_breached)
+            || open(t.resolved_ms, t.resolve_due_ms, t.resolve_breached))
+}
+
+/// Reply of `GET /api/v1/reports/rating`: the rating and what it does not count yet.
+#[derive(Debug, Serialize)]
+pub struct RatingView {
+    #[serde(flatten)]
+    pub rating: Rating,
+    /// Tickets of the month still needing work (not resolved, closed or cancelled).
+    pub active: u32,
+    /// Tickets of the month with an SLA verdict still to come (a stage neither done nor
+    /// past its deadline): the figures leave those stages out until they are decided.
+    pub pending: u32,
+    /// P1 tickets among `pending`.
+    pub pending_p1: u32,
+}
+
+impl RatingView {
+    /// `rating` with the counts of `tickets`, the month's tickets it was computed from.
+    pub fn new(rating: Rating, tickets: &[&Ticket]) -> Self {
+        let pending: Vec<&&Ticket> = tickets.iter().filter(|t| verdict_pending(t)).collect();
+        RatingView {
+            rating,
+            active: tickets.iter().filter(|t| t.state.is_active()).count() as u32,
+            pending: pending.len() as u32,
+            pending_p1: pending
+                .iter()
+                .filter(|t| t.priority == Priority::P1)
+                .count() as u32,
+        }
+    }
+}
+
 /// Monthly rating of one station or compound (admin; manager and crew within scope).
 #[utoipa::path(get, path = "/api/v1/reports/rating", tag = "reports",
     params(
         ("of" = String, Query, description = "a station or compound id (in scope)"),
         ("month" = String, Query, description = "YYYY-MM (UTC)"),
     ),
-    responses((status = 200, description = "SLA shares, means, repeat rate, score and stars",
-            body = RatingDoc),
+    responses((status = 200, description = "SLA shares, means, repeat rate, score and stars, \
+            and how many tickets are still pending", body = RatingDoc),
         (status = 400), (status = 401), (status = 403)),
     security(("bearer" = [])))]
 pub(crate) async fn rating(
     who: Principal,
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Sorted<Rating>>, ApiError> {
+) -> Result<Json<Sorted<RatingView>>, ApiError> {
     who.require(&[Role::Manager, Role::Crew])?;
     params(&q, &["of", "month"])?;
     let of = q
@@ -154,14 +196,28 @@ pub(crate) async fn rating(
         .ok_or_else(|| ApiError::BadRequest("of: required (a station or compound id)".into()))?
         .clone();
     id_param("of", &of)?;
-    let (month, _, _) = month_param(&q)?;
+    let (month, from, to) = month_param(&q)?;
     who.check(
         who.can_see_station(&of) || who.can_see_compound(&of),
         &format!("`{of}`"),
     )?;
     let desk = s.tickets.clone();
-    let r = blocking(move || Ok(desk.store().rating(&of, &month)?)).await?;
-    Ok(Json(Sorted(r)))
+    let view = blocking(move || {
+        let rating = desk.store().rating(&of, &month)?;
+        let tickets = desk.store().list(&TicketFilter {
+            from_ms: Some(from),
+            to_ms: Some(to),
+            limit: Some(100_000),
+            ..Default::default()
+        })?;
+        let mine: Vec<&Ticket> = tickets
+            .iter()
+            .filter(|t| t.station == of || t.compound == of)
+            .collect();
+        Ok(RatingView::new(rating, &mine))
+    })
+    .await?;
+    Ok(Json(Sorted(view)))
 }
 
 /// One row of the SLA report: a station or compound.
@@ -171,7 +227,7 @@ pub struct Row {
     pub id: String,
     #[serde(serialize_with = "sorted")]
     #[schema(value_type = RatingDoc)]
-    pub rating: Rating,
+    pub rating: RatingView,
     pub sla: SlaFigures,
 }
 
@@ -268,7 +324,7 @@ pub(crate) async fn sla(
                 .collect();
             let owned: Vec<Ticket> = mine.iter().map(|t| (*t).clone()).collect();
             Row {
-                rating: rate(&id, &month, &owned),
+                rating: RatingView::new(rate(&id, &month, &owned), &mine),
                 sla: sla_figures(&mine),
                 id,
             }
@@ -298,11 +354,12 @@ mod tests {
             },
             ..Default::default()
         };
-        let rating = rate("st-1", "2026-11", &[]);
+        let rating = RatingView::new(rate("st-1", "2026-11", &[]), &[]);
+        // The fields added since (active, pending, pending_p1) come in key order.
         let old = json!({
             "month": "2026-11",
             "by": "station",
-            "rows": [{"id": "st-1", "rating": rating, "sla": sla}],
+            "rows": [{"id": "st-1", "rating": serde_json::to_value(&rating).unwrap(), "sla": sla}],
         });
         let typed = SlaReport {
             by: "station",

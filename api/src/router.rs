@@ -6,8 +6,8 @@ use crate::error::ApiError;
 use crate::metrics::RequestLabels;
 use crate::state::AppState;
 use crate::{
-    dashboard, devices, estate, health, history, live, openapi, rejects, reports, resident,
-    tickets, tokens,
+    catalog, dashboard, devices, estate, health, history, live, openapi, rejects, reports,
+    resident, session, tickets, tokens,
 };
 use axum::extract::State;
 use axum::response::Response;
@@ -46,7 +46,9 @@ pub fn app(state: AppState) -> Router {
         .route("/devices/{id}/history", get(history::device_history))
         .route("/devices/{id}/events", get(history::device_events))
         .route("/compounds/{id}/history", get(history::compound_history))
-        .route("/liveness", get(dashboard::liveness));
+        .route("/liveness", get(dashboard::liveness))
+        .route("/me", get(session::me))
+        .route("/catalog", get(catalog::get_catalog));
     Router::new()
         .merge(dashboard::routes())
         .route("/healthz", get(health::healthz))

@@ -115,6 +115,10 @@ pub struct CompoundDoc {
     buildings: u64,
     /// Devices not retired.
     devices: u64,
+    /// Names of the community, station and street (the id when the estate has none).
+    community_name: String,
+    station_name: String,
+    street_name: String,
 }
 
 /// What the hub last heard from one device.
@@ -138,7 +142,7 @@ pub struct DeviceStateDoc {
     values: serde_json::Value,
 }
 
-/// A maintenance ticket. Times are ms since the epoch.
+/// A maintenance ticket with the names of its places. Times are ms since the epoch.
 #[derive(ToSchema)]
 #[schema(as = Ticket)]
 pub struct TicketDoc {
@@ -188,6 +192,14 @@ pub struct TicketDoc {
     /// Previous ticket of the same device and rule resolved within 7 days before this one.
     #[schema(required = true)]
     repeat_of: Option<i64>,
+    /// Names of the building, compound, station and street (the id when the estate has
+    /// none).
+    building_name: String,
+    compound_name: String,
+    station_name: String,
+    street_name: String,
+    /// The device's location in its building; empty when none is recorded.
+    location: String,
 }
 
 /// One line of a ticket's audit trail.
@@ -243,6 +255,13 @@ pub struct RatingDoc {
     score: Option<f64>,
     #[schema(required = true)]
     stars: Option<u8>,
+    /// Tickets of the month still needing work.
+    active: u32,
+    /// Tickets with an SLA verdict still to come (a stage neither done nor past its
+    /// deadline); the figures above leave those stages out until they are decided.
+    pending: u32,
+    /// P1 tickets among `pending`.
+    pending_p1: u32,
 }
 
 #[cfg(test)]
@@ -251,7 +270,7 @@ mod tests {
     use std::collections::BTreeSet;
     use steward_estate::{DeviceKind, Role, TokenScope};
     use steward_rules::{DeviceState, Liveness};
-    use steward_tickets::{AuditRecord, Priority, Ticket, TicketDetail, TicketState};
+    use steward_tickets::{AuditRecord, Priority, Ticket, TicketState};
 
     /// The schema of `T` as JSON.
     fn schema_of<T: utoipa::PartialSchema>() -> serde_json::Value {
@@ -359,23 +378,40 @@ mod tests {
             note: String::new(),
         };
         assert_eq!(properties::<AuditRecordDoc>(), keys(&audit));
-        assert_eq!(properties::<TicketDoc>(), keys(&ticket()));
-        let detail = TicketDetail {
+        let view = || crate::tickets::TicketView {
             ticket: ticket(),
+            building_name: "Block 1".into(),
+            compound_name: "Elm Court".into(),
+            location: "core A".into(),
+            station_name: "North".into(),
+            street_name: "Riverside".into(),
+        };
+        assert_eq!(properties::<TicketDoc>(), keys(&view()));
+        let detail = crate::tickets::TicketDetailView {
+            ticket: view(),
             audit: vec![audit],
         };
         assert_eq!(properties::<TicketDetailDoc>(), keys(&detail));
-        let rating = steward_tickets::rate("st-1", "2026-11", &[ticket()]);
+        let t = ticket();
+        let rating = crate::reports::RatingView::new(
+            steward_tickets::rate("st-1", "2026-11", std::slice::from_ref(&t)),
+            &[&t],
+        );
         assert_eq!(properties::<RatingDoc>(), keys(&rating));
         assert_eq!(properties::<TokenScopeDoc>(), keys(&TokenScope::default()));
-        let compound = steward_estate::registry::CompoundSummary {
-            id: "cmp-1".into(),
-            name: "c".into(),
-            community: "m".into(),
-            street: "s".into(),
-            station: "st-1".into(),
-            buildings: 1,
-            devices: 2,
+        let compound = crate::estate::CompoundView {
+            summary: steward_estate::registry::CompoundSummary {
+                id: "cmp-1".into(),
+                name: "c".into(),
+                community: "m".into(),
+                street: "s".into(),
+                station: "st-1".into(),
+                buildings: 1,
+                devices: 2,
+            },
+            community_name: "Elm".into(),
+            station_name: "North".into(),
+            street_name: "Riverside".into(),
         };
         assert_eq!(properties::<CompoundDoc>(), keys(&compound));
         let state = DeviceState {

@@ -1,8 +1,10 @@
 //! Tickets over HTTP: filtered lists (JSON and CSV), one ticket with its audit trail, and
-//! lifecycle moves, all restricted to the caller's scope.
+//! lifecycle moves, all restricted to the caller's scope. JSON tickets carry the names of
+//! their compound, building, street and station and the device's location next to the ids.
 
 use crate::auth::Principal;
 use crate::error::{blocking, ApiError};
+use crate::names::{name_of, place_names};
 use crate::params::{id_param, params, single_values, Pairs};
 use crate::schema::{sorted, Sorted, TicketDetailDoc, TicketDoc};
 use crate::state::AppState;
@@ -13,7 +15,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use steward_estate::Role;
-use steward_tickets::{Priority, Ticket, TicketDetail, TicketFilter, TicketState};
+use steward_tickets::{AuditRecord, Priority, Ticket, TicketFilter, TicketState};
 use utoipa::ToSchema;
 
 const LIST_PARAMS: [&str; 12] = [
@@ -80,12 +82,61 @@ fn bounded(q: &HashMap<String, String>, name: &str, max: u32) -> Result<Option<u
         .transpose()
 }
 
+/// A ticket as the JSON API sends it: the stored ticket and the names of the places its
+/// ids point to (the id when the estate has no name), and where the device is.
+#[derive(Debug, Serialize)]
+pub struct TicketView {
+    #[serde(flatten)]
+    pub ticket: Ticket,
+    pub building_name: String,
+    pub compound_name: String,
+    /// The device's location in its building; empty when none is recorded or the ticket
+    /// is not a device's (a resident's report).
+    pub location: String,
+    pub station_name: String,
+    pub street_name: String,
+}
+
+/// The tickets with their names, read once for the lot.
+pub(crate) async fn views(s: &AppState, tickets: Vec<Ticket>) -> Result<Vec<TicketView>, ApiError> {
+    let names = place_names(s).await?;
+    let dir = s.registry.directory();
+    Ok(tickets
+        .into_iter()
+        .map(|t| {
+            let street = dir
+                .compounds
+                .get(&t.compound)
+                .map(|c| c.street.as_str())
+                .unwrap_or_default();
+            TicketView {
+                building_name: name_of(&names.buildings, &t.building),
+                compound_name: name_of(&names.compounds, &t.compound),
+                location: dir
+                    .device(&t.device_id)
+                    .map(|d| d.location.clone())
+                    .unwrap_or_default(),
+                station_name: name_of(&names.stations, &t.station),
+                street_name: name_of(&names.streets, street),
+                ticket: t,
+            }
+        })
+        .collect())
+}
+
 /// Reply of `GET /api/v1/tickets` (JSON).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TicketList {
     #[serde(serialize_with = "sorted")]
     #[schema(value_type = Vec<TicketDoc>)]
-    pub tickets: Vec<Ticket>,
+    pub tickets: Vec<TicketView>,
+}
+
+/// A ticket with its names and its audit trail.
+#[derive(Debug, Serialize)]
+pub struct TicketDetailView {
+    pub ticket: TicketView,
+    pub audit: Vec<AuditRecord>,
 }
 
 /// Output format of a ticket list.
@@ -207,7 +258,10 @@ pub(crate) async fn list_tickets(
     let (f, format) = filter(&who, &pairs, false)?;
     let tickets = run(&s, f).await?;
     match format {
-        Format::Json => Ok(Json(TicketList { tickets }).into_response()),
+        Format::Json => {
+            let tickets = views(&s, tickets).await?;
+            Ok(Json(TicketList { tickets }).into_response())
+        }
         Format::Csv => csv_response(&tickets),
     }
 }
@@ -344,13 +398,20 @@ pub(crate) async fn get_ticket(
     who: Principal,
     State(s): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Sorted<TicketDetail>>, ApiError> {
+) -> Result<Json<Sorted<TicketDetailView>>, ApiError> {
     who.require(&[Role::Manager, Role::Crew])?;
     let id = ticket_id(&id)?;
     let desk = s.tickets.clone();
     let detail = blocking(move || Ok(desk.store().get(id)?)).await?;
     who.check(who.can_see_ticket(&detail.ticket), &format!("ticket {id}"))?;
-    Ok(Json(Sorted(detail)))
+    let ticket = views(&s, vec![detail.ticket])
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::Internal(format!("ticket {id}: no view")))?;
+    Ok(Json(Sorted(TicketDetailView {
+        ticket,
+        audit: detail.audit,
+    })))
 }
 
 /// A move along the ticket lifecycle.
@@ -383,7 +444,7 @@ pub(crate) async fn transition_ticket(
     State(s): State<AppState>,
     Path(id): Path<String>,
     body: Result<Json<TransitionBody>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<Sorted<Ticket>>, ApiError> {
+) -> Result<Json<Sorted<TicketView>>, ApiError> {
     who.require(&[Role::Crew])?;
     let id = ticket_id(&id)?;
     let Json(b) =
@@ -441,6 +502,10 @@ pub(crate) async fn transition_ticket(
         Ok(desk.transition(id, to, &actor, &note)?)
     })
     .await?;
+    let ticket = views(&s, vec![ticket])
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::Internal(format!("ticket {id}: no view")))?;
     Ok(Json(Sorted(ticket)))
 }
 

@@ -169,6 +169,16 @@ pub struct CompoundSummary {
     pub devices: usize,
 }
 
+/// Display names by id (see [`Registry::place_names`]).
+#[derive(Debug, Clone, Default)]
+pub struct PlaceNames {
+    pub stations: HashMap<String, String>,
+    pub streets: HashMap<String, String>,
+    pub communities: HashMap<String, String>,
+    pub compounds: HashMap<String, String>,
+    pub buildings: HashMap<String, String>,
+}
+
 /// The registry: one SQLite connection behind a mutex (SQLite serialises writers anyway)
 /// and the current directory snapshot.
 #[derive(Clone)]
@@ -415,6 +425,25 @@ impl Registry {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The display name of every station, street, community, compound and building, so
+    /// the API can show names next to the ids it keeps in tickets and devices.
+    pub fn place_names(&self) -> Result<PlaceNames, EstateError> {
+        let conn = self.conn.lock();
+        let read = |table: &str| -> Result<HashMap<String, String>, EstateError> {
+            // `table` is one of the fixed names below, never input.
+            let mut stmt = conn.prepare(&format!("SELECT id, name FROM {table}"))?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        };
+        Ok(PlaceNames {
+            stations: read("stations")?,
+            streets: read("streets")?,
+            communities: read("communities")?,
+            compounds: read("compounds")?,
+            buildings: read("buildings")?,
+        })
+    }
+
     /// Rebuild the directory snapshot from SQLite.
     pub fn reload(&self) -> Result<(), EstateError> {
         let dir = {
@@ -545,6 +574,18 @@ gateway = "gw-1"
 "#,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn place_names_by_id() {
+        let reg = Registry::open_in_memory().unwrap();
+        reg.apply(&estate()).unwrap();
+        let n = reg.place_names().unwrap();
+        assert_eq!(n.stations["st-2"], "Company station");
+        assert_eq!(n.streets["street-1"], "Riverside");
+        assert_eq!(n.communities["com-1"], "Elm");
+        assert_eq!(n.compounds["cmp-2"], "Oak Court");
+        assert_eq!(n.buildings["b-1"], "Block 1");
     }
 
     #[test]

@@ -68,6 +68,55 @@ async fn api_serves_estate_state_rejects_and_metrics() -> anyhow::Result<()> {
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (_, body) = get(&sb, "/api/v1/compounds").await?;
     assert_eq!(body["compounds"].as_array().map(Vec::len), Some(2));
+    // Names next to the ids.
+    let elm = &body["compounds"][0];
+    assert_eq!(
+        (
+            &elm["id"],
+            &elm["name"],
+            &elm["station_name"],
+            &elm["street_name"],
+            &elm["community_name"]
+        ),
+        (
+            &json!("cmp-1"),
+            &json!("Elm Court"),
+            &json!("North repair station"),
+            &json!("Riverside"),
+            &json!("Elm")
+        ),
+        "{body}"
+    );
+    let (_, body) = get(&sb, "/api/v1/liveness").await?;
+    let gate = body["devices"]
+        .as_array()
+        .and_then(|d| d.iter().find(|d| d["id"] == json!("gate-1")).cloned())
+        .unwrap_or_default();
+    assert_eq!(gate["compound_name"], json!("Oak Court"), "{gate}");
+    assert_eq!(gate["building_name"], json!("Block 2"), "{gate}");
+    assert_eq!(gate["last_seen_ms"], Value::Null, "nothing heard yet");
+    // Who the token is, and the catalogue the dashboard shows units from.
+    let (s, me) = get(&sb, "/api/v1/me").await?;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        (&me["role"], &me["may_move_tickets"]),
+        (&json!("admin"), &json!(true))
+    );
+    let (_, cat) = get(&sb, "/api/v1/catalog").await?;
+    let smoke = cat["kinds"]
+        .as_array()
+        .and_then(|k| k.iter().find(|k| k["kind"] == json!("smoke")).cloned())
+        .unwrap_or_default();
+    assert_eq!(smoke["key_metrics"][0], json!("alarm"), "{smoke}");
+    let obscuration = smoke["metrics"]
+        .as_array()
+        .and_then(|m| {
+            m.iter()
+                .find(|m| m["name"] == json!("obscuration_pct_per_m"))
+                .cloned()
+        })
+        .unwrap_or_default();
+    assert_eq!(obscuration["unit"], json!("%/m"), "{smoke}");
 
     // Bad parameters get a 400 naming the parameter; injection attempts never reach SQL.
     for (path, name) in [
@@ -288,6 +337,19 @@ async fn crews_list_read_and_move_tickets_through_the_api() -> anyhow::Result<()
         Some(0),
         "scoped by station"
     );
+    // The rating says the unacknowledged P1 is pending, not in the figures yet.
+    let month = chrono::Utc::now().format("%Y-%m").to_string();
+    let (s, rating) = get(
+        &sb,
+        &format!("/api/v1/reports/rating?of=st-north&month={month}"),
+    )
+    .await?;
+    assert_eq!(s, StatusCode::OK, "{rating}");
+    assert_eq!(
+        (&rating["pending"], &rating["pending_p1"], &rating["active"]),
+        (&json!(1), &json!(1), &json!(1)),
+        "{rating}"
+    );
 
     let post = |path: String, body: Value| {
         let http = http.clone();
@@ -330,6 +392,20 @@ async fn crews_list_read_and_move_tickets_through_the_api() -> anyhow::Result<()
     assert_eq!(s, StatusCode::BAD_REQUEST);
     let (s, detail) = get(&sb, &format!("/api/v1/tickets/{id}")).await?;
     assert_eq!(s, StatusCode::OK);
+    for (field, name) in [
+        ("compound_name", "Elm Court"),
+        ("building_name", "Block 1"),
+        ("street_name", "Riverside"),
+        ("station_name", "North repair station"),
+    ] {
+        assert_eq!(detail["ticket"][field], json!(name), "{detail}");
+    }
+    assert!(detail["ticket"]["location"].is_string(), "{detail}");
+    assert_eq!(
+        t["compound_name"],
+        json!("Elm Court"),
+        "the moved ticket: {t}"
+    );
     assert!(detail["audit"]
         .as_array()
         .is_some_and(|a| a.iter().any(|r| r["actor"] == json!("crew-7"))));

@@ -199,6 +199,19 @@ async fn every_endpoint_by_role(sb: &HubSandbox, c: &Cast) -> anyhow::Result<()>
             None,
             [ok, ok, ok, ok],
         ),
+        (Method::GET, "/api/v1/me".into(), None, [ok, ok, ok, ok]),
+        (
+            Method::GET,
+            "/api/v1/catalog".into(),
+            None,
+            [ok, ok, ok, ok],
+        ),
+        (
+            Method::GET,
+            "/api/v1/liveness".into(),
+            None,
+            [ok, ok, ok, ok],
+        ),
         (
             Method::GET,
             "/api/v1/devices/smoke-1".into(),

@@ -143,3 +143,23 @@ pub fn is_kind(ev: &SseEvent, kind: &str, rule: &str) -> bool {
 pub async fn sse_clients(sb: &HubSandbox) -> Option<i64> {
     sb.metric("steward_api_sse_clients").await.map(|v| v as i64)
 }
+
+/// `smoke-1` reports a fire alarm (`alarm` and `pre_alarm` true, 12.4 %/m obscuration)
+/// over MQTT, then a payload the hub rejects as `out_of_range` (obscuration 500 %/m); the
+/// default rule pack raises a P1 `smoke-fire-alarm` ticket.
+pub async fn smoke_alarm(sb: &HubSandbox) -> Result<()> {
+    let smoke = sb.device("smoke-1", "smoke-1-secret").await?;
+    let now = now_ms();
+    let alarm = serde_json::json!({"ts": now - 1_000, "seq": 1, "metrics": {
+        "alarm": true, "pre_alarm": true, "obscuration_pct_per_m": 12.4, "co_ppm": 3.0,
+        "temperature_c": 24.5, "battery_v": 9.1, "fault": false, "tamper": false}});
+    let bad = serde_json::json!({"ts": now, "seq": 2, "metrics": {"obscuration_pct_per_m": 500.0}});
+    for p in [alarm, bad] {
+        smoke
+            .publish("devices/smoke-1/telemetry", p.to_string().into_bytes())
+            .await?;
+    }
+    smoke.wait_acks(2).await?;
+    smoke.disconnect().await;
+    Ok(())
+}
