@@ -116,7 +116,11 @@ pub fn rate(scope: &str, month: &str, tickets: &[Ticket]) -> Rating {
         .filter(|(_, v)| v.is_some())
         .map(|(w, _)| w)
         .sum();
-    let score = (weight > 0.0 && !rated.is_empty()).then(|| {
+    // The repeat figure alone says nothing about response: while every ticket still waits
+    // for its first verdict (fresh, unacknowledged P1s), the month is not rated yet rather
+    // than a perfect 100.
+    let timed = ack.is_some() || on_site.is_some() || resolved.is_some();
+    let score = (weight > 0.0 && timed && !rated.is_empty()).then(|| {
         100.0
             * parts
                 .iter()
