@@ -18,7 +18,7 @@
 //! Layout, with imports pointing one way: `error`, `metrics`, `intake` and `schema`
 //! import nothing of the crate, `params` only the error type; `state` and `auth` build on
 //! them; one module per resource holds its handlers and reply types (`devices`, `estate`,
-//! `rejects`, `tickets`, `reports`, `resident`, `tokens`, `history`, `live`, `dashboard`,
+//! `rejects`, `tickets`, `reports`, `yearly`, `resident`, `tokens`, `history`, `live`, `dashboard`,
 //! `health`); `openapi` lists the handlers and `router` maps paths to them.
 //! No module imports the router.
 
@@ -43,6 +43,7 @@ mod schema;
 mod state;
 mod tickets;
 mod tokens;
+mod yearly;
 
 pub use auth::{Principal, Scope};
 pub use config::ApiConfig;

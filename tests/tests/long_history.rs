@@ -312,3 +312,127 @@ async fn retention_drops_old_partitions_and_keeps_recent_rows_and_rollups() -> R
     sb.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yearly_report_compares_each_month_with_the_year_before() -> Result<()> {
+    use steward_estate::DeviceKind;
+    use steward_tickets::{Priority, Raise};
+    // Keep raw rows of any age, so January readings reach the hourly rollups.
+    let sb = HubSandbox::start_with(TEST_ESTATE, |c| {
+        c.questdb.retention.telemetry_days = 0;
+    })
+    .await?;
+    let year = chrono::DateTime::from_timestamp_millis(now_ms())
+        .map(|t| chrono::Datelike::year(&t))
+        .context("year")?;
+    let jan10 = |y: i32| -> Result<i64> {
+        Ok(chrono::NaiveDate::from_ymd_opt(y, 1, 10)
+            .and_then(|d| d.and_hms_opt(8, 0, 0))
+            .context("date")?
+            .and_utc()
+            .timestamp_millis())
+    };
+    // This January: pump-1 reports in 3 hours and lift-1 in 2; last January pump-1 in 1.
+    let mut rows = Vec::new();
+    for (table, device, y, hours) in [
+        ("pump_telemetry", "pump-1", year, 3),
+        ("lift_telemetry", "lift-1", year, 2),
+        ("pump_telemetry", "pump-1", year - 1, 1),
+    ] {
+        for h in 0..hours {
+            for minute in [5, 35] {
+                let ts = jan10(y)? + h * HOUR_MS + minute * 60_000;
+                rows.push((table, device, ts));
+            }
+        }
+    }
+    for (table, device, ts) in &rows {
+        sb.sql(&format!(
+            "INSERT INTO {table} (ts, device_id, compound_id) VALUES (cast({} AS TIMESTAMP), '{device}', 'cmp-1')",
+            ts * 1000
+        ))
+        .await?;
+    }
+    for view in ["pump_telemetry_1h", "lift_telemetry_1h"] {
+        let n = rows
+            .iter()
+            .filter(|r| format!("{}_1h", r.0) == view)
+            .count() as i64;
+        sb.wait_count(&format!("SELECT sum(readings) FROM {view}"), n, WAIT)
+            .await?;
+    }
+    // Tickets: two this January (one acknowledged after 10 minutes), one last January.
+    let policy = sb.config.rules.sla_policy();
+    for (y, priority) in [
+        (year, Priority::P1),
+        (year, Priority::P2),
+        (year - 1, Priority::P2),
+    ] {
+        sb.hub.tickets.raise(
+            &Raise {
+                device_id: "pump-1".into(),
+                rule_id: format!("test-{y}-{priority:?}"),
+                kind: DeviceKind::Pump,
+                compound: "cmp-1".into(),
+                building: "b-1".into(),
+                station: "st-north".into(),
+                priority,
+                title: "test ticket".into(),
+                detail: String::new(),
+                ts_ms: jan10(y)?,
+            },
+            &policy,
+        )?;
+    }
+
+    let (s, body) = get(
+        &sb,
+        &format!("/api/v1/reports/yearly?compound=cmp-1&year={year}"),
+    )
+    .await?;
+    ensure!(s == StatusCode::OK, "{body}");
+    assert_eq!(body["year"], json!(year));
+    assert_eq!(body["previous_year"], json!(year - 1));
+    // smoke-1, pump-1 and lift-1 are in cmp-1.
+    assert_eq!(body["devices"], json!(3));
+    let months = body["months"].as_array().context("months")?;
+    assert_eq!(months.len(), 12);
+    let jan = &months[0];
+    assert_eq!(jan["current"]["month"], json!(format!("{year}-01")));
+    assert_eq!(jan["previous"]["month"], json!(format!("{}-01", year - 1)));
+    assert_eq!(jan["current"]["tickets"]["tickets"], json!(2));
+    assert_eq!(jan["current"]["tickets"]["p1"], json!(1));
+    assert_eq!(jan["previous"]["tickets"]["tickets"], json!(1));
+    let avail = &jan["current"]["availability"];
+    assert_eq!(avail["device_hours_reporting"], json!(5));
+    // Hours of January up to now (all 744 unless the test runs in January).
+    let jan1 = jan10(year)? - 9 * DAY_MS - 8 * HOUR_MS;
+    let hours = ((now_ms().min(jan1 + 31 * DAY_MS) - jan1) + HOUR_MS - 1) / HOUR_MS;
+    assert_eq!(avail["device_hours_expected"], json!(3 * hours));
+    ensure!(
+        close(f(&avail["pct"]), 500.0 / (3 * hours) as f64),
+        "{avail}"
+    );
+    assert_eq!(
+        jan["previous"]["availability"]["device_hours_reporting"],
+        json!(1)
+    );
+    // February: nothing reported, so no availability figure rather than 0 %.
+    assert_eq!(months[1]["current"]["availability"]["pct"], Value::Null);
+    assert_eq!(months[1]["current"]["tickets"]["tickets"], json!(0));
+
+    for (path, key) in [
+        ("/api/v1/reports/yearly", "compound"),
+        ("/api/v1/reports/yearly?compound=cmp-1&year=19", "year"),
+        ("/api/v1/reports/yearly?compound=cmp-1'--", "compound"),
+    ] {
+        let (s, body) = get(&sb, path).await?;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{path}: {body}");
+        let msg = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(msg.starts_with(&format!("{key}:")), "{path}: {msg}");
+    }
+    let (s, _) = get(&sb, "/api/v1/reports/yearly?compound=cmp-9").await?;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    sb.shutdown().await;
+    Ok(())
+}
