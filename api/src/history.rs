@@ -132,9 +132,20 @@ pub fn window(q: &HashMap<String, String>, now_ms: i64) -> Result<Window, ApiErr
     Ok(Window { from_ms, to_ms })
 }
 
+/// Points all the series of one reply aim below when `every` is automatic: a compound's
+/// forty series get longer buckets than one device's, as a chart of them cannot show
+/// more, and the reply stays small enough to serve many at once.
+const AUTO_TOTAL_POINTS: i64 = 2_000;
+
 /// `every` as given, or the smallest standard bucket that keeps the series short.
 pub fn every(q: &HashMap<String, String>, w: Window) -> Result<Every, ApiError> {
+    every_for(q, w, 1)
+}
+
+/// [`every`] for a reply of `series` series.
+pub fn every_for(q: &HashMap<String, String>, w: Window, series: usize) -> Result<Every, ApiError> {
     let span = w.to_ms - w.from_ms;
+    let per_series = (AUTO_TOTAL_POINTS / series.max(1) as i64).clamp(1, AUTO_POINTS);
     let e = match q.get("every") {
         Some(v) => Every::parse(v)?,
         // Long ranges get buckets of whole hours or days, so they read the rollups.
@@ -149,7 +160,7 @@ pub fn every(q: &HashMap<String, String>, w: Window) -> Result<Every, ApiError> 
             AUTO_EVERY
                 .iter()
                 .map(|(n, unit)| Every { n: *n, unit: *unit })
-                .find(|e| span / e.ms() <= AUTO_POINTS && e.ms() >= least)
+                .find(|e| span / e.ms() <= per_series && e.ms() >= least)
                 .unwrap_or(Every { n: 7, unit: 'd' })
         }
     };
@@ -501,7 +512,7 @@ pub(crate) async fn compound_history(
     };
     let m = metric_of(kind, name)?;
     let w = window(&q, now_ms())?;
-    let e = every(&q, w)?;
+    every(&q, w)?;
     let reg = s.registry.clone();
     let known = blocking(move || Ok(reg.compounds()?)).await?;
     if !known.iter().any(|c| c.id == id) {
@@ -515,6 +526,7 @@ pub(crate) async fn compound_history(
         .map(|d| &*d.id)
         .collect();
     devices.sort_unstable();
+    let e = every_for(&q, w, devices.len())?;
     let (sql, src) = sampled_sql(kind, m, &devices, w, e);
     let series = if devices.is_empty() {
         BTreeMap::new()
@@ -685,6 +697,10 @@ mod tests {
         assert_eq!(source(span(30), e), Source::Rollup(Rollup::Hourly));
         let e = auto(span(365));
         assert_eq!(source(span(365), e), Source::Rollup(Rollup::Daily));
+        // Forty series share the points: a month of a compound's devices in days.
+        let e = every_for(&q(&[]), span(30), 40).unwrap();
+        assert_eq!(e, Every { n: 1, unit: 'd' });
+        assert_eq!(every_for(&q(&[]), span(1), 3).unwrap(), auto(span(1)));
         // A bucket the rollups cannot tile stays on raw rows.
         let fine = Every { n: 30, unit: 'm' };
         assert_eq!(source(span(7), fine), Source::Raw);
