@@ -186,6 +186,10 @@ async fn rollups_equal_the_raw_aggregates_and_long_history_reads_them() -> Resul
     let want: Vec<Value> = hourly.values().map(|a| json!(a.last_running)).collect();
     assert_eq!(values, want);
 
+    // Whole days over the same range: the daily rollup.
+    let (_, body) = get(&sb, &format!("{path}&every=1d")).await?;
+    assert_eq!(body["source"], json!("daily"), "{body}");
+    check_points(&body["points"], &daily)?;
     // A bucket the rollups cannot tile reads raw rows, and so does a short range.
     let (_, body) = get(&sb, &format!("{path}&every=30m")).await?;
     assert_eq!(body["source"], json!("raw"));
