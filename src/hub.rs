@@ -51,6 +51,7 @@ impl Hub {
         let (managed, questdb_http, questdb_pg) = start_questdb(&cfg).await?;
         let questdb = QuestDbClient::new(questdb_http)?;
         questdb.create_tables().await?;
+        questdb.apply_retention(&cfg.questdb.retention).await?;
 
         let mut prom = prometheus_client::registry::Registry::default();
         let broker_metrics = BrokerMetrics::new(&mut prom);

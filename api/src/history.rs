@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use steward_estate::catalog::{self, MetricSpec, MetricType};
 use steward_estate::clock::now_ms;
 use steward_estate::DeviceKind;
+use steward_storage::questdb::schema::{self, Rollup};
 use utoipa::ToSchema;
 
 const DAY_MS: i64 = 86_400_000;
@@ -131,16 +132,37 @@ pub fn window(q: &HashMap<String, String>, now_ms: i64) -> Result<Window, ApiErr
     Ok(Window { from_ms, to_ms })
 }
 
+/// Points all the series of one reply aim below when `every` is automatic: a compound's
+/// forty series get longer buckets than one device's, as a chart of them cannot show
+/// more, and the reply stays small enough to serve many at once.
+const AUTO_TOTAL_POINTS: i64 = 2_000;
+
 /// `every` as given, or the smallest standard bucket that keeps the series short.
 pub fn every(q: &HashMap<String, String>, w: Window) -> Result<Every, ApiError> {
+    every_for(q, w, 1)
+}
+
+/// [`every`] for a reply of `series` series.
+pub fn every_for(q: &HashMap<String, String>, w: Window, series: usize) -> Result<Every, ApiError> {
     let span = w.to_ms - w.from_ms;
+    let per_series = (AUTO_TOTAL_POINTS / series.max(1) as i64).clamp(1, AUTO_POINTS);
     let e = match q.get("every") {
         Some(v) => Every::parse(v)?,
-        None => AUTO_EVERY
-            .iter()
-            .map(|(n, unit)| Every { n: *n, unit: *unit })
-            .find(|e| span / e.ms() <= AUTO_POINTS)
-            .unwrap_or(Every { n: 7, unit: 'd' }),
+        // Long ranges get buckets of whole hours or days, so they read the rollups.
+        None => {
+            let least = if span > DAILY_AFTER_MS {
+                DAY_MS
+            } else if span > HOURLY_AFTER_MS {
+                3_600_000
+            } else {
+                0
+            };
+            AUTO_EVERY
+                .iter()
+                .map(|(n, unit)| Every { n: *n, unit: *unit })
+                .find(|e| span / e.ms() <= per_series && e.ms() >= least)
+                .unwrap_or(Every { n: 7, unit: 'd' })
+        }
     };
     let buckets = (span + e.ms() - 1) / e.ms();
     if buckets > MAX_POINTS {
@@ -167,7 +189,7 @@ fn metric_of(kind: DeviceKind, name: &str) -> Result<&'static MetricSpec, ApiErr
 }
 
 fn is_numeric(m: &MetricSpec) -> bool {
-    matches!(m.ty, MetricType::Float { .. } | MetricType::Int { .. })
+    schema::is_numeric(m)
 }
 
 fn value_type(m: &MetricSpec) -> &'static str {
@@ -179,39 +201,101 @@ fn value_type(m: &MetricSpec) -> &'static str {
     }
 }
 
-/// The aggregate columns: avg/min/max/count for numbers, the bucket's last value otherwise.
-/// `m.name` comes from the catalogue, never from the request.
-fn aggregates(m: &MetricSpec) -> String {
-    let c = m.name;
-    if is_numeric(m) {
-        format!(r#"avg("{c}") avg, min("{c}") min, max("{c}") max, count("{c}") count"#)
-    } else {
-        format!(r#"last("{c}") value"#)
+/// Where a series is read from: raw rows, or a rollup for long ranges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Raw,
+    Rollup(Rollup),
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Raw => "raw",
+            Source::Rollup(r) => r.as_str(),
+        }
     }
 }
 
-fn sampled_sql(table: &str, m: &MetricSpec, devices: &[&str], w: Window, e: Every) -> String {
+/// Ranges longer than this read the rollups (when the bucket is whole hours or days).
+pub const HOURLY_AFTER_MS: i64 = 2 * DAY_MS;
+/// Automatic buckets of ranges longer than this are whole days.
+pub const DAILY_AFTER_MS: i64 = 60 * DAY_MS;
+
+/// The cheapest source that gives the same buckets: the coarsest rollup whose buckets
+/// tile `e` (a month of 40 devices in days reads 1,200 daily rows, not 28,800 hourly ones).
+pub fn source(w: Window, e: Every) -> Source {
+    let span = w.to_ms - w.from_ms;
+    let tiles = |r: Rollup| e.ms() % r.bucket_ms() == 0;
+    if span <= HOURLY_AFTER_MS {
+        Source::Raw
+    } else if tiles(Rollup::Daily) {
+        Source::Rollup(Rollup::Daily)
+    } else if tiles(Rollup::Hourly) {
+        Source::Rollup(Rollup::Hourly)
+    } else {
+        Source::Raw
+    }
+}
+
+/// The aggregate columns: avg/min/max/count for numbers, the bucket's last value otherwise.
+/// `m.name` comes from the catalogue, never from the request.
+fn aggregates(m: &MetricSpec, src: Source) -> String {
+    let c = m.name;
+    match (is_numeric(m), src) {
+        (true, Source::Raw) => {
+            format!(r#"avg("{c}") avg, min("{c}") min, max("{c}") max, count("{c}") count"#)
+        }
+        (true, Source::Rollup(_)) => format!(
+            r#"sum("{c}_sum") / sum("{c}_count") avg, min("{c}_min") min, max("{c}_max") max, sum("{c}_count") count"#
+        ),
+        (false, Source::Raw) => format!(r#"last("{c}") value"#),
+        (false, Source::Rollup(_)) => format!(r#"last("{c}_last") value"#),
+    }
+}
+
+/// The query of a sampled series and the source it reads.
+fn sampled_sql(
+    kind: DeviceKind,
+    m: &MetricSpec,
+    devices: &[&str],
+    w: Window,
+    e: Every,
+) -> (String, Source) {
     let ids = devices
         .iter()
         .map(|d| format!("'{d}'"))
         .collect::<Vec<_>>()
         .join(", ");
-    let aggs = aggregates(m);
+    let src = source(w, e);
+    let aggs = aggregates(m, src);
     let value_cols = if is_numeric(m) {
         "avg, min, max, count"
     } else {
         "value"
     };
+    // A rollup row covers a whole hour or day: widen the window to whole ones so the
+    // first and last buckets are not cut.
+    let (table, from, to) = match src {
+        Source::Raw => (kind.table().to_string(), w.from_ms, w.to_ms),
+        Source::Rollup(r) => {
+            let b = r.bucket_ms();
+            let from = w.from_ms - w.from_ms.rem_euclid(b);
+            let to = w.to_ms + (b - w.to_ms.rem_euclid(b)) % b;
+            (schema::rollup_view(kind, r), from, to)
+        }
+    };
     // The inner query's timestamp is the bucket start; the outer one turns it into an
     // integer so the API speaks ms like everywhere else.
-    format!(
+    let sql = format!(
         "SELECT cast(ts AS LONG) / 1000 ts_ms, device_id, {value_cols} FROM (\
          SELECT ts, device_id, {aggs} FROM {table} \
          WHERE device_id IN ({ids}) AND ts >= cast({from} AS TIMESTAMP) AND ts < cast({to} AS TIMESTAMP) \
          SAMPLE BY {e} ALIGN TO CALENDAR) ORDER BY ts_ms, device_id",
-        from = w.from_ms * 1000,
-        to = w.to_ms * 1000,
-    )
+        from = from * 1000,
+        to = to * 1000,
+    );
+    (sql, src)
 }
 
 /// One bucket of a series: avg/min/max/count for a numeric metric, `value` (the bucket's
@@ -252,6 +336,9 @@ pub struct DeviceHistory {
     pub kind: DeviceKind,
     pub metric: &'static str,
     pub points: Vec<Point>,
+    /// What the points were computed from: `raw` readings, or the `hourly` or `daily`
+    /// rollups (ranges over 2 days with buckets of whole hours or days).
+    pub source: &'static str,
     /// End of the range (exclusive), ms since the epoch.
     pub to: i64,
     /// number, bool, enum or text.
@@ -272,6 +359,8 @@ pub struct CompoundHistory {
     pub metric: &'static str,
     /// Points per device id, only of devices with data in the range.
     pub series: BTreeMap<String, Vec<Point>>,
+    /// `raw`, `hourly` or `daily`, as for device history.
+    pub source: &'static str,
     pub to: i64,
     /// number, bool, enum or text.
     #[serde(rename = "type")]
@@ -352,7 +441,7 @@ pub(crate) async fn device_history(
     let m = metric_of(d.kind, name)?;
     let w = window(&q, now_ms())?;
     let e = every(&q, w)?;
-    let sql = sampled_sql(d.kind.table(), m, &[&d.id], w, e);
+    let (sql, src) = sampled_sql(d.kind, m, &[&d.id], w, e);
     let result = s.questdb.exec(&sql).await.map_err(history_unavailable)?;
     let points = series(&result).remove(&*d.id).unwrap_or_default();
     Ok(Json(DeviceHistory {
@@ -362,6 +451,7 @@ pub(crate) async fn device_history(
         kind: d.kind,
         metric: m.name,
         points,
+        source: src.as_str(),
         to: w.to_ms,
         value_type: value_type(m),
     }))
@@ -425,7 +515,7 @@ pub(crate) async fn compound_history(
     };
     let m = metric_of(kind, name)?;
     let w = window(&q, now_ms())?;
-    let e = every(&q, w)?;
+    every(&q, w)?;
     let reg = s.registry.clone();
     let known = blocking(move || Ok(reg.compounds()?)).await?;
     if !known.iter().any(|c| c.id == id) {
@@ -439,10 +529,11 @@ pub(crate) async fn compound_history(
         .map(|d| &*d.id)
         .collect();
     devices.sort_unstable();
+    let e = every_for(&q, w, devices.len())?;
+    let (sql, src) = sampled_sql(kind, m, &devices, w, e);
     let series = if devices.is_empty() {
         BTreeMap::new()
     } else {
-        let sql = sampled_sql(kind.table(), m, &devices, w, e);
         series(&s.questdb.exec(&sql).await.map_err(history_unavailable)?)
     };
     Ok(Json(CompoundHistory {
@@ -453,6 +544,7 @@ pub(crate) async fn compound_history(
         kind,
         metric: m.name,
         series,
+        source: src.as_str(),
         to: w.to_ms,
         value_type: value_type(m),
     }))
@@ -589,6 +681,51 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&series(&result)).unwrap(),
             old.to_string()
+        );
+    }
+
+    #[test]
+    fn long_ranges_read_the_rollups_when_the_buckets_tile() {
+        let now = 1_700_000_000_000;
+        let span = |days: i64| Window {
+            from_ms: now - days * DAY_MS,
+            to_ms: now,
+        };
+        let auto = |w: Window| every(&q(&[]), w).unwrap();
+        assert_eq!(source(span(1), auto(span(1))), Source::Raw);
+        let e = auto(span(7));
+        assert_eq!(e.ms() % 3_600_000, 0, "{e}");
+        assert_eq!(source(span(7), e), Source::Rollup(Rollup::Hourly));
+        let e = auto(span(30));
+        assert_eq!(source(span(30), e), Source::Rollup(Rollup::Hourly));
+        let e = auto(span(365));
+        assert_eq!(source(span(365), e), Source::Rollup(Rollup::Daily));
+        // Forty series share the points: a month of a compound's devices in days.
+        let e = every_for(&q(&[]), span(30), 40).unwrap();
+        assert_eq!(e, Every { n: 1, unit: 'd' });
+        assert_eq!(source(span(30), e), Source::Rollup(Rollup::Daily));
+        assert_eq!(every_for(&q(&[]), span(1), 3).unwrap(), auto(span(1)));
+        // A bucket the rollups cannot tile stays on raw rows.
+        let fine = Every { n: 30, unit: 'm' };
+        assert_eq!(source(span(7), fine), Source::Raw);
+        let (sql, _) = sampled_sql(
+            DeviceKind::Pump,
+            metric_of(DeviceKind::Pump, "outlet_pressure_mpa").unwrap(),
+            &["pump-1"],
+            Window {
+                from_ms: 5 * DAY_MS + 1,
+                to_ms: 10 * DAY_MS - 1,
+            },
+            Every { n: 1, unit: 'h' },
+        );
+        assert!(sql.contains("FROM pump_telemetry_1h"), "{sql}");
+        assert!(
+            sql.contains(&format!("ts >= cast({} AS", 5 * DAY_MS * 1000)),
+            "{sql}"
+        );
+        assert!(
+            sql.contains(&format!("ts < cast({} AS", 10 * DAY_MS * 1000)),
+            "{sql}"
         );
     }
 

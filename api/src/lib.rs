@@ -20,8 +20,8 @@
 //! import nothing of the crate, `params` only the error type; `state` and `auth` build on
 //! them, `names` (display names of places) on `state`; one module per resource holds its
 //! handlers and reply types (`devices`, `estate`, `rejects`, `tickets`, `reports`,
-//! `resident`, `tokens`, `history`, `live`, `dashboard`, `session`, `catalog`, `health`);
-//! `openapi` lists the handlers and `router` maps paths to them.
+//! `yearly`, `resident`, `tokens`, `history`, `live`, `dashboard`, `session`, `catalog`,
+//! `health`); `openapi` lists the handlers and `router` maps paths to them.
 //! No module imports the router.
 
 pub mod auth;
@@ -48,6 +48,7 @@ mod session;
 mod state;
 mod tickets;
 mod tokens;
+mod yearly;
 
 pub use auth::{Principal, Scope};
 pub use config::ApiConfig;

@@ -3,7 +3,7 @@
 
 use crate::{
     catalog, dashboard, devices, error, estate, health, history, live, rejects, reports, resident,
-    schema, session, tickets, tokens,
+    schema, session, tickets, tokens, yearly,
 };
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
@@ -65,6 +65,7 @@ impl Modify for Security {
         tickets::transition_ticket,
         reports::rating,
         reports::sla,
+        yearly::yearly_report,
         tokens::create_token,
         tokens::list_tokens,
         tokens::revoke_token,

@@ -7,7 +7,7 @@ use crate::metrics::RequestLabels;
 use crate::state::AppState;
 use crate::{
     catalog, dashboard, devices, estate, health, history, live, openapi, rejects, reports,
-    resident, session, tickets, tokens,
+    resident, session, tickets, tokens, yearly,
 };
 use axum::extract::State;
 use axum::response::Response;
@@ -36,6 +36,7 @@ pub fn app(state: AppState) -> Router {
         .route("/tickets/{id}/transition", post(tickets::transition_ticket))
         .route("/reports/rating", get(reports::rating))
         .route("/reports/sla", get(reports::sla))
+        .route("/reports/yearly", get(yearly::yearly_report))
         .route(
             "/tokens",
             get(tokens::list_tokens).post(tokens::create_token),

@@ -1,5 +1,6 @@
 //! The storage stage: everything QuestDB. The table schemas (one table per device kind
-//! from the metric catalogue, plus device events, status, rejects and ticket events), ILP
+//! from the metric catalogue, plus device events, status, rejects and ticket events), the
+//! hourly and daily rollups of telemetry (materialized views), retention as TTLs, ILP
 //! row encoding, a query client for `/exec`, the managed QuestDB process, and the durable
 //! path to it: rows are appended to an on-disk spool first, sealed segments go to QuestDB
 //! in order, and what QuestDB cannot take yet waits on disk, across restarts.

@@ -96,7 +96,19 @@ impl QuestDbClient {
         )
     }
 
-    /// Create the hub's tables (idempotent).
+    /// Set every table's and rollup's TTL from `[questdb.retention]`; applied at every
+    /// start so a changed setting takes effect.
+    pub async fn apply_retention(
+        &self,
+        cfg: &super::retention::RetentionConfig,
+    ) -> Result<(), StorageError> {
+        for ttl in cfg.ttls() {
+            self.exec(&ttl.sql()).await?;
+        }
+        Ok(())
+    }
+
+    /// Create the hub's tables and rollup views (idempotent).
     pub async fn create_tables(&self) -> Result<(), StorageError> {
         for ddl in super::schema::all_ddl() {
             self.exec(&ddl).await?;

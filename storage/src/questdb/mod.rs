@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod ilp;
+pub mod retention;
 pub mod schema;
 pub mod server;
 
@@ -9,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
 pub use client::{QueryResult, QuestDbClient};
+pub use retention::RetentionConfig;
 pub use server::{ManagedConfig, ManagedQuestDb, QUESTDB_VERSION};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +30,8 @@ pub struct QuestDbConfig {
     /// HTTP address (ILP and `/exec`) in external mode.
     pub http_addr: Option<SocketAddr>,
     pub managed: ManagedConfig,
+    /// How long each table keeps its rows (QuestDB TTLs).
+    pub retention: RetentionConfig,
 }
 
 impl Default for QuestDbConfig {
@@ -36,6 +40,7 @@ impl Default for QuestDbConfig {
             mode: QuestDbMode::Managed,
             http_addr: None,
             managed: ManagedConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -64,6 +69,8 @@ impl QuestDbConfig {
             e.push("questdb.managed.max_heap: expected a size like `512m` or `1g`".into());
         }
         e.extend(server::settings_errors(&self.managed.settings));
+        e.extend(self.managed.pg_errors());
+        e.extend(self.retention.validate());
         e
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::StorageError;
 use serde::{Deserialize, Serialize};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -35,6 +35,16 @@ pub struct ManagedConfig {
     /// 0 picks a free port.
     pub http_port: u16,
     pub pg_port: u16,
+    /// Address the PostgreSQL wire port listens on (Grafana, psql); loopback by default.
+    /// Any other address needs `pg_password`.
+    pub pg_bind: IpAddr,
+    /// Admin user of the PG wire port (QuestDB's default: `admin`).
+    pub pg_user: Option<String>,
+    /// Its password (QuestDB's default: `quest`).
+    pub pg_password: Option<String>,
+    /// A read-only PG user (dashboards): enabled when set, with `pg_readonly_password`.
+    pub pg_readonly_user: Option<String>,
+    pub pg_readonly_password: Option<String>,
     /// JVM heap limit, e.g. `1g`.
     pub max_heap: String,
     #[serde(with = "humantime_serde")]
@@ -73,6 +83,115 @@ pub fn settings_errors(settings: &std::collections::BTreeMap<String, String>) ->
     e
 }
 
+/// QuestDB's PG login when none is configured.
+const DEFAULT_PG_PASSWORD: &str = "quest";
+/// QuestDB settings that the typed `pg_*` keys set.
+const PG_SETTINGS: &[&str] = &[
+    "QDB_PG_USER",
+    "QDB_PG_PASSWORD",
+    "QDB_PG_READONLY_USER_ENABLED",
+    "QDB_PG_READONLY_USER",
+    "QDB_PG_READONLY_PASSWORD",
+];
+
+impl ManagedConfig {
+    /// Problems with the `pg_*` keys, each naming its key.
+    pub fn pg_errors(&self) -> Vec<String> {
+        let key = |k: &str| format!("questdb.managed.{k}");
+        let mut e = Vec::new();
+        let weak = |p: &Option<String>| match p {
+            None => true,
+            Some(p) => p == DEFAULT_PG_PASSWORD || p.len() < 8,
+        };
+        if self.pg_bind.is_ipv6() {
+            e.push(format!(
+                "{}: QuestDB listens on IPv4 addresses only (e.g. 0.0.0.0 or 192.0.2.10)",
+                key("pg_bind")
+            ));
+        }
+        if !self.pg_bind.is_loopback() && weak(&self.pg_password) {
+            e.push(format!(
+                "{}: required, 8 characters or more and not QuestDB's default, when pg_bind ({}) \
+                 is not a loopback address",
+                key("pg_password"),
+                self.pg_bind
+            ));
+        }
+        match (&self.pg_readonly_user, &self.pg_readonly_password) {
+            (Some(_), None) => e.push(format!(
+                "{}: required when pg_readonly_user is set",
+                key("pg_readonly_password")
+            )),
+            (None, Some(_)) => e.push(format!(
+                "{}: required when pg_readonly_password is set",
+                key("pg_readonly_user")
+            )),
+            (Some(u), Some(_)) => {
+                if weak(&self.pg_readonly_password) {
+                    e.push(format!(
+                        "{}: 8 characters or more and not QuestDB's default",
+                        key("pg_readonly_password")
+                    ));
+                }
+                if *u == self.pg_user.as_deref().unwrap_or("admin") {
+                    e.push(format!(
+                        "{}: `{u}` is the admin user; choose another name",
+                        key("pg_readonly_user")
+                    ));
+                }
+            }
+            (None, None) => {}
+        }
+        for (k, v) in [
+            ("pg_user", &self.pg_user),
+            ("pg_readonly_user", &self.pg_readonly_user),
+        ] {
+            let ok = v.as_deref().is_none_or(|u| {
+                !u.is_empty()
+                    && u.len() <= 64
+                    && u.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            });
+            if !ok {
+                e.push(format!(
+                    "{}: expected 1 to 64 letters, digits, `_` or `-`",
+                    key(k)
+                ));
+            }
+        }
+        let typed = self.pg_user.is_some()
+            || self.pg_password.is_some()
+            || self.pg_readonly_user.is_some()
+            || self.pg_readonly_password.is_some();
+        for s in PG_SETTINGS {
+            if typed && self.settings.contains_key(*s) {
+                e.push(format!(
+                    "questdb.managed.settings.{s}: set by the pg_* keys; use those alone"
+                ));
+            }
+        }
+        e
+    }
+
+    /// The QuestDB settings the `pg_*` keys stand for.
+    fn pg_settings(&self) -> Vec<(String, String)> {
+        let mut v = Vec::new();
+        let mut set = |k: &str, val: &str| v.push((k.to_string(), val.to_string()));
+        if let Some(u) = &self.pg_user {
+            set("QDB_PG_USER", u);
+        }
+        if let Some(p) = &self.pg_password {
+            set("QDB_PG_PASSWORD", p);
+        }
+        if let (Some(u), Some(p)) = (&self.pg_readonly_user, &self.pg_readonly_password) {
+            set("QDB_PG_READONLY_USER_ENABLED", "true");
+            set("QDB_PG_READONLY_USER", u);
+            set("QDB_PG_READONLY_PASSWORD", p);
+        }
+        v
+    }
+}
+
 impl Default for ManagedConfig {
     fn default() -> Self {
         ManagedConfig {
@@ -83,6 +202,11 @@ impl Default for ManagedConfig {
             temporary: false,
             http_port: 0,
             pg_port: 0,
+            pg_bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            pg_user: None,
+            pg_password: None,
+            pg_readonly_user: None,
+            pg_readonly_password: None,
             max_heap: "1g".into(),
             start_timeout: Duration::from_secs(90),
             settings: Default::default(),
@@ -293,16 +417,16 @@ impl ManagedQuestDb {
         let mut db = ManagedQuestDb {
             child: None,
             http_addr: SocketAddr::from(([127, 0, 0, 1], ports[0])),
-            pg_addr: SocketAddr::from(([127, 0, 0, 1], ports[1])),
+            pg_addr: SocketAddr::new(cfg.pg_bind, ports[1]),
             root,
             _temp: temp,
             java,
             jar,
             ports,
             settings: cfg
-                .settings
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
+                .pg_settings()
+                .into_iter()
+                .chain(cfg.settings.iter().map(|(k, v)| (k.clone(), v.clone())))
                 .collect(),
         };
         db.spawn(&cfg.max_heap)?;
@@ -317,7 +441,7 @@ impl ManagedQuestDb {
             db.stop();
             db.ports = [free_port()?, free_port()?, free_port()?, free_port()?];
             db.http_addr = SocketAddr::from(([127, 0, 0, 1], db.ports[0]));
-            db.pg_addr = SocketAddr::from(([127, 0, 0, 1], db.ports[1]));
+            db.pg_addr = SocketAddr::new(cfg.pg_bind, db.ports[1]);
             db.spawn(&cfg.max_heap)?;
             attempt += 1;
         }
@@ -337,7 +461,10 @@ impl ManagedQuestDb {
             .args(["-m", "io.questdb/io.questdb.ServerMain", "-d"])
             .arg(&self.root)
             .env("QDB_HTTP_NET_BIND_TO", format!("127.0.0.1:{http}"))
-            .env("QDB_PG_NET_BIND_TO", format!("127.0.0.1:{pg}"))
+            .env(
+                "QDB_PG_NET_BIND_TO",
+                SocketAddr::new(self.pg_addr.ip(), pg).to_string(),
+            )
             .env("QDB_LINE_TCP_NET_BIND_TO", format!("127.0.0.1:{ilp}"))
             .env("QDB_HTTP_MIN_NET_BIND_TO", format!("127.0.0.1:{min}"))
             .env("QDB_LINE_UDP_ENABLED", "false")
@@ -472,6 +599,41 @@ mod tests {
         assert!(e
             .iter()
             .any(|m| m.contains("settings.QDB_HTTP_NET_BIND_TO: set by the hub")));
+    }
+
+    #[test]
+    fn pg_keys_are_checked_and_name_the_key() {
+        let mut cfg = ManagedConfig::default();
+        assert!(cfg.pg_errors().is_empty());
+        cfg.pg_bind = "0.0.0.0".parse().unwrap();
+        let e = cfg.pg_errors();
+        assert!(
+            e[0].starts_with("questdb.managed.pg_password: required"),
+            "{e:?}"
+        );
+        cfg.pg_password = Some("a-long-secret".into());
+        cfg.pg_readonly_user = Some("grafana".into());
+        let e = cfg.pg_errors();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("questdb.managed.pg_readonly_password:"),
+            "{e:?}"
+        );
+        cfg.pg_readonly_password = Some("another-secret".into());
+        cfg.settings
+            .insert("QDB_PG_PASSWORD".to_string(), "x".to_string());
+        let e = cfg.pg_errors();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].contains("settings.QDB_PG_PASSWORD"), "{e:?}");
+        cfg.settings.clear();
+        assert!(cfg.pg_errors().is_empty());
+        let env = cfg.pg_settings();
+        assert!(env.contains(&("QDB_PG_READONLY_USER_ENABLED".into(), "true".into())));
+        assert!(env.contains(&("QDB_PG_READONLY_USER".into(), "grafana".into())));
+        cfg.pg_readonly_user = Some("admin".into());
+        assert!(cfg.pg_errors()[0].contains("is the admin user"));
+        cfg.pg_bind = "::".parse().unwrap();
+        assert!(cfg.pg_errors()[0].starts_with("questdb.managed.pg_bind:"));
     }
 
     #[test]
