@@ -5,9 +5,11 @@ use std::net::SocketAddr;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BrokerConfig {
-    /// MQTT 3.1.1 listener.
+    /// The MQTT listener: 3.1.1 and 5 on one port (the protocol level in each CONNECT
+    /// picks the codec). The key keeps its historical name.
     pub v4_listen: SocketAddr,
-    /// MQTT 5 listener; omit to disable.
+    /// An extra listener for MQTT 5 only, for devices configured with a second port;
+    /// omit to disable (MQTT 5 also works on `v4_listen`).
     pub v5_listen: Option<SocketAddr>,
     /// MQTT over TLS listener (3.1.1 and 5 inside TLS); omit to disable. Needs `tls_cert`
     /// and `tls_key`.

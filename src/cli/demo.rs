@@ -102,9 +102,9 @@ fn parse_faults(faults: &[String]) -> Result<Vec<(Fault, Option<String>)>> {
 fn print_banner(hub: &Hub, estate: &EstateFile) {
     println!();
     println!("Steward demo is running.");
-    println!("  MQTT (3.1.1)      : {}", hub.mqtt_addr);
+    println!("  MQTT (3.1.1 and 5): {}", hub.mqtt_addr);
     if let Some(v5) = hub.mqtt_v5_addr {
-        println!("  MQTT (5)          : {v5}");
+        println!("  MQTT (5 only)     : {v5}");
     }
     println!("  dashboard         : http://{}/dashboard/", hub.api_addr);
     println!("  API               : http://{}", hub.api_addr);
