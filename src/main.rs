@@ -28,6 +28,7 @@ enum Command {
         config: PathBuf,
     },
     /// Run the hub with the demo estate, a managed QuestDB and simulated devices.
+    #[command(after_help = cli::demo::faults_help())]
     Demo {
         /// Where the demo keeps its estate file and database (default: a temporary directory).
         #[arg(long)]
@@ -42,8 +43,10 @@ enum Command {
         /// Stop after this long (e.g. `2m`); default: until Ctrl-C.
         #[arg(long, value_parser = humantime::parse_duration)]
         duration: Option<Duration>,
-        /// Inject a fault, e.g. `lift-trapped` or `smoke-alarm=smoke-elm-court-1a`.
-        #[arg(long)]
+        /// Inject a fault into one device of its kind (`NAME`) or into the device named
+        /// (`NAME=DEVICE_ID`), e.g. `lift-trapped` or `smoke-alarm=smoke-elm-court-1a`;
+        /// repeat for several. The faults are listed below.
+        #[arg(long, value_name = "NAME[=DEVICE_ID]")]
         fault: Vec<String>,
         /// Start the hub without simulated devices.
         #[arg(long)]
@@ -91,15 +94,32 @@ fn main() -> std::process::ExitCode {
     match real_main() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_chain(&e));
             std::process::ExitCode::FAILURE
         }
     }
 }
 
+/// The error and its causes, `: `-separated like `{e:#}`, but a cause whose text the
+/// message already holds is left out: an error that names its io error in its own message
+/// and also as its `source` says it once.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
 fn real_main() -> Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
+        // Colour codes only for a terminal: redirected logs stay plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,rumqttd=off".into()),

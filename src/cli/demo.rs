@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use steward::{demo, Hub};
 use steward_device_sim::{Fault, FleetReport, SimError};
-use steward_estate::EstateFile;
+use steward_estate::{DeviceKind, EstateFile};
 use tokio::task::JoinHandle;
 
 pub struct DemoArgs {
@@ -80,6 +80,25 @@ async fn run_demo(a: DemoArgs) -> Result<()> {
     );
     drop(temp);
     Ok(())
+}
+
+/// The faults `demo --fault` injects, by device kind, for `demo --help`.
+pub fn faults_help() -> String {
+    let mut out = String::from("Faults (--fault NAME or NAME=DEVICE_ID):\n");
+    let kinds = DeviceKind::ALL.into_iter().map(Some).chain([None]);
+    for kind in kinds {
+        let names: Vec<&str> = Fault::ALL
+            .iter()
+            .filter(|f| f.kind() == kind)
+            .map(|f| f.name())
+            .collect();
+        if names.is_empty() {
+            continue;
+        }
+        let label = kind.map_or("any device".to_string(), |k| k.to_string());
+        out.push_str(&format!("  {label:<11} {}\n", names.join(", ")));
+    }
+    out
 }
 
 /// `--fault NAME` or `--fault NAME=DEVICE`.
