@@ -86,6 +86,11 @@ enum Command {
         estate: Option<PathBuf>,
         /// Payload file; `-` or absent reads standard input.
         file: Option<PathBuf>,
+        /// Judge `ts` as if the hub received the payload at this time (RFC 3339 in UTC, e.g.
+        /// `2026-03-02T08:20:00Z`, or ms since the epoch) instead of now: for saved
+        /// samples such as the contract's worked examples.
+        #[arg(long, value_parser = cli::payload::parse_now)]
+        now: Option<i64>,
     },
 }
 
@@ -152,7 +157,8 @@ fn real_main() -> Result<()> {
             kind,
             estate,
             file,
-        } => cli::payload::check(&topic, kind, estate.as_deref(), file.as_deref()),
+            now,
+        } => cli::payload::check(&topic, kind, estate.as_deref(), file.as_deref(), now),
         Command::Rules { command } => cli::rules::run(command),
         Command::Token { command } => cli::tokens::run(command),
     }

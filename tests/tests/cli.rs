@@ -80,3 +80,78 @@ fn logs_have_no_colour_codes_when_redirected() -> Result<()> {
     );
     Ok(())
 }
+
+/// A payload with five faults gets five errors in one run, each with its JSON path, the
+/// timestamp window in days, a hint that the `ts` is in seconds, and the nearest metric
+/// name.
+#[test]
+fn check_payload_lists_every_error_of_a_payload() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    std::fs::write(
+        dir.path().join("reading.json"),
+        r#"{"ts": 1772439300, "seq": 991, "colour": "red",
+            "metrics": {"obscuration_pct_m": 1.2, "alarm": "no", "co_ppm": -4, "battery_v": 3}}"#,
+    )?;
+    let out = steward(
+        dir.path(),
+        &[
+            "check-payload",
+            "--kind",
+            "smoke",
+            "--topic",
+            "devices/smoke-1/telemetry",
+            "reading.json",
+        ],
+    )?;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let errors: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("rejected "))
+        .collect();
+    assert_eq!(errors.len(), 5, "{stdout}");
+    for (path, words) in [
+        ("$.colour", "unexpected field"),
+        ("$.ts", "days old"),
+        ("$.ts", "from 30 days before"),
+        ("$.ts", "looks like seconds"),
+        (
+            "$.metrics.obscuration_pct_m",
+            "did you mean `obscuration_pct_per_m`?",
+        ),
+        ("$.metrics.alarm", "wrong_type"),
+        ("$.metrics.co_ppm", "out_of_range"),
+    ] {
+        let prefix = format!("rejected {path}: ");
+        assert!(
+            errors
+                .iter()
+                .any(|l| l.starts_with(&prefix) && l.contains(words)),
+            "{path}: {words}\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("5 errors"), "{stdout}");
+
+    // A good reading, judged at a given time: `seq=991`, not `seq=Some(991)`.
+    std::fs::write(
+        dir.path().join("good.json"),
+        r#"{"ts": 1772439300000, "seq": 991, "metrics": {"floor": 3}}"#,
+    )?;
+    let out = steward(
+        dir.path(),
+        &[
+            "check-payload",
+            "--kind",
+            "lift",
+            "--topic",
+            "devices/lift-1/telemetry",
+            "--now",
+            "2026-03-02T08:20:00Z",
+            "good.json",
+        ],
+    )?;
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains(" seq=991 "), "{stdout}");
+    Ok(())
+}
