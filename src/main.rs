@@ -163,3 +163,91 @@ fn real_main() -> Result<()> {
         Command::Token { command } => cli::tokens::run(command),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `steward ...` command line in the README's and the device contract's shell
+    /// blocks, joined over `\` continuations, without comments and redirections.
+    fn documented_commands() -> Vec<(String, Vec<String>)> {
+        let mut out = Vec::new();
+        for doc in ["README.md", "docs/device-contract.md"] {
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/").to_string() + doc;
+            let text = std::fs::read_to_string(&path).expect("doc");
+            let mut in_sh = false;
+            let mut pending = String::new();
+            for line in text.lines() {
+                let trimmed = line.trim();
+                if trimmed.starts_with("```") {
+                    in_sh = trimmed == "```sh";
+                    continue;
+                }
+                if !in_sh {
+                    continue;
+                }
+                let code = trimmed.split(" #").next().unwrap_or("").trim();
+                pending.push_str(code.trim_end_matches('\\'));
+                pending.push(' ');
+                if code.ends_with('\\') {
+                    continue;
+                }
+                let line = std::mem::take(&mut pending);
+                let words = shell_words(&line);
+                let first = words.first().map(String::as_str).unwrap_or("");
+                if first != "steward" && first != "target/release/steward" {
+                    continue;
+                }
+                let mut args = Vec::new();
+                let mut words = words.into_iter();
+                while let Some(w) = words.next() {
+                    if w == ">" || w == "<" {
+                        words.next();
+                    } else {
+                        args.push(w);
+                    }
+                }
+                out.push((format!("{doc}: {}", line.trim()), args));
+            }
+        }
+        out
+    }
+
+    /// Words of a shell line, with '...' and "..." quoting (enough for the docs).
+    fn shell_words(line: &str) -> Vec<String> {
+        let mut words = Vec::new();
+        let (mut word, mut quote, mut any) = (String::new(), None, false);
+        for c in line.chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), c) => word.push(c),
+                (None, '\'' | '"') => {
+                    quote = Some(c);
+                    any = true;
+                }
+                (None, c) if c.is_whitespace() => {
+                    if any || !word.is_empty() {
+                        words.push(std::mem::take(&mut word));
+                    }
+                    any = false;
+                }
+                (None, c) => word.push(c),
+            }
+        }
+        if any || !word.is_empty() {
+            words.push(word);
+        }
+        words
+    }
+
+    #[test]
+    fn documented_commands_parse() {
+        let commands = documented_commands();
+        assert!(commands.len() >= 8, "{commands:?}");
+        for (what, args) in commands {
+            if let Err(e) = Cli::try_parse_from(&args) {
+                panic!("{what}\n{e}");
+            }
+        }
+    }
+}

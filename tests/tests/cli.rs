@@ -81,30 +81,39 @@ fn logs_have_no_colour_codes_when_redirected() -> Result<()> {
     Ok(())
 }
 
+/// The contents of the first fenced block of `lang` after `after` in `text`.
+fn block<'a>(text: &'a str, after: &str, lang: &str) -> &'a str {
+    let from = text.find(after).map_or(text, |i| &text[i..]);
+    let fence = format!("```{lang}\n");
+    let start = from.find(&fence).expect("fenced block") + fence.len();
+    let len = from[start..].find("```").expect("closing fence");
+    &from[start..start + len]
+}
+
 /// A payload with five faults gets five errors in one run, each with its JSON path, the
 /// timestamp window in days, a hint that the `ts` is in seconds, and the nearest metric
-/// name.
+/// name: the example of docs/device-contract.md section 14, whose printed output must be
+/// what the command prints.
 #[test]
 fn check_payload_lists_every_error_of_a_payload() -> Result<()> {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/device-contract.md"
+    ))?;
+    let section = "## 14. Checking a payload offline";
     let dir = tempfile::tempdir()?;
     std::fs::write(
         dir.path().join("reading.json"),
-        r#"{"ts": 1772439300, "seq": 991, "colour": "red",
-            "metrics": {"obscuration_pct_m": 1.2, "alarm": "no", "co_ppm": -4, "battery_v": 3}}"#,
+        block(&doc, section, "json"),
     )?;
-    let out = steward(
-        dir.path(),
-        &[
-            "check-payload",
-            "--kind",
-            "smoke",
-            "--topic",
-            "devices/smoke-1/telemetry",
-            "reading.json",
-        ],
-    )?;
+    let shown = block(&doc, section, "text");
+    let (command, expected) = shown.split_once('\n').expect("a command and its output");
+    let args: Vec<&str> = command.split_whitespace().collect();
+    assert_eq!(args[..2], ["$", "steward"], "{command}");
+    let out = steward(dir.path(), &args[2..])?;
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert_eq!(stdout, expected, "the doc shows what the command prints");
     let errors: Vec<&str> = stdout
         .lines()
         .filter(|l| l.starts_with("rejected "))
