@@ -164,3 +164,37 @@ fn check_payload_lists_every_error_of_a_payload() -> Result<()> {
     assert!(stdout.contains(" seq=991 "), "{stdout}");
     Ok(())
 }
+
+/// `generate-config` prints a file `check-config` accepts, every key with a comment.
+#[test]
+fn generated_config_checks() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let out = steward(dir.path(), &["generate-config", "--output", "steward.toml"])?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let config = std::fs::read_to_string(dir.path().join("steward.toml"))?;
+    for key in [
+        "tls_listen",
+        "tls_cert",
+        "tls_key",
+        "http_addr",
+        "http_port",
+        "pg_port",
+        "devices_csv",
+    ] {
+        assert!(config.contains(key), "{key} missing:\n{config}");
+    }
+    // The estate file it names, next to it.
+    std::fs::write(
+        dir.path().join("estate.toml"),
+        steward_tests::TEST_ESTATE.as_ref() as &str,
+    )?;
+    let out = steward(dir.path(), &["check-config", "--config", "steward.toml"])?;
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).contains("steward.toml: ok"));
+    Ok(())
+}
