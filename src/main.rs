@@ -28,6 +28,7 @@ enum Command {
         config: PathBuf,
     },
     /// Run the hub with the demo estate, a managed QuestDB and simulated devices.
+    #[command(after_help = cli::demo::faults_help())]
     Demo {
         /// Where the demo keeps its estate file and database (default: a temporary directory).
         #[arg(long)]
@@ -42,8 +43,10 @@ enum Command {
         /// Stop after this long (e.g. `2m`); default: until Ctrl-C.
         #[arg(long, value_parser = humantime::parse_duration)]
         duration: Option<Duration>,
-        /// Inject a fault, e.g. `lift-trapped` or `smoke-alarm=smoke-elm-court-1a`.
-        #[arg(long)]
+        /// Inject a fault into one device of its kind (`NAME`) or into the device named
+        /// (`NAME=DEVICE_ID`), e.g. `lift-trapped` or `smoke-alarm=smoke-elm-court-1a`;
+        /// repeat for several. The faults are listed below.
+        #[arg(long, value_name = "NAME[=DEVICE_ID]")]
         fault: Vec<String>,
         /// Start the hub without simulated devices.
         #[arg(long)]
@@ -83,6 +86,11 @@ enum Command {
         estate: Option<PathBuf>,
         /// Payload file; `-` or absent reads standard input.
         file: Option<PathBuf>,
+        /// Judge `ts` as if the hub received the payload at this time (RFC 3339 in UTC, e.g.
+        /// `2026-03-02T08:20:00Z`, or ms since the epoch) instead of now: for saved
+        /// samples such as the contract's worked examples.
+        #[arg(long, value_parser = cli::payload::parse_now)]
+        now: Option<i64>,
     },
 }
 
@@ -91,15 +99,32 @@ fn main() -> std::process::ExitCode {
     match real_main() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_chain(&e));
             std::process::ExitCode::FAILURE
         }
     }
 }
 
+/// The error and its causes, `: `-separated like `{e:#}`, but a cause whose text the
+/// message already holds is left out: an error that names its io error in its own message
+/// and also as its `source` says it once.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
 fn real_main() -> Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
+        // Colour codes only for a terminal: redirected logs stay plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,rumqttd=off".into()),
@@ -132,8 +157,97 @@ fn real_main() -> Result<()> {
             kind,
             estate,
             file,
-        } => cli::payload::check(&topic, kind, estate.as_deref(), file.as_deref()),
+            now,
+        } => cli::payload::check(&topic, kind, estate.as_deref(), file.as_deref(), now),
         Command::Rules { command } => cli::rules::run(command),
         Command::Token { command } => cli::tokens::run(command),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `steward ...` command line in the README's and the device contract's shell
+    /// blocks, joined over `\` continuations, without comments and redirections.
+    fn documented_commands() -> Vec<(String, Vec<String>)> {
+        let mut out = Vec::new();
+        for doc in ["README.md", "docs/device-contract.md"] {
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/").to_string() + doc;
+            let text = std::fs::read_to_string(&path).expect("doc");
+            let mut in_sh = false;
+            let mut pending = String::new();
+            for line in text.lines() {
+                let trimmed = line.trim();
+                if trimmed.starts_with("```") {
+                    in_sh = trimmed == "```sh";
+                    continue;
+                }
+                if !in_sh {
+                    continue;
+                }
+                let code = trimmed.split(" #").next().unwrap_or("").trim();
+                pending.push_str(code.trim_end_matches('\\'));
+                pending.push(' ');
+                if code.ends_with('\\') {
+                    continue;
+                }
+                let line = std::mem::take(&mut pending);
+                let words = shell_words(&line);
+                let first = words.first().map(String::as_str).unwrap_or("");
+                if first != "steward" && first != "target/release/steward" {
+                    continue;
+                }
+                let mut args = Vec::new();
+                let mut words = words.into_iter();
+                while let Some(w) = words.next() {
+                    if w == ">" || w == "<" {
+                        words.next();
+                    } else {
+                        args.push(w);
+                    }
+                }
+                out.push((format!("{doc}: {}", line.trim()), args));
+            }
+        }
+        out
+    }
+
+    /// Words of a shell line, with '...' and "..." quoting (enough for the docs).
+    fn shell_words(line: &str) -> Vec<String> {
+        let mut words = Vec::new();
+        let (mut word, mut quote, mut any) = (String::new(), None, false);
+        for c in line.chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), c) => word.push(c),
+                (None, '\'' | '"') => {
+                    quote = Some(c);
+                    any = true;
+                }
+                (None, c) if c.is_whitespace() => {
+                    if any || !word.is_empty() {
+                        words.push(std::mem::take(&mut word));
+                    }
+                    any = false;
+                }
+                (None, c) => word.push(c),
+            }
+        }
+        if any || !word.is_empty() {
+            words.push(word);
+        }
+        words
+    }
+
+    #[test]
+    fn documented_commands_parse() {
+        let commands = documented_commands();
+        assert!(commands.len() >= 8, "{commands:?}");
+        for (what, args) in commands {
+            if let Err(e) = Cli::try_parse_from(&args) {
+                panic!("{what}\n{e}");
+            }
+        }
     }
 }

@@ -5,9 +5,12 @@ use std::net::SocketAddr;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BrokerConfig {
-    /// MQTT 3.1.1 listener.
+    /// The MQTT listener: 3.1.1 and 5 on one port (the protocol level in each CONNECT
+    /// picks the codec). The key keeps its historical name.
     pub v4_listen: SocketAddr,
-    /// MQTT 5 listener; omit to disable.
+    /// An extra listener for MQTT 5 only, for devices configured with a second port;
+    /// `""` disables it (MQTT 5 also works on `v4_listen`). A missing key keeps the default.
+    #[serde(with = "off_or_addr")]
     pub v5_listen: Option<SocketAddr>,
     /// MQTT over TLS listener (3.1.1 and 5 inside TLS); omit to disable. Needs `tls_cert`
     /// and `tls_key`.
@@ -125,5 +128,48 @@ impl BrokerConfig {
             durable_ack_filter: self.hold_acks.then(|| crate::INGEST_FILTER.to_string()),
             ..Default::default()
         }
+    }
+}
+
+/// An optional listen address in TOML, which has no null: `""` is "no listener" both ways,
+/// so a config written by the hub reads back the same.
+mod off_or_addr {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+    use std::net::SocketAddr;
+
+    pub fn serialize<S: Serializer>(v: &Option<SocketAddr>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(a) => s.collect_str(a),
+            None => s.serialize_str(""),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        text.parse()
+            .map(Some)
+            .map_err(|e| D::Error::custom(format!("`{text}`: {e} (\"\" disables the listener)")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mqtt_5_only_listener_is_disabled_by_an_empty_string() {
+        let off: BrokerConfig = toml::from_str("v5_listen = \"\"").expect("parse");
+        assert_eq!(off.v5_listen, None);
+        let back: BrokerConfig =
+            toml::from_str(&toml::to_string(&off).expect("ser")).expect("parse");
+        assert_eq!(back.v5_listen, None, "a written config reads back the same");
+        let on: BrokerConfig = toml::from_str("v5_listen = \"127.0.0.1:1999\"").expect("parse");
+        assert_eq!(on.v5_listen, Some(SocketAddr::from(([127, 0, 0, 1], 1999))));
+        let default: BrokerConfig = toml::from_str("").expect("parse");
+        assert_eq!(default.v5_listen, BrokerConfig::default().v5_listen);
+        assert!(toml::from_str::<BrokerConfig>("v5_listen = \"nowhere\"").is_err());
     }
 }

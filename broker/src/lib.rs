@@ -1,5 +1,7 @@
-//! The broker stage: rumqttd embedded in-process, with MQTT 3.1.1 and 5 listeners whose
-//! CONNECT is authenticated against the estate registry (device or gateway id and secret).
+//! The broker stage: rumqttd embedded in-process, with one listener for MQTT 3.1.1 and 5
+//! (the CONNECT's protocol level picks the codec, `autoproto.rs`) and an optional MQTT 5
+//! only one, whose CONNECT is authenticated against the estate registry (device or
+//! gateway id and secret).
 //! Ingest and the hub's own publishers reach the router through in-process links.
 //! Every device connection goes through a guard (`guard.rs`) that keeps a client to its own
 //! topics and its publish rate.
@@ -7,6 +9,7 @@
 //! This stage moves bytes only: it may not decode payloads, write to QuestDB or touch
 //! tickets. It reads the estate registry's directory snapshot and nothing else of it.
 
+mod autoproto;
 mod config;
 mod guard;
 mod inbound;
@@ -26,8 +29,8 @@ pub fn log_segments_released() -> u64 {
     rumqttd::segments_released()
 }
 
+use autoproto::AutoProto;
 use guard::Guarded;
-use rumqttd::protocol::v4::V4;
 use rumqttd::protocol::v5::V5;
 use rumqttd::{local::LinkBuilder, ConnectionSettings, Router, ServerSettings};
 use rumqttd::{protocol::Protocol, LinkType, Server};
@@ -69,7 +72,9 @@ pub struct Broker {
     link_factory: LinkFactory,
     shutdown: watch::Sender<bool>,
     threads: Vec<JoinHandle<()>>,
+    /// The main listener (`broker.v4_listen`): MQTT 3.1.1 and 5 alike.
     pub v4_addr: SocketAddr,
+    /// The optional MQTT 5 only listener (`broker.v5_listen`).
     pub v5_addr: Option<SocketAddr>,
     pub tls_addr: Option<SocketAddr>,
     metrics: BrokerMetrics,
@@ -140,9 +145,14 @@ impl Broker {
         };
         threads.push(spawn_server(
             Server::new(
-                settings("mqtt-v4", v4_addr),
+                settings("mqtt", v4_addr),
                 router_tx.clone(),
-                Guarded::new(V4, limiter.clone(), metrics.clone(), registry.clone()),
+                Guarded::new(
+                    AutoProto::default(),
+                    limiter.clone(),
+                    metrics.clone(),
+                    registry.clone(),
+                ),
             ),
             shutdown_rx.clone(),
         )?);
@@ -171,7 +181,7 @@ impl Broker {
             tls_addr = Some(addr);
             threads.push(thread);
         }
-        info!(v4 = %v4_addr, v5 = ?v5_addr, tls = ?tls_addr, "broker listening");
+        info!(mqtt = %v4_addr, v5 = ?v5_addr, tls = ?tls_addr, "broker listening");
         let link_factory: LinkFactory = Box::new(move |client_id: &str| {
             LinkBuilder::new(client_id, router_tx.clone())
                 .build()

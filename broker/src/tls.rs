@@ -1,5 +1,5 @@
 //! The TLS listener for devices: TLS is terminated here and the plain MQTT stream is
-//! passed to the broker's own MQTT 3.1.1 listener on loopback, where the guard and the
+//! passed to the broker's own main listener (MQTT 3.1.1 and 5) on loopback, where the guard and the
 //! registry authentication apply as for any other connection.
 //!
 //! Why not rumqttd's own TLS: it performs each TLS handshake inside its accept loop, with

@@ -134,9 +134,9 @@ struct CsvDevice {
 impl EstateFile {
     /// Read, parse and validate an estate file (and its device CSV, if any).
     pub fn load(path: &Path) -> Result<EstateFile, EstateError> {
-        let text = std::fs::read_to_string(path).map_err(|source| EstateError::Io {
+        let text = std::fs::read_to_string(path).map_err(|error| EstateError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         let mut file = Self::parse(&text).map_err(|e| match e {
             EstateError::Parse { message, .. } => EstateError::Parse {

@@ -29,10 +29,12 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EstateError {
-    #[error("cannot read {path}: {source}")]
+    // The io error is part of the message, not a `source`, so a printed error chain says
+    // it once.
+    #[error("cannot read {path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("cannot parse {path}: {message}")]
     Parse { path: PathBuf, message: String },

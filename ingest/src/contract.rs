@@ -7,6 +7,8 @@ use crate::IngestConfig;
 use steward_estate::model::*;
 use wire::{EntryIn, MessageIn, MetricsIn, Scalar};
 
+mod check;
+mod hints;
 mod messages;
 mod values;
 mod wire;
@@ -16,6 +18,8 @@ use steward_estate::catalog::{self, MetricType, VENDOR_PREFIX};
 use steward_estate::inbound::{SHED_PREFIX, UNAUTHORIZED_PREFIX};
 use steward_estate::{DeviceInfo, DeviceKind, Directory};
 use values::*;
+
+pub use check::{check, Checked, Finding};
 
 /// Which channel of a device a topic addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +109,63 @@ fn reject(reason: RejectReason, device: Option<&str>, detail: impl Into<String>)
     }
 }
 
+/// Where a message goes once its topic, sender and size are accepted.
+pub(super) enum Route<'t, 'd> {
+    /// Downlink or the hub's own alerts: ingest ignores it.
+    Nothing,
+    Device(&'d DeviceInfo, Channel),
+    Gateway(&'t str),
+}
+
+/// The checks of a message before its payload is read: the broker guard's diversions,
+/// the topic, the size, and the registry.
+pub(super) fn route<'t, 'd>(
+    topic: &'t [u8],
+    payload_len: usize,
+    dir: &'d Directory,
+    cfg: &IngestConfig,
+) -> Result<Route<'t, 'd>, Reject> {
+    if let Some(rest) = topic.strip_prefix(UNAUTHORIZED_PREFIX.as_bytes()) {
+        return Err(unauthorized(rest, dir));
+    }
+    if let Some(sender) = topic.strip_prefix(SHED_PREFIX.as_bytes()) {
+        let sender = String::from_utf8_lossy(sender);
+        return Err(reject(
+            RejectReason::RateLimited,
+            sender_id(&sender),
+            format!(
+                "`{}` published faster than its rate limit; this message was dropped",
+                truncate(&sender, 64)
+            ),
+        ));
+    }
+    let parsed =
+        parse_topic(topic).map_err(|detail| reject(RejectReason::BadTopic, None, detail))?;
+    let topic_device = match parsed {
+        Topic::Device { id, .. } | Topic::Gateway { id } => id,
+        Topic::StationAlerts { .. } => return Ok(Route::Nothing),
+    };
+    if payload_len > cfg.max_payload_bytes {
+        return Err(reject(
+            RejectReason::PayloadTooLarge,
+            Some(topic_device),
+            format!(
+                "payload is {payload_len} bytes; the limit is {}",
+                cfg.max_payload_bytes
+            ),
+        ));
+    }
+    match parsed {
+        Topic::Device {
+            channel: Channel::Commands,
+            ..
+        }
+        | Topic::StationAlerts { .. } => Ok(Route::Nothing),
+        Topic::Device { id, channel } => Ok(Route::Device(lookup(dir, id)?, channel)),
+        Topic::Gateway { id } => Ok(Route::Gateway(id)),
+    }
+}
+
 /// Decode one MQTT message. Never panics on any input; everything refused is in
 /// `rejects` with a reason and a detail.
 pub fn decode(
@@ -116,68 +177,16 @@ pub fn decode(
 ) -> Decoded {
     let mut out = Decoded::default();
     let ctx = Ctx { cfg, now_ms };
-    if let Some(rest) = topic.strip_prefix(UNAUTHORIZED_PREFIX.as_bytes()) {
-        out.rejects.push(unauthorized(rest, dir));
-        return out;
-    }
-    if let Some(sender) = topic.strip_prefix(SHED_PREFIX.as_bytes()) {
-        let sender = String::from_utf8_lossy(sender);
-        out.rejects.push(reject(
-            RejectReason::RateLimited,
-            sender_id(&sender),
-            format!(
-                "`{}` published faster than its rate limit; this message was dropped",
-                truncate(&sender, 64)
-            ),
-        ));
-        return out;
-    }
-    let parsed = match parse_topic(topic) {
-        Ok(t) => t,
-        Err(detail) => {
-            out.rejects
-                .push(reject(RejectReason::BadTopic, None, detail));
-            return out;
-        }
-    };
-    let topic_device = match parsed {
-        Topic::Device { id, .. } | Topic::Gateway { id } => id,
-        Topic::StationAlerts { .. } => return out,
-    };
-    if payload.len() > cfg.max_payload_bytes {
-        out.rejects.push(reject(
-            RejectReason::PayloadTooLarge,
-            Some(topic_device),
-            format!(
-                "payload is {} bytes; the limit is {}",
-                payload.len(),
-                cfg.max_payload_bytes
-            ),
-        ));
-        return out;
-    }
-    match parsed {
-        Topic::Device {
-            channel: Channel::Commands,
-            ..
-        } => {}
-        Topic::Device { id, channel } => {
-            let device = match lookup(dir, id) {
-                Ok(d) => d,
-                Err(r) => {
-                    out.rejects.push(r);
-                    return out;
-                }
-            };
-            match channel {
-                Channel::Telemetry => decode_telemetry(&ctx, device, payload, &mut out),
-                Channel::Events => decode_event(&ctx, device, payload, &mut out),
-                Channel::Status => decode_status(&ctx, device, payload, &mut out),
-                Channel::Commands => {}
-            }
-        }
-        Topic::Gateway { id } => decode_gateway(&ctx, dir, id, payload, &mut out),
-        Topic::StationAlerts { .. } => {}
+    match route(topic, payload.len(), dir, cfg) {
+        Err(r) => out.rejects.push(r),
+        Ok(Route::Nothing) => {}
+        Ok(Route::Device(device, channel)) => match channel {
+            Channel::Telemetry => decode_telemetry(&ctx, device, payload, &mut out),
+            Channel::Events => decode_event(&ctx, device, payload, &mut out),
+            Channel::Status => decode_status(&ctx, device, payload, &mut out),
+            Channel::Commands => {}
+        },
+        Ok(Route::Gateway(id)) => decode_gateway(&ctx, dir, id, payload, &mut out),
     }
     out
 }

@@ -60,10 +60,12 @@ pub enum RulesError {
         key: String,
         message: String,
     },
-    #[error("cannot read {path}: {source}")]
+    // The io error is part of the message, not a `source`, so a printed error chain says
+    // it once.
+    #[error("cannot read {path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("invalid rules configuration: {}", .0.join("; "))]
     Config(Vec<String>),

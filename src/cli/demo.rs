@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use steward::{demo, Hub};
 use steward_device_sim::{Fault, FleetReport, SimError};
-use steward_estate::EstateFile;
+use steward_estate::{DeviceKind, EstateFile};
 use tokio::task::JoinHandle;
 
 pub struct DemoArgs {
@@ -82,6 +82,25 @@ async fn run_demo(a: DemoArgs) -> Result<()> {
     Ok(())
 }
 
+/// The faults `demo --fault` injects, by device kind, for `demo --help`.
+pub fn faults_help() -> String {
+    let mut out = String::from("Faults (--fault NAME or NAME=DEVICE_ID):\n");
+    let kinds = DeviceKind::ALL.into_iter().map(Some).chain([None]);
+    for kind in kinds {
+        let names: Vec<&str> = Fault::ALL
+            .iter()
+            .filter(|f| f.kind() == kind)
+            .map(|f| f.name())
+            .collect();
+        if names.is_empty() {
+            continue;
+        }
+        let label = kind.map_or("any device".to_string(), |k| k.to_string());
+        out.push_str(&format!("  {label:<11} {}\n", names.join(", ")));
+    }
+    out
+}
+
 /// `--fault NAME` or `--fault NAME=DEVICE`.
 fn parse_faults(faults: &[String]) -> Result<Vec<(Fault, Option<String>)>> {
     faults
@@ -102,9 +121,9 @@ fn parse_faults(faults: &[String]) -> Result<Vec<(Fault, Option<String>)>> {
 fn print_banner(hub: &Hub, estate: &EstateFile) {
     println!();
     println!("Steward demo is running.");
-    println!("  MQTT (3.1.1)      : {}", hub.mqtt_addr);
+    println!("  MQTT (3.1.1 and 5): {}", hub.mqtt_addr);
     if let Some(v5) = hub.mqtt_v5_addr {
-        println!("  MQTT (5)          : {v5}");
+        println!("  MQTT (5 only)     : {v5}");
     }
     println!("  dashboard         : http://{}/dashboard/", hub.api_addr);
     println!("  API               : http://{}", hub.api_addr);

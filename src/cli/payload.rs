@@ -1,5 +1,6 @@
 //! `steward check-payload`: runs one payload through the hub's own contract decoder and
-//! prints what it would accept and reject; exits 1 when anything is rejected.
+//! prints what it would accept and every problem of what it would reject, each with its
+//! JSON path; exits 1 when anything is rejected.
 
 use anyhow::{bail, Context, Result};
 use std::io::Read;
@@ -13,21 +14,49 @@ pub fn check(
     kind: Option<DeviceKind>,
     estate: Option<&Path>,
     file: Option<&Path>,
+    now_ms: Option<i64>,
 ) -> Result<()> {
     let payload = read_payload(file)?;
     let registry = registry_for(topic, kind, estate)?;
-    let decoded = contract::decode(
+    let checked = contract::check(
         topic.as_bytes(),
         &payload,
         &registry.directory(),
-        steward_estate::clock::now_ms(),
+        now_ms.unwrap_or_else(steward_estate::clock::now_ms),
         &IngestConfig::default(),
     );
-    print_decoded(&decoded);
-    if !decoded.rejects.is_empty() {
-        std::process::exit(1);
+    print_decoded(&checked.decoded);
+    for f in &checked.findings {
+        println!("rejected {}: {}: {}", f.path, f.reason, f.detail);
+    }
+    let accepted = checked.decoded.readings.len()
+        + checked.decoded.events.len()
+        + checked.decoded.statuses.len();
+    match checked.findings.len() {
+        0 => {}
+        n => {
+            println!(
+                "{n} {}; {accepted} accepted",
+                if n == 1 { "error" } else { "errors" }
+            );
+            std::process::exit(1);
+        }
     }
     Ok(())
+}
+
+/// `--now`: RFC 3339 (`2026-03-02T08:20:00Z`) or milliseconds since the epoch.
+pub fn parse_now(s: &str) -> Result<i64, String> {
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    humantime::parse_rfc3339_weak(s)
+        .map_err(|e| format!("`{s}` is neither RFC 3339 nor milliseconds since the epoch: {e}"))
+        .and_then(|t| {
+            t.duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .map_err(|_| format!("`{s}` is before 1970"))
+        })
 }
 
 /// The payload file, or standard input when it is absent or `-`.
@@ -83,11 +112,11 @@ fn print_decoded(decoded: &steward_ingest::Decoded) {
             .map(|(n, v)| (n.to_string(), v.to_json()))
             .collect();
         println!(
-            "accepted reading: device={} kind={} ts={} seq={:?} metrics={} extras={}",
+            "accepted reading: device={} kind={} ts={} seq={} metrics={} extras={}",
             r.device_id,
             r.kind,
             r.ts_ms,
-            r.seq,
+            r.seq.map_or("-".to_string(), |s| s.to_string()),
             serde_json::Value::Object(values),
             r.extras.as_deref().unwrap_or("-")
         );
@@ -105,8 +134,5 @@ fn print_decoded(decoded: &steward_ingest::Decoded) {
             s.status.as_str(),
             s.ts_ms
         );
-    }
-    for r in &decoded.rejects {
-        println!("rejected: reason={} detail={}", r.reason, r.detail);
     }
 }

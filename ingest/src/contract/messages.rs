@@ -74,22 +74,11 @@ pub(super) fn telemetry_entry(
             format!("expected an object, got {t}"),
         ));
     }
-    let allowed = if via_gateway {
-        "device_id, ts, seq, metrics"
-    } else {
-        "ts, seq, metrics"
-    };
-    let unexpected = match (&item.unexpected, &item.device_id) {
-        (Some(k), _) => Some(k.as_ref()),
-        (None, Some(_)) if !via_gateway => Some("device_id"),
-        _ => None,
-    };
-    if let Some(k) = unexpected {
-        return Err(reject(
-            RejectReason::BadShape,
-            Some(id),
-            format!("unexpected field `{}`; allowed: {allowed}", truncate(k, 64)),
-        ));
+    if let Some(k) = &item.unexpected {
+        entry_field(k, via_gateway, id)?;
+    }
+    if item.device_id.is_some() {
+        entry_field("device_id", via_gateway, id)?;
     }
     let ts_ms = timestamp(ctx, item.ts.as_ref(), id)?;
     let seq = seq(item.seq.as_ref(), id)?;
@@ -105,6 +94,72 @@ pub(super) fn telemetry_entry(
     })
 }
 
+/// Whether a telemetry entry may have member `key` (`device_id` only in a gateway's batch).
+pub(super) fn entry_field(key: &str, via_gateway: bool, id: &str) -> Result<(), Reject> {
+    let allowed: &[&str] = if via_gateway {
+        &["device_id", "ts", "seq", "metrics"]
+    } else {
+        &["ts", "seq", "metrics"]
+    };
+    check_field(key, allowed, id)
+}
+
+/// The members an event object may have.
+pub(super) const EVENT_FIELDS: &[&str] = &["ts", "event", "data", "seq"];
+
+/// The `event` member of an event: a string naming an event of the device's kind, or a
+/// vendor event.
+pub(super) fn event_name<'j>(device: &DeviceInfo, v: Option<&'j Json>) -> Result<&'j str, Reject> {
+    let id = &*device.id;
+    let event = match v {
+        Some(Json::String(s)) => s.as_str(),
+        Some(other) => {
+            return Err(reject(
+                RejectReason::BadShape,
+                Some(id),
+                format!("`event` must be a string, got {}", json_type(other)),
+            ))
+        }
+        None => {
+            return Err(reject(
+                RejectReason::BadShape,
+                Some(id),
+                "`event` is missing",
+            ))
+        }
+    };
+    let known = catalog::events(device.kind);
+    if known.contains(&event) || vendor_name_ok(event) {
+        return Ok(event);
+    }
+    let near = hints::nearest(event, known.iter().copied())
+        .map(|n| format!("; did you mean `{n}`?"))
+        .unwrap_or_default();
+    Err(reject(
+        RejectReason::UnknownEvent,
+        Some(id),
+        format!(
+            "event `{}` is not defined for {} devices (known: {}; vendor events start with `{VENDOR_PREFIX}`){near}",
+            truncate(event, 64),
+            device.kind,
+            known.join(", ")
+        ),
+    ))
+}
+
+/// The `data` member of an event as JSON text: an object, or `{}` when absent or null.
+pub(super) fn event_data(v: Option<&Json>, id: &str) -> Result<String, Reject> {
+    match v {
+        None | Some(Json::Null) => Ok("{}".to_string()),
+        Some(d @ Json::Object(_)) => Ok(d.to_string()),
+        Some(other) => Err(reject(
+            RejectReason::BadShape,
+            Some(id),
+            format!("`data` must be an object, got {}", json_type(other)),
+        )),
+    }
+}
+
 pub(super) fn decode_event(ctx: &Ctx, device: &DeviceInfo, payload: &[u8], out: &mut Decoded) {
     let id = &*device.id;
     let result = (|| {
@@ -116,50 +171,11 @@ pub(super) fn decode_event(ctx: &Ctx, device: &DeviceInfo, payload: &[u8], out: 
                 format!("expected a JSON object, got {}", json_type(&json)),
             ));
         };
-        check_fields(obj, &["ts", "event", "data", "seq"], id)?;
+        check_fields(obj, EVENT_FIELDS, id)?;
         let ts_ms = timestamp(ctx, scalar_of(obj.get("ts")).as_ref(), id)?;
         seq(scalar_of(obj.get("seq")).as_ref(), id)?;
-        let event = match obj.get("event") {
-            Some(Json::String(s)) => s.as_str(),
-            Some(other) => {
-                return Err(reject(
-                    RejectReason::BadShape,
-                    Some(id),
-                    format!("`event` must be a string, got {}", json_type(other)),
-                ))
-            }
-            None => {
-                return Err(reject(
-                    RejectReason::BadShape,
-                    Some(id),
-                    "`event` is missing",
-                ))
-            }
-        };
-        let known = catalog::events(device.kind);
-        if !known.contains(&event) && !vendor_name_ok(event) {
-            return Err(reject(
-                RejectReason::UnknownEvent,
-                Some(id),
-                format!(
-                    "event `{}` is not defined for {} devices (known: {}; vendor events start with `{VENDOR_PREFIX}`)",
-                    truncate(event, 64),
-                    device.kind,
-                    known.join(", ")
-                ),
-            ));
-        }
-        let data = match obj.get("data") {
-            None | Some(Json::Null) => "{}".to_string(),
-            Some(d @ Json::Object(_)) => d.to_string(),
-            Some(other) => {
-                return Err(reject(
-                    RejectReason::BadShape,
-                    Some(id),
-                    format!("`data` must be an object, got {}", json_type(other)),
-                ))
-            }
-        };
+        let event = event_name(device, obj.get("event"))?;
+        let data = event_data(obj.get("data"), id)?;
         Ok(DeviceEvent {
             device_id: device.id.clone(),
             compound: device.compound.clone(),
@@ -234,33 +250,31 @@ pub(super) fn decode_status(ctx: &Ctx, device: &DeviceInfo, payload: &[u8], out:
     }
 }
 
-pub(super) fn decode_gateway(
+/// The gateway's message as entries, or why the message as a whole is refused.
+pub(super) fn gateway_entries<'a>(
     ctx: &Ctx,
     dir: &Directory,
     gateway: &str,
-    payload: &[u8],
-    out: &mut Decoded,
-) {
+    payload: &'a [u8],
+) -> Result<Vec<EntryIn<'a>>, Reject> {
     match dir.gateways.get(gateway) {
         None => {
-            out.rejects.push(reject(
+            return Err(reject(
                 RejectReason::UnknownDevice,
                 Some(gateway),
                 format!("gateway `{gateway}` is not in the estate registry"),
-            ));
-            return;
+            ))
         }
         Some(g) if g.retired => {
-            out.rejects.push(reject(
+            return Err(reject(
                 RejectReason::RetiredDevice,
                 Some(gateway),
                 format!("gateway `{gateway}` is retired"),
-            ));
-            return;
+            ))
         }
         Some(_) => {}
     }
-    let items = match parse_message(payload, gateway).and_then(|m| match m {
+    parse_message(payload, gateway).and_then(|m| match m {
         MessageIn::Many(_) => entries_of(m, ctx, gateway),
         MessageIn::One(_) => Err(reject(
             RejectReason::BadShape,
@@ -272,7 +286,63 @@ pub(super) fn decode_gateway(
             Some(gateway),
             format!("gateway telemetry must be a JSON array, got {t}"),
         )),
-    }) {
+    })
+}
+
+/// The device an entry of a gateway's batch is for: named by its `device_id`, in the
+/// registry and registered behind this gateway. `not_object` is the entry's type when it
+/// is not an object.
+pub(super) fn gateway_member<'d>(
+    dir: &'d Directory,
+    gateway: &str,
+    device_id: Option<&Scalar>,
+    not_object: Option<&'static str>,
+) -> Result<&'d DeviceInfo, Reject> {
+    let device_id = match (device_id, not_object) {
+        (_, Some(t)) => {
+            return Err(reject(
+                RejectReason::BadShape,
+                Some(gateway),
+                format!("expected an object, got {t}"),
+            ))
+        }
+        (Some(Scalar::Str(s)), None) => s.as_ref(),
+        _ => {
+            return Err(reject(
+                RejectReason::BadShape,
+                Some(gateway),
+                "`device_id` is missing or not a string",
+            ))
+        }
+    };
+    // The id becomes the reject's `device_id` symbol and is echoed in its detail:
+    // anything a gateway sends there must be a registry id first.
+    steward_estate::validate_id(device_id).map_err(|e| {
+        reject(
+            RejectReason::BadShape,
+            Some(gateway),
+            format!("`device_id`: {e}"),
+        )
+    })?;
+    let device = lookup(dir, device_id)?;
+    if device.gateway.as_deref() != Some(gateway) {
+        return Err(reject(
+            RejectReason::NotBehindGateway,
+            Some(device_id),
+            format!("device `{device_id}` is not registered behind gateway `{gateway}`"),
+        ));
+    }
+    Ok(device)
+}
+
+pub(super) fn decode_gateway(
+    ctx: &Ctx,
+    dir: &Directory,
+    gateway: &str,
+    payload: &[u8],
+    out: &mut Decoded,
+) {
+    let items = match gateway_entries(ctx, dir, gateway, payload) {
         Ok(i) => i,
         Err(r) => {
             out.rejects.push(r);
@@ -280,43 +350,8 @@ pub(super) fn decode_gateway(
         }
     };
     for (i, item) in items.iter().enumerate() {
-        let result = (|| {
-            let device_id = match &item.device_id {
-                Some(Scalar::Str(s)) => s.as_ref(),
-                _ if item.not_object.is_some() => {
-                    return Err(reject(
-                        RejectReason::BadShape,
-                        Some(gateway),
-                        format!("expected an object, got {}", item.not_object.unwrap_or("?")),
-                    ))
-                }
-                _ => {
-                    return Err(reject(
-                        RejectReason::BadShape,
-                        Some(gateway),
-                        "`device_id` is missing or not a string",
-                    ))
-                }
-            };
-            // The id becomes the reject's `device_id` symbol and is echoed in its detail:
-            // anything a gateway sends there must be a registry id first.
-            steward_estate::validate_id(device_id).map_err(|e| {
-                reject(
-                    RejectReason::BadShape,
-                    Some(gateway),
-                    format!("`device_id`: {e}"),
-                )
-            })?;
-            let device = lookup(dir, device_id)?;
-            if device.gateway.as_deref() != Some(gateway) {
-                return Err(reject(
-                    RejectReason::NotBehindGateway,
-                    Some(device_id),
-                    format!("device `{device_id}` is not registered behind gateway `{gateway}`"),
-                ));
-            }
-            telemetry_entry(ctx, device, item, true)
-        })();
+        let result = gateway_member(dir, gateway, item.device_id.as_ref(), item.not_object)
+            .and_then(|device| telemetry_entry(ctx, device, item, true));
         match result {
             Ok(r) => out.readings.push(r),
             Err(mut r) => {

@@ -1,9 +1,9 @@
 use super::*;
 use steward_estate::{EstateFile, Registry};
 
-const NOW: i64 = 1_790_000_000_000;
+pub(super) const NOW: i64 = 1_790_000_000_000;
 
-fn dir() -> std::sync::Arc<Directory> {
+pub(super) fn dir() -> std::sync::Arc<Directory> {
     let reg = Registry::open_in_memory().unwrap();
     let file = EstateFile::parse(
         r#"
@@ -138,8 +138,9 @@ fn pump_lift_gate_decode() {
     assert_eq!(d.readings.len(), 2);
 }
 
-#[test]
-fn every_reject_reason_has_a_case() {
+/// One message per reject reason that needs only a topic and a payload: (topic, payload,
+/// the reason the decoder gives). The checker's tests run them too.
+pub(super) fn reject_cases() -> Vec<(&'static str, String, &'static str)> {
     let big = format!(
         r#"{{"ts":{NOW},"metrics":{{"x_pad":"{}"}}}}"#,
         "a".repeat(70_000)
@@ -255,7 +256,12 @@ fn every_reject_reason_has_a_case() {
         ),
         ("gateways/gw-9/telemetry", "[]".into(), "unknown_device"),
     ];
-    for (topic, payload, want) in cases {
+    cases
+}
+
+#[test]
+fn every_reject_reason_has_a_case() {
+    for (topic, payload, want) in reject_cases() {
         let d = run(topic, &payload);
         assert!(d.readings.is_empty(), "{topic} {payload}: {d:?}");
         assert_eq!(

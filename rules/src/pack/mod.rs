@@ -288,7 +288,7 @@ impl RulePack {
 pub(crate) fn pack_files(dir: &Path) -> Result<Vec<std::path::PathBuf>, RulesError> {
     let rd = std::fs::read_dir(dir).map_err(|e| RulesError::Io {
         path: dir.to_path_buf(),
-        source: e,
+        error: e,
     })?;
     let mut files: Vec<_> = rd
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -308,7 +308,7 @@ impl Builder {
     fn add_file(&mut self, path: &Path) -> Result<(), RulesError> {
         let text = std::fs::read_to_string(path).map_err(|e| RulesError::Io {
             path: path.to_path_buf(),
-            source: e,
+            error: e,
         })?;
         self.add_text(&text, &path.display().to_string())
     }

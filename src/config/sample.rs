@@ -1,0 +1,370 @@
+//! The commented configuration `steward generate-config` prints: every key of
+//! [`HubConfig`], each with what it does. Keys that are set by default show their
+//! default; keys unset by default (TLS, external QuestDB, a rule directory, ...) are shown
+//! commented out with an example value, so the file still means "all defaults".
+//!
+//! The values come from `HubConfig::default()`; the words are in [`KEYS`] and
+//! [`SECTIONS`]. A test walks the typed configuration and fails when a key has no words
+//! here, or words remain for a key that is gone.
+
+use super::HubConfig;
+
+/// A key: its dotted path, what it does, and for a key unset by default an example value.
+struct Key {
+    path: &'static str,
+    doc: &'static str,
+    example: Option<&'static str>,
+}
+
+const fn key(path: &'static str, doc: &'static str) -> Key {
+    Key {
+        path,
+        doc,
+        example: None,
+    }
+}
+
+const fn unset(path: &'static str, example: &'static str, doc: &'static str) -> Key {
+    Key {
+        path,
+        doc,
+        example: Some(example),
+    }
+}
+
+/// The tables in the order they are printed, with what each is for.
+const SECTIONS: &[(&str, &str)] = &[
+    (
+        "estate",
+        "The estate: stations, compounds, buildings, gateways and devices.",
+    ),
+    (
+        "broker",
+        "The embedded MQTT broker devices connect to (docs/device-contract.md).",
+    ),
+    (
+        "ingest",
+        "Decoding and validation of device messages, and the durable spool in front of QuestDB.",
+    ),
+    (
+        "questdb",
+        "QuestDB, where readings, events, statuses and rejects are stored.",
+    ),
+    (
+        "questdb.managed",
+        "The QuestDB the hub starts itself (mode = \"managed\").",
+    ),
+    ("api", "The HTTP API, dashboard and metrics."),
+    (
+        "api.public_reports",
+        "Limits of the public resident report endpoint (no token needed).",
+    ),
+    ("rules", "The rules engine and the tickets it raises."),
+    (
+        "rules.sla",
+        "SLA targets per priority: time to acknowledge, to be on site, to resolve. An \
+         unset target means none for that stage.",
+    ),
+];
+
+/// Every key, in the order printed within its table.
+const KEYS: &[Key] = &[
+    key(
+        "estate.file",
+        "Estate file (TOML) loaded into the registry at start-up; relative paths are taken \
+         from this file's directory. Its `devices_csv` key may name a CSV file with more \
+         devices (see README). Optional once the database exists.",
+    ),
+    key(
+        "estate.database",
+        "SQLite database of the estate registry (devices, secrets, API tokens).",
+    ),
+    key(
+        "broker.v4_listen",
+        "The MQTT listener: MQTT 3.1.1 and MQTT 5 on one port (the protocol level in each \
+         CONNECT picks the version).",
+    ),
+    key(
+        "broker.v5_listen",
+        "An extra MQTT 5 only listener, for devices configured with a second port; \"\" \
+         disables it.",
+    ),
+    unset(
+        "broker.tls_listen",
+        "\"0.0.0.0:8883\"",
+        "MQTT over TLS (3.1.1 and 5); needs tls_cert and tls_key. Unset: no TLS listener.",
+    ),
+    unset(
+        "broker.tls_cert",
+        "\"certs/server.pem\"",
+        "PEM certificate chain of the TLS listener, server certificate first.",
+    ),
+    unset(
+        "broker.tls_key",
+        "\"certs/server.key\"",
+        "PEM private key of the TLS listener.",
+    ),
+    key(
+        "broker.max_payload_bytes",
+        "Largest MQTT publish payload; a bigger packet closes the connection. Keep it above \
+         ingest.max_payload_bytes so oversize payloads get a reject reason.",
+    ),
+    key(
+        "broker.max_connections",
+        "Most concurrent MQTT connections.",
+    ),
+    key(
+        "broker.connection_timeout_ms",
+        "Time a new connection has to send CONNECT, in milliseconds.",
+    ),
+    key(
+        "broker.max_inflight",
+        "QoS 1 messages in flight per connection.",
+    ),
+    key(
+        "broker.max_segment_bytes",
+        "Size of one segment of the router's in-memory log.",
+    ),
+    key(
+        "broker.max_segment_count",
+        "Segments a slow reader may lag behind before the oldest are dropped.",
+    ),
+    key(
+        "broker.device_rate_per_s",
+        "Sustained publishes per second one device or gateway may send over all its \
+         connections; excess is shed and counted. 0 disables the limit.",
+    ),
+    key(
+        "broker.device_burst",
+        "Publishes a device may send in a burst above device_rate_per_s.",
+    ),
+    key(
+        "ingest.max_payload_bytes",
+        "Largest payload the contract accepts; larger ones are rejected `payload_too_large`.",
+    ),
+    key(
+        "ingest.max_entries",
+        "Largest array of entries in one message (`too_many_entries` above).",
+    ),
+    key(
+        "ingest.max_future_skew",
+        "How far ahead of the hub's clock a `ts` may be.",
+    ),
+    key(
+        "ingest.max_past_age",
+        "How old a `ts` may be (devices replaying a backlog).",
+    ),
+    key(
+        "ingest.batch_rows",
+        "Rows per QuestDB batch; a full batch is sent at once.",
+    ),
+    key(
+        "ingest.flush_interval",
+        "A batch that is not full is sent after this long.",
+    ),
+    key(
+        "ingest.spool_dir",
+        "Directory of the durable spool: every accepted row is kept here until QuestDB has it.",
+    ),
+    key(
+        "ingest.spool_max_bytes",
+        "Size bound of the spool; while QuestDB stays down past it, new rows are dropped \
+         and counted (rules and tickets go on).",
+    ),
+    key(
+        "ingest.spool_fsync",
+        "Sync each spool segment to disk when sealed (power loss).",
+    ),
+    key(
+        "ingest.reject_payload_bytes",
+        "Bytes of a rejected payload kept in the `rejects` table.",
+    ),
+    key(
+        "questdb.mode",
+        "\"managed\": the hub starts QuestDB as a child process (needs Java 17+; the jar is \
+         fetched with Maven once). \"external\": use the QuestDB at http_addr.",
+    ),
+    unset(
+        "questdb.http_addr",
+        "\"127.0.0.1:9000\"",
+        "HTTP address (ILP and /exec) of an external QuestDB; only with mode = \"external\".",
+    ),
+    key("questdb.managed.version", "QuestDB version to run (9.x)."),
+    unset(
+        "questdb.managed.jar",
+        "\"/opt/questdb/questdb.jar\"",
+        "Path of the QuestDB jar. Unset: $STEWARD_QUESTDB_JAR, or \
+         ~/.cache/steward/questdb-<version>.jar fetched with Maven when missing.",
+    ),
+    unset(
+        "questdb.managed.java",
+        "\"/usr/bin/java\"",
+        "Java executable. Unset: $JAVA_HOME/bin/java, then java on PATH.",
+    ),
+    key(
+        "questdb.managed.root",
+        "QuestDB's data directory, kept across restarts.",
+    ),
+    key(
+        "questdb.managed.temporary",
+        "Use a fresh temporary data directory removed on exit instead of root.",
+    ),
+    key(
+        "questdb.managed.http_port",
+        "QuestDB's HTTP port (ILP, /exec, web console) on 127.0.0.1; 0 picks a free one.",
+    ),
+    key(
+        "questdb.managed.pg_port",
+        "QuestDB's PostgreSQL wire port on 127.0.0.1; 0 picks a free one.",
+    ),
+    key("questdb.managed.max_heap", "JVM heap limit."),
+    key(
+        "questdb.managed.start_timeout",
+        "How long QuestDB may take to start.",
+    ),
+    key(
+        "questdb.managed.settings",
+        "Further QuestDB server settings as its QDB_* environment variables, e.g. \
+         { QDB_SHARED_WORKER_COUNT = \"1\" }; the listen addresses are the hub's to set.",
+    ),
+    key(
+        "api.listen",
+        "Address of the HTTP API and the dashboard (/dashboard/).",
+    ),
+    key(
+        "api.admin_token",
+        "Bearer token of the admin (16 characters or more); empty: one is generated at \
+         start-up and printed.",
+    ),
+    key(
+        "api.public_reports.enabled",
+        "Serve the public resident report endpoint.",
+    ),
+    key(
+        "api.public_reports.per_client_per_hour",
+        "Sustained reports per client address (IPv6: per /64) and hour.",
+    ),
+    key(
+        "api.public_reports.per_client_burst",
+        "Reports a client may send at once before the hourly rate applies.",
+    ),
+    key(
+        "api.public_reports.global_per_minute",
+        "Sustained reports per minute from everyone together.",
+    ),
+    key(
+        "api.public_reports.global_burst",
+        "Reports everyone together may send at once.",
+    ),
+    unset(
+        "rules.rules",
+        "\"rules/\"",
+        "Rule file or directory of *.toml files, reloaded when they change. Unset: the \
+         built-in default pack.",
+    ),
+    key(
+        "rules.database",
+        "SQLite database of tickets, their audit trail and rule state.",
+    ),
+    key("rules.watch", "Reload the rules when their files change."),
+    key(
+        "rules.watch_interval",
+        "How often the rule files are checked for changes.",
+    ),
+    key(
+        "rules.reminder_interval",
+        "Reminders repeat this often until a ticket is acknowledged.",
+    ),
+    key(
+        "rules.escalation_levels",
+        "Escalation levels, first = the responsible station; each SLA breach moves a ticket \
+         one up.",
+    ),
+    key(
+        "rules.queue_capacity",
+        "Decoded messages waiting for the rules thread; beyond it they are dropped and counted.",
+    ),
+    key(
+        "rules.tick_interval",
+        "How often time-based conditions (silences, SLA clocks) are evaluated.",
+    ),
+    key(
+        "rules.snapshot_interval",
+        "Rule state of changed devices is saved this often (and at shutdown).",
+    ),
+    key("rules.sla.p1_ack", "P1: time to acknowledge."),
+    key("rules.sla.p1_on_site", "P1: time to be on site."),
+    unset("rules.sla.p1_resolve", "\"8h\"", "P1: time to resolve."),
+    key("rules.sla.p2_ack", "P2: time to acknowledge."),
+    unset("rules.sla.p2_on_site", "\"2h\"", "P2: time to be on site."),
+    key("rules.sla.p2_resolve", "P2: time to resolve."),
+    key("rules.sla.p3_ack", "P3: time to acknowledge."),
+    unset(
+        "rules.sla.p3_on_site",
+        "\"1day\"",
+        "P3: time to be on site.",
+    ),
+    key("rules.sla.p3_resolve", "P3: time to resolve."),
+];
+
+/// `text` as `# ` comment lines of at most about 90 columns.
+fn comment(out: &mut String, text: &str) {
+    let mut line = String::from("#");
+    for word in text.split_whitespace() {
+        if line.len() + 1 + word.len() > 90 && line.len() > 1 {
+            out.push_str(&line);
+            out.push('\n');
+            line = String::from("#");
+        }
+        line.push(' ');
+        line.push_str(word);
+    }
+    out.push_str(&line);
+    out.push('\n');
+}
+
+/// The default value at a dotted path of the serialised default configuration.
+fn default_at<'a>(defaults: &'a toml::Table, path: &str) -> Option<&'a toml::Value> {
+    let mut parts = path.split('.');
+    let mut value = defaults.get(parts.next()?)?;
+    for p in parts {
+        value = value.as_table()?.get(p)?;
+    }
+    Some(value)
+}
+
+/// The commented configuration `steward generate-config` prints.
+pub fn sample_config() -> String {
+    let defaults = toml::Table::try_from(HubConfig::default()).unwrap_or_default();
+    let mut out = format!(
+        "# Steward hub configuration: every key with what it does. Every key is optional;\n\
+         # the values below are the defaults, and keys shown commented out are unset by\n\
+         # default (remove the `# ` to set one). Durations are humantime strings (\"200ms\",\n\
+         # \"5m\", \"30days\"); relative paths are taken from this file's directory.\n\
+         # Managed QuestDB version: {}.\n",
+        steward_storage::questdb::QUESTDB_VERSION
+    );
+    for (section, doc) in SECTIONS {
+        out.push('\n');
+        comment(&mut out, doc);
+        out.push_str(&format!("[{section}]\n"));
+        for k in KEYS {
+            let Some((parent, name)) = k.path.rsplit_once('.') else {
+                continue;
+            };
+            if parent != *section {
+                continue;
+            }
+            comment(&mut out, k.doc);
+            match (default_at(&defaults, k.path), k.example) {
+                (Some(v), _) => out.push_str(&format!("{name} = {v}\n")),
+                (None, Some(example)) => out.push_str(&format!("# {name} = {example}\n")),
+                (None, None) => out.push_str(&format!("# {name} =\n")),
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
