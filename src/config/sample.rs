@@ -54,6 +54,11 @@ const SECTIONS: &[(&str, &str)] = &[
         "questdb.managed",
         "The QuestDB the hub starts itself (mode = \"managed\").",
     ),
+    (
+        "questdb.retention",
+        "How long each table keeps its rows (QuestDB TTLs, set at every start); 0 keeps \
+         them for good (docs/device-contract.md section 13).",
+    ),
     ("api", "The HTTP API, dashboard and metrics."),
     (
         "api.public_reports",
@@ -168,8 +173,9 @@ const KEYS: &[Key] = &[
     ),
     key(
         "ingest.spool_max_bytes",
-        "Size bound of the spool; while QuestDB stays down past it, new rows are dropped \
-         and counted (rules and tickets go on).",
+        "Size bound of the spool. Reached (QuestDB down that long): ingest holds devices' \
+         PUBACKs until QuestDB takes rows again; with ack = \"received\" new rows are \
+         dropped and counted instead.",
     ),
     key(
         "ingest.spool_fsync",
@@ -178,6 +184,12 @@ const KEYS: &[Key] = &[
     key(
         "ingest.reject_payload_bytes",
         "Bytes of a rejected payload kept in the `rejects` table.",
+    ),
+    key(
+        "ingest.ack",
+        "When a QoS 1 publish gets its PUBACK: \"spooled\" once it is written to the spool \
+         (survives a kill of the hub), \"synced\" once that write is also fsynced \
+         (survives a power cut), \"received\" on receipt (from memory, like Mosquitto).",
     ),
     key(
         "questdb.mode",
@@ -217,6 +229,31 @@ const KEYS: &[Key] = &[
         "questdb.managed.pg_port",
         "QuestDB's PostgreSQL wire port on 127.0.0.1; 0 picks a free one.",
     ),
+    key(
+        "questdb.managed.pg_bind",
+        "Address the PostgreSQL wire port listens on (Grafana, psql); any address other \
+         than loopback needs pg_password (docs/grafana.md).",
+    ),
+    unset(
+        "questdb.managed.pg_user",
+        "\"admin\"",
+        "Admin user of the PG wire port. Unset: QuestDB's default, admin.",
+    ),
+    unset(
+        "questdb.managed.pg_password",
+        "\"change-me-please\"",
+        "Its password (8 characters or more, not QuestDB's default). Unset: quest.",
+    ),
+    unset(
+        "questdb.managed.pg_readonly_user",
+        "\"grafana\"",
+        "A read-only PG user for dashboards; enabled when set, with pg_readonly_password.",
+    ),
+    unset(
+        "questdb.managed.pg_readonly_password",
+        "\"read-only-secret\"",
+        "Password of the read-only PG user.",
+    ),
     key("questdb.managed.max_heap", "JVM heap limit."),
     key(
         "questdb.managed.start_timeout",
@@ -226,6 +263,31 @@ const KEYS: &[Key] = &[
         "questdb.managed.settings",
         "Further QuestDB server settings as its QDB_* environment variables, e.g. \
          { QDB_SHARED_WORKER_COUNT = \"1\" }; the listen addresses are the hub's to set.",
+    ),
+    key(
+        "questdb.retention.telemetry_days",
+        "Raw readings (<kind>_telemetry): days kept; 0 or at least 7.",
+    ),
+    key(
+        "questdb.retention.device_events_days",
+        "device_events: days kept.",
+    ),
+    key(
+        "questdb.retention.device_status_days",
+        "device_status: days kept.",
+    ),
+    key("questdb.retention.rejects_days", "rejects: days kept."),
+    key(
+        "questdb.retention.ticket_events_months",
+        "ticket_events: months kept.",
+    ),
+    key(
+        "questdb.retention.hourly_months",
+        "Hourly rollups (<kind>_telemetry_1h): months kept.",
+    ),
+    key(
+        "questdb.retention.daily_years",
+        "Daily rollups (<kind>_telemetry_1d): years kept.",
     ),
     key(
         "api.listen",
