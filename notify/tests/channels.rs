@@ -342,3 +342,61 @@ async fn email_reaches_a_real_smtp_server() {
     assert!(msg.contains("Building 3, lift A, floor 7"), "{msg}");
     assert!(msg.contains("Message-ID: <"), "{msg}");
 }
+
+#[tokio::test]
+async fn email_authenticates_when_the_server_requires_it() {
+    let Some(smtp) = SmtpServer::start_with_auth("steward", "mail-pass-1").await else {
+        return;
+    };
+    let mail = |password: &str| {
+        EndpointConfig::Email(EmailConfig {
+            host: smtp.addr.ip().to_string(),
+            port: smtp.addr.port(),
+            from: "Steward <steward@example.com>".into(),
+            username: Some("steward".into()),
+            password: Some(Secret::new(password)),
+        })
+    };
+    let (c, _) = channels(vec![("mail", mail("mail-pass-1")), ("bad", mail("nope"))]);
+    let err = send(&c, "bad", "k0").await.expect_err("wrong password");
+    assert!(matches!(err, SendError::Smtp { .. }), "{err}");
+    assert!(!err.to_string().contains("nope"), "{err}");
+    send(&c, "mail", "k1").await.expect("sent with auth");
+    common::wait_until("the message in the maildir", || smtp.messages().len() == 1).await;
+    assert!(smtp.messages()[0].contains("X-RcptTo: wang.wu@example.com"));
+}
+
+#[tokio::test]
+async fn a_stalled_peer_is_given_up_on() {
+    // Accepts connections and never says a word (an SMTP server owes a greeting).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let clock = Arc::new(ManualClock::new(NOW_MS));
+    let mut cfg = NotifyConfig {
+        outbox: Default::default(),
+        endpoints: BTreeMap::new(),
+    };
+    cfg.outbox.request_timeout = Duration::from_secs(1);
+    cfg.endpoints.insert(
+        "mail".into(),
+        EndpointConfig::Email(EmailConfig {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            from: "Steward <steward@example.com>".into(),
+            username: None,
+            password: None,
+        }),
+    );
+    let c = Channels::new(&cfg, clock).expect("channels");
+    let err = send(&c, "mail", "k").await.expect_err("stalled");
+    assert!(!err.is_permanent(), "{err}");
+    holder.abort();
+}

@@ -138,13 +138,28 @@ impl Channels {
             return Err(SendError::UnknownEndpoint(endpoint.to_string()));
         };
         let now_ms = self.clock.now_ms();
-        match cfg {
-            EndpointConfig::Webhook(c) => webhook::send(&self.http, c, d, now_ms).await,
-            EndpointConfig::Wecom(c) => robots::send_wecom(&self.http, c, d).await,
-            EndpointConfig::Dingtalk(c) => robots::send_dingtalk(&self.http, c, d, now_ms).await,
-            EndpointConfig::Email(c) => email::send(c, d, self.timeout).await,
-            EndpointConfig::Sms(c) => sms::send(&self.http, c, d).await,
-        }
+        let attempt = async {
+            match cfg {
+                EndpointConfig::Webhook(c) => webhook::send(&self.http, c, d, now_ms).await,
+                EndpointConfig::Wecom(c) => robots::send_wecom(&self.http, c, d).await,
+                EndpointConfig::Dingtalk(c) => {
+                    robots::send_dingtalk(&self.http, c, d, now_ms).await
+                }
+                EndpointConfig::Email(c) => email::send(c, d, self.timeout).await,
+                EndpointConfig::Sms(c) => sms::send(&self.http, c, d).await,
+            }
+        };
+        // One bound for the whole attempt: a peer that accepts and then stalls (an SMTP
+        // server that never answers a command) must not hold the dispatcher's round.
+        let bound = self.timeout + std::time::Duration::from_secs(1);
+        tokio::time::timeout(bound, attempt)
+            .await
+            .unwrap_or_else(|_| {
+                Err(SendError::Transport(format!(
+                    "no answer within {} s",
+                    bound.as_secs()
+                )))
+            })
     }
 }
 

@@ -171,6 +171,22 @@ pub fn free_addr() -> SocketAddr {
     l.local_addr().expect("addr")
 }
 
+const AUTH_SERVER: &str = r#"
+import sys, threading
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Mailbox
+from aiosmtpd.smtp import AuthResult, LoginPassword
+host, port, maildir, user, password = sys.argv[1:6]
+def check(server, session, envelope, mechanism, data):
+    ok = isinstance(data, LoginPassword) and data.login == user.encode() \
+        and data.password == password.encode()
+    return AuthResult(success=ok, handled=False)
+c = Controller(Mailbox(maildir), hostname=host, port=int(port), authenticator=check,
+               auth_required=True, auth_require_tls=False)
+c.start()
+threading.Event().wait()
+"#;
+
 /// A real SMTP server: aiosmtpd (Debian's `python3-aiosmtpd`) writing to a Maildir.
 pub struct SmtpServer {
     pub addr: SocketAddr,
@@ -182,6 +198,15 @@ pub struct SmtpServer {
 impl SmtpServer {
     /// None (with a message) when no Python has aiosmtpd, unless STEWARD_REQUIRE_SMTP is set.
     pub async fn start() -> Option<SmtpServer> {
+        Self::start_with(None).await
+    }
+
+    /// The same server, requiring AUTH (PLAIN or LOGIN, over plain SMTP) as `user`/`password`.
+    pub async fn start_with_auth(user: &str, password: &str) -> Option<SmtpServer> {
+        Self::start_with(Some((user, password))).await
+    }
+
+    async fn start_with(auth: Option<(&str, &str)>) -> Option<SmtpServer> {
         let python = ["/usr/bin/python3", "python3"].into_iter().find(|p| {
             std::process::Command::new(p)
                 .args(["-c", "import aiosmtpd"])
@@ -200,10 +225,24 @@ impl SmtpServer {
         // Mailbox creates the Maildir itself and refuses a plain existing folder.
         let maildir = dir.path().join("mail");
         let addr = free_addr();
-        let child = std::process::Command::new(python)
-            .args(["-m", "aiosmtpd", "-n", "-l", &addr.to_string()])
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(&maildir)
+        let mut cmd = std::process::Command::new(python);
+        match auth {
+            None => cmd
+                .args(["-m", "aiosmtpd", "-n", "-l", &addr.to_string()])
+                .args(["-c", "aiosmtpd.handlers.Mailbox"])
+                .arg(&maildir),
+            // The command line has no AUTH options; the library's Controller does.
+            Some((user, password)) => cmd
+                .args([
+                    "-c",
+                    AUTH_SERVER,
+                    &addr.ip().to_string(),
+                    &addr.port().to_string(),
+                ])
+                .arg(&maildir)
+                .args([user, password]),
+        };
+        let child = cmd
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
