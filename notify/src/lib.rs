@@ -40,6 +40,8 @@ pub enum NotifyError {
     UnknownEndpoint(String),
     #[error("outbox database: {0}")]
     Db(#[from] rusqlite::Error),
+    #[error("cannot encode a delivery: {0}")]
+    Encode(String),
     #[error("outbox record {id}: {message}")]
     Corrupt { id: i64, message: String },
     #[error("cannot build the http client: {0}")]

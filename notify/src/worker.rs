@@ -201,6 +201,28 @@ impl Dispatcher {
         blocking(move || outbox.dead_letters(limit)).await
     }
 
+    /// Every delivery of a ticket with its state, for the ticket page.
+    pub async fn deliveries_for_ticket(
+        &self,
+        ticket_id: &str,
+    ) -> Result<Vec<DeliveryRecord>, NotifyError> {
+        let outbox = self.outbox.clone();
+        let ticket = ticket_id.to_string();
+        blocking(move || outbox.deliveries_for_ticket(&ticket)).await
+    }
+
+    /// Queue a dead letter again (the endpoint was fixed) and wake the worker; false when
+    /// `id` is not a dead letter.
+    pub async fn retry_dead(&self, id: i64) -> Result<bool, NotifyError> {
+        let outbox = self.outbox.clone();
+        let now = self.clock.now_ms();
+        let requeued = blocking(move || outbox.retry_dead(id, now)).await?;
+        if requeued {
+            self.wake.notify_one();
+        }
+        Ok(requeued)
+    }
+
     /// Every attempt for a ticket, for its audit trail.
     pub async fn attempts_for_ticket(
         &self,

@@ -279,12 +279,13 @@ async fn failing_receiver_backs_off_then_dead_letters() {
 
     // The endpoint is fixed and the operator retries the dead letter.
     rx.set_reply(200, "ok");
-    assert!(d
-        .outbox()
-        .retry_dead(dead[0].id, clock.now_ms())
-        .expect("retry"));
+    assert!(d.retry_dead(dead[0].id).await.expect("retry"));
+    assert!(
+        !d.retry_dead(dead[0].id).await.expect("retry"),
+        "not dead any more"
+    );
     assert_eq!(d.run_once().await.expect("round"), 1);
-    let rec = &d.outbox().deliveries_for_ticket("T-1").expect("read")[0];
+    let rec = &d.deliveries_for_ticket("T-1").await.expect("read")[0];
     assert_eq!(rec.state, DeliveryState::Delivered);
     assert!(d.dead_letters(10).await.expect("dead letters").is_empty());
 }
