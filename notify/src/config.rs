@@ -116,7 +116,7 @@ impl EndpointConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     pub url: String,
@@ -204,7 +204,7 @@ pub enum HttpMethod {
     Put,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmsConfig {
     /// Gateway URL; may hold `{phone}` and `{text}` (percent-encoded when substituted).
@@ -223,6 +223,39 @@ pub struct SmsConfig {
     /// answer 200 with an error code).
     #[serde(default)]
     pub success_contains: Option<String>,
+}
+
+/// A URL without its query and fragment, for `Debug`: receivers and SMS gateways often
+/// take a token in the query.
+pub fn redact_url(url: &str) -> String {
+    let end = url.find(['?', '#']).unwrap_or(url.len());
+    if end < url.len() {
+        format!("{}?***", &url[..end])
+    } else {
+        url.to_string()
+    }
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("url", &redact_url(&self.url))
+            .field("secret", &self.secret)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for SmsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmsConfig")
+            .field("url", &redact_url(&self.url))
+            .field("method", &self.method)
+            .field("body_template", &self.body_template)
+            .field("encoding", &self.encoding)
+            .field("headers", &self.headers)
+            .field("success_contains", &self.success_contains)
+            .finish()
+    }
 }
 
 impl NotifyConfig {
@@ -397,7 +430,7 @@ password = "mail-pass"
 
 [endpoints.sms]
 channel = "sms"
-url = "http://127.0.0.1:9/sms"
+url = "http://127.0.0.1:9/sms?apikey=sms-url-key"
 body_template = '{"to":"{phone}","content":"{text}"}'
 headers = { Authorization = "Bearer sms-key" }
 "#;
@@ -420,6 +453,7 @@ headers = { Authorization = "Bearer sms-key" }
             "key-789",
             "mail-pass",
             "sms-key",
+            "sms-url-key",
         ] {
             assert!(!debug.contains(secret), "{secret} in {debug}");
         }
