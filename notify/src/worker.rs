@@ -6,13 +6,16 @@
 //! Time comes from the injected [`Clock`], so tests move it by hand. One dispatcher per
 //! outbox file: it is the only sender, which is what makes "never sent twice" hold.
 
+use parking_lot::Mutex;
 use rand::Rng;
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use steward_estate::clock::Clock;
 use tokio::sync::Notify;
+use tokio::task::JoinSet;
 
 use crate::channel::{Channels, Delivery};
 use crate::config::OutboxConfig;
@@ -50,6 +53,9 @@ pub struct Dispatcher {
     clock: Arc<dyn Clock>,
     cfg: OutboxConfig,
     wake: Notify,
+    /// Deliveries being attempted now: a slow attempt keeps its slot, and the next round
+    /// neither waits for it nor sends it a second time.
+    in_flight: Mutex<HashSet<i64>>,
 }
 
 async fn blocking<T: Send + 'static>(
@@ -73,6 +79,7 @@ impl Dispatcher {
             clock,
             cfg,
             wake: Notify::new(),
+            in_flight: Mutex::new(HashSet::new()),
         }
     }
 
@@ -105,21 +112,54 @@ impl Dispatcher {
         Ok(result)
     }
 
-    /// Send every delivery due now, up to one batch; returns how many were attempted.
-    pub async fn run_once(&self) -> Result<usize, NotifyError> {
+    /// Due deliveries not in flight, up to `room`, marked in flight.
+    async fn claim(&self, room: usize) -> Result<Vec<DueDelivery>, NotifyError> {
+        if room == 0 {
+            return Ok(Vec::new());
+        }
         let outbox = self.outbox.clone();
         let now = self.clock.now_ms();
-        let limit = self.cfg.batch;
+        // An attempt leaves the set only after its outcome is committed, so a delivery
+        // missing from this snapshot is read below as it really is. One that was in flight
+        // at the snapshot may have finished since, and the read may predate its outcome:
+        // it is left for the next round.
+        let before = self.in_flight.lock().clone();
+        let limit = room + before.len();
         let due = blocking(move || outbox.due(now, limit)).await?;
+        let mut in_flight = self.in_flight.lock();
+        let mut claimed = Vec::new();
+        for d in due {
+            if claimed.len() == room {
+                break;
+            }
+            if !before.contains(&d.id) && in_flight.insert(d.id) {
+                claimed.push(d);
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Send the deliveries due now (up to one batch) and wait for their outcomes; returns
+    /// how many were attempted. [`Dispatcher::run`] does this continuously.
+    pub async fn run_once(self: &Arc<Self>) -> Result<usize, NotifyError> {
+        let due = self.claim(self.cfg.batch).await?;
         let n = due.len();
-        let attempts = futures::future::join_all(due.into_iter().map(|d| self.attempt(d))).await;
+        let attempts =
+            futures::future::join_all(due.into_iter().map(|d| self.clone().attempt(d))).await;
         for result in attempts {
             result?;
         }
         Ok(n)
     }
 
-    async fn attempt(&self, d: DueDelivery) -> Result<(), NotifyError> {
+    async fn attempt(self: Arc<Self>, d: DueDelivery) -> Result<(), NotifyError> {
+        let id = d.id;
+        let result = self.attempt_inner(d).await;
+        self.in_flight.lock().remove(&id);
+        result
+    }
+
+    async fn attempt_inner(&self, d: DueDelivery) -> Result<(), NotifyError> {
         let result = self
             .channels
             .send(
@@ -168,31 +208,37 @@ impl Dispatcher {
         blocking(move || outbox.record_attempt(d.id, at, &outcome)).await
     }
 
-    /// Run until `shutdown` resolves: a round whenever something is enqueued or every
-    /// `poll_interval`. An outbox error is logged and the round retried at the next tick.
-    pub async fn run(&self, shutdown: impl Future<Output = ()>) {
+    /// Run until `shutdown` resolves. Up to `batch` attempts run at once, each as its own
+    /// task; due deliveries are claimed whenever something is enqueued, an attempt ends, or
+    /// every `poll_interval`. An outbox error is logged and retried at the next tick. On
+    /// shutdown, attempts still running are abandoned: an attempt whose outcome was not
+    /// recorded is made again by the next dispatcher (same delivery key).
+    pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
+        let mut tasks = JoinSet::new();
         loop {
-            let full = match self.run_once().await {
-                Ok(n) => n >= self.cfg.batch,
-                Err(e) => {
-                    tracing::error!(error = %e, "notification outbox round failed");
-                    false
+            let room = self.cfg.batch.saturating_sub(tasks.len());
+            match self.claim(room).await {
+                Ok(due) => {
+                    for d in due {
+                        tasks.spawn(self.clone().attempt(d));
+                    }
                 }
-            };
-            if full {
-                // A full batch: more may be due, go again before sleeping.
-                tokio::select! {
-                    _ = &mut shutdown => return,
-                    _ = tokio::task::yield_now() => continue,
-                }
+                Err(e) => tracing::error!(error = %e, "notification outbox round failed"),
             }
             tokio::select! {
-                _ = &mut shutdown => return,
+                _ = &mut shutdown => break,
                 _ = self.wake.notified() => {}
+                Some(done) = tasks.join_next(), if !tasks.is_empty() => match done {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, "notification attempt not recorded"),
+                    Err(e) => tracing::error!(error = %e, "notification attempt task failed"),
+                },
                 _ = tokio::time::sleep(self.cfg.poll_interval) => {}
             }
         }
+        tasks.shutdown().await;
+        self.in_flight.lock().clear();
     }
 
     /// Dead letters for the API, newest first.

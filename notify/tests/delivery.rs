@@ -315,3 +315,87 @@ async fn a_failure_no_retry_can_fix_is_dead_at_once() {
         .expect_err("unknown endpoint");
     assert!(err.to_string().contains("pigeon"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_endpoint_does_not_hold_the_others() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(T0));
+    // Accepts connections and never answers.
+    let stalled = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let stalled_addr = stalled.local_addr().expect("addr");
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = stalled.accept().await {
+            held.push(socket);
+        }
+    });
+    let rx = receiver_on(common::free_addr(), clock.clone()).await;
+    let mut cfg = config(&rx.url("/hook"), 10);
+    cfg.outbox.request_timeout = Duration::from_secs(600);
+    cfg.endpoints.insert(
+        "stalled-hook".into(),
+        EndpointConfig::Webhook(WebhookConfig {
+            url: format!("http://{stalled_addr}/hook"),
+            secret: Secret::new(SECRET),
+        }),
+    );
+    let d = dispatcher(&dir.path().join("outbox.db"), &cfg, &clock);
+    d.enqueue(notification(1), crew(), "stalled-hook")
+        .await
+        .expect("enqueue");
+    d.enqueue(notification(1), crew(), "crew-hook")
+        .await
+        .expect("enqueue");
+    let running = spawn(&d);
+    let outbox = d.outbox().clone();
+    wait_until("the healthy endpoint's delivery", || {
+        outbox.counts().map(|c| c == (1, 1, 0)).unwrap_or(false)
+    })
+    .await;
+    assert_eq!(rx.accepted().len(), 1);
+    // Later notifications do not wait for the stalled attempt either.
+    d.enqueue(notification(2), crew(), "crew-hook")
+        .await
+        .expect("enqueue");
+    wait_until("a later delivery", || {
+        outbox.counts().map(|c| c == (1, 2, 0)).unwrap_or(false)
+    })
+    .await;
+    assert_eq!(rx.accepted().len(), 2);
+    running.stop().await;
+    holder.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_of_tickets_is_delivered_once_each() {
+    const N: usize = 300;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(T0));
+    let rx = receiver_on(common::free_addr(), clock.clone()).await;
+    let cfg = config(&rx.url("/hook"), 10);
+    let d = dispatcher(&dir.path().join("outbox.db"), &cfg, &clock);
+    let running = spawn(&d);
+    for i in 0..N {
+        d.enqueue(notification(i), crew(), "crew-hook")
+            .await
+            .expect("enqueue");
+    }
+    let outbox = d.outbox().clone();
+    wait_until("every delivery delivered", || {
+        outbox
+            .counts()
+            .map(|c| c == (0, N as u64, 0))
+            .unwrap_or(false)
+    })
+    .await;
+    running.stop().await;
+    let keys: std::collections::HashSet<String> = rx
+        .accepted()
+        .iter()
+        .map(|r| r.header(DELIVERY_HEADER).to_string())
+        .collect();
+    assert_eq!(rx.accepted().len(), N);
+    assert_eq!(keys.len(), N);
+}
