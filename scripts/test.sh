@@ -31,6 +31,15 @@ if ! command -v stress-ng >/dev/null 2>&1; then
     echo "stress-ng not found: the SIGKILL tests run without saturating the cores (apt-get install stress-ng)" >&2
   fi
 fi
+if ! /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
+  # The notification email test sends to a real SMTP server, Debian's aiosmtpd; without it
+  # the test skips (unless STEWARD_REQUIRE_SMTP is set, as in CI).
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-aiosmtpd >/dev/null
+  else
+    echo "aiosmtpd not found: the notification email test will skip (apt-get install python3-aiosmtpd)" >&2
+  fi
+fi
 scripts/fetch-questdb.sh
 # The crash and shutdown tests run the hub binary as its own process.
 cargo build --locked --bin steward
