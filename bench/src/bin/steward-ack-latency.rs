@@ -38,6 +38,9 @@ struct Args {
     /// Ack modes, comma separated.
     #[arg(long, default_value = "received,spooled,synced")]
     modes: String,
+    /// `ingest.spool_fsync`: fsync each spool segment when it is sealed (a batch).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    spool_fsync: bool,
 }
 
 /// Latencies (µs) of acknowledged publishes sent after the warm-up.
@@ -140,6 +143,7 @@ fn pct(sorted: &[u64], p: f64) -> f64 {
 async fn run_mode(args: &Args, estate: &str, mode: AckMode) -> Result<String> {
     let sb = HubSandbox::start_with(estate, |c| {
         c.ingest.ack = mode;
+        c.ingest.spool_fsync = args.spool_fsync;
         c.questdb.managed.max_heap = "1g".into();
     })
     .await?;
@@ -212,8 +216,8 @@ async fn main() -> Result<()> {
         lines.push(line);
     }
     println!(
-        "\npublish -> PUBACK at {} msg/s offered over {} connections, {} s measured per mode\n",
-        args.rate, args.connections, args.secs
+        "\npublish -> PUBACK at {} msg/s offered over {} connections, {} s measured per mode, spool_fsync = {}\n",
+        args.rate, args.connections, args.secs, args.spool_fsync
     );
     println!("| ack | msg/s acked | samples | p50 ms | p90 ms | p99 ms | max ms |\n|---|---|---|---|---|---|---|");
     for l in lines {
