@@ -680,3 +680,49 @@ fn a_batch_commits_once_and_publishes_only_after_the_commit() {
         Some(TicketState::Acknowledged)
     );
 }
+
+#[test]
+fn a_month_of_fresh_unacknowledged_tickets_is_not_rated_yet() {
+    let s = SqliteTicketStore::open_in_memory().unwrap();
+    let p = policy();
+    // Two P1s just opened: no acknowledge, on-site or resolve verdict exists yet; the
+    // repeat figure alone (perfect) must not make the month 100 and 5 stars.
+    s.raise(&raise("lift-1", "lift-trapped", Priority::P1, T0), &p)
+        .unwrap();
+    s.raise(&raise("smoke-1", "smoke-alarm", Priority::P1, T0 + MIN), &p)
+        .unwrap();
+    let r = s.rating("st-north", "2025-03").unwrap();
+    assert_eq!(r.tickets, 2);
+    assert_eq!((r.ack_within_sla, r.on_site_within_sla), (None, None));
+    assert_eq!((r.score, r.stars), (None, None), "{r:?}");
+}
+
+#[test]
+fn a_trigger_sent_again_is_not_counted_again() {
+    let s = SqliteTicketStore::open_in_memory().unwrap();
+    let p = policy();
+    let first = s
+        .raise(&raise("lift-1", "lift-trapped", Priority::P1, T0), &p)
+        .unwrap();
+    assert!(first.created && !first.replayed);
+    let again = s
+        .raise(&raise("lift-1", "lift-trapped", Priority::P1, T0), &p)
+        .unwrap();
+    assert!(again.replayed && !again.created);
+    assert_eq!(again.ticket.id, first.ticket.id);
+    assert_eq!(again.ticket.occurrences, 1, "a copy adds no occurrence");
+    let later = s
+        .raise(&raise("lift-1", "lift-trapped", Priority::P1, T0 + MIN), &p)
+        .unwrap();
+    assert!(!later.replayed && !later.created);
+    assert_eq!(later.ticket.occurrences, 2, "a newer trigger counts");
+    // An older copy after the newer one is still a copy.
+    let old = s
+        .raise(
+            &raise("lift-1", "lift-trapped", Priority::P1, T0 + 30_000),
+            &p,
+        )
+        .unwrap();
+    assert!(old.replayed);
+    assert_eq!(old.ticket.occurrences, 2);
+}
