@@ -68,17 +68,7 @@ impl CrashEnv {
             ..ManagedConfig::default()
         };
         let questdb = tokio::task::spawn_blocking(move || ManagedQuestDb::start(&qcfg)).await??;
-        std::fs::write(dir.path().join("estate.toml"), estate)?;
-        let mut config = HubConfig::default();
-        config.estate.file = Some(dir.path().join("estate.toml"));
-        config.estate.database = dir.path().join("steward.db");
-        config.rules.database = dir.path().join("tickets.db");
-        config.ingest.spool_dir = dir.path().join("spool");
-        config.ingest.flush_interval = Duration::from_millis(50);
-        config.broker.v4_listen = "127.0.0.1:0".parse()?;
-        config.broker.v5_listen = Some("127.0.0.1:0".parse()?);
-        config.api.listen = "127.0.0.1:0".parse()?;
-        config.api.admin_token = CRASH_ADMIN.into();
+        let mut config = hub_config(dir.path(), estate)?;
         config.questdb.mode = QuestDbMode::External;
         config.questdb.http_addr = Some(questdb.http_addr);
         Ok(CrashEnv {
@@ -91,6 +81,23 @@ impl CrashEnv {
     pub fn questdb_client(&self) -> Result<QuestDbClient> {
         Ok(QuestDbClient::new(self.questdb.http_addr)?)
     }
+}
+
+/// A hub config for a separate hub process keeping everything in `dir`: `estate` written
+/// there, ephemeral ports, [`CRASH_ADMIN`] as admin token, a 50 ms flush interval.
+pub fn hub_config(dir: &std::path::Path, estate: &str) -> Result<HubConfig> {
+    std::fs::write(dir.join("estate.toml"), estate)?;
+    let mut config = HubConfig::default();
+    config.estate.file = Some(dir.join("estate.toml"));
+    config.estate.database = dir.join("steward.db");
+    config.rules.database = dir.join("tickets.db");
+    config.ingest.spool_dir = dir.join("spool");
+    config.ingest.flush_interval = Duration::from_millis(50);
+    config.broker.v4_listen = "127.0.0.1:0".parse()?;
+    config.broker.v5_listen = Some("127.0.0.1:0".parse()?);
+    config.api.listen = "127.0.0.1:0".parse()?;
+    config.api.admin_token = CRASH_ADMIN.into();
+    Ok(config)
 }
 
 /// Steady QoS 1 load from the four load devices; each message carries its `seq`, and its
@@ -359,6 +366,11 @@ pub async fn kill_cycle(
 /// 100 s per cycle (a cycle's `ts` range is `t0 + seq` ms, well under 100 s).
 pub fn cycle_t0(cycle: u32) -> i64 {
     now_ms() - 3_600_000 + i64::from(cycle) * 100_000
+}
+
+/// Parse a comma-separated list of ack modes (a bench's `--modes`).
+pub fn parse_modes(list: &str) -> Result<Vec<AckMode>> {
+    list.split(',').map(|m| parse_mode(m.trim())).collect()
 }
 
 /// Parse an ack mode name as the config spells it.

@@ -9,11 +9,12 @@ use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use steward::HubConfig;
 use steward_device_sim::{DeviceModel, Fault};
 use steward_estate::DeviceKind;
 use steward_storage::questdb::QuestDbClient;
-use steward_tests::crash::{metric, stored, wait_stored, CpuHog, CrashEnv, Load, CRASH_ADMIN};
+use steward_tests::crash::{
+    hub_config, metric, stored, wait_stored, CpuHog, CrashEnv, Load, CRASH_ADMIN,
+};
 use steward_tests::process::{rss_kib, HubProcess};
 use steward_tests::{now_ms, wait_until, TestClient, TEST_ESTATE};
 
@@ -366,16 +367,7 @@ async fn a_burst_above_capacity_keeps_memory_bounded_and_loses_nothing_silently(
 async fn sigkill_with_managed_questdb_restarts_on_the_same_root() -> Result<()> {
     steward_tests::init_logging();
     let dir = tempfile::tempdir()?;
-    std::fs::write(dir.path().join("estate.toml"), TEST_ESTATE.as_str())?;
-    let mut config = HubConfig::default();
-    config.estate.file = Some(dir.path().join("estate.toml"));
-    config.estate.database = dir.path().join("steward.db");
-    config.rules.database = dir.path().join("tickets.db");
-    config.ingest.spool_dir = dir.path().join("spool");
-    config.ingest.flush_interval = Duration::from_millis(50);
-    config.broker.v4_listen = "127.0.0.1:0".parse()?;
-    config.broker.v5_listen = Some("127.0.0.1:0".parse()?);
-    config.api.listen = "127.0.0.1:0".parse()?;
+    let mut config = hub_config(dir.path(), &TEST_ESTATE)?;
     config.questdb.managed.root = Some(dir.path().join("questdb"));
     config.questdb.managed.max_heap = "512m".into();
     let hub = tokio::task::block_in_place(|| HubProcess::start(&config, dir.path()))?;

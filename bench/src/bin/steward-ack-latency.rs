@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use steward_device_sim::{devices_from_estate, DeviceModel};
 use steward_estate::EstateFile;
 use steward_ingest::AckMode;
-use steward_tests::crash::parse_mode;
+use steward_tests::crash::parse_modes;
 use steward_tests::{load_estate, now_ms, HubSandbox};
 
 #[derive(Parser)]
@@ -203,11 +203,7 @@ async fn run_mode(args: &Args, estate: &str, mode: AckMode) -> Result<String> {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let modes = args
-        .modes
-        .split(',')
-        .map(|m| parse_mode(m.trim()))
-        .collect::<Result<Vec<_>>>()?;
+    let modes = parse_modes(&args.modes)?;
     let estate = load_estate(args.connections.max(1));
     let mut lines = Vec::new();
     for mode in modes {

@@ -8,7 +8,7 @@
 
 use anyhow::Result;
 use clap::Parser;
-use steward_tests::crash::{cycle_t0, kill_cycle, parse_mode, CrashEnv, KillReport};
+use steward_tests::crash::{cycle_t0, kill_cycle, parse_modes, CrashEnv, KillReport};
 
 #[derive(Parser)]
 #[command(about = "SIGKILL the hub under load, again and again, and count acknowledged loss")]
@@ -30,11 +30,7 @@ struct Args {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let modes = args
-        .modes
-        .split(',')
-        .map(|m| parse_mode(m.trim()))
-        .collect::<Result<Vec<_>>>()?;
+    let modes = parse_modes(&args.modes)?;
     let env = CrashEnv::start().await?;
     let mut cycle = 0;
     let mut failed = false;
