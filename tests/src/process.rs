@@ -8,8 +8,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use steward::config::HubConfig;
 
-/// Path of the `steward` binary next to this test binary, built on demand.
+/// Path of the `steward` binary next to this test binary, built on demand. `STEWARD_BIN`
+/// names another one: several checkouts sharing a target directory overwrite each other's
+/// `target/<profile>/steward`.
 pub fn steward_bin() -> Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("STEWARD_BIN") {
+        return Ok(PathBuf::from(bin));
+    }
     let exe = std::env::current_exe()?;
     // target/<profile>/deps/<test> or target/<profile>/<bin> -> target/<profile>/steward
     let mut profile_dir = exe
