@@ -98,6 +98,9 @@ impl HubConfig {
                 *p = base.join(&*p);
             }
         }
+        if cfg.api.photo_dir.is_relative() {
+            cfg.api.photo_dir = base.join(&cfg.api.photo_dir);
+        }
         if cfg.ingest.spool_dir.is_relative() {
             cfg.ingest.spool_dir = base.join(&cfg.ingest.spool_dir);
         }

@@ -129,6 +129,7 @@ impl Hub {
             tickets: rules.desk(),
             api_metrics,
             resident,
+            photos: steward_api::PhotoStore::new(&cfg.api.photo_dir),
         };
         let listener = steward_api::bind(cfg.api.listen).await?;
         let api_addr = listener

@@ -11,7 +11,8 @@ const NEXT_STEPS = {
   open: ["acknowledged"],
   acknowledged: ["dispatched", "on_hold"],
   dispatched: ["on_site", "on_hold"],
-  on_site: ["resolved", "on_hold"],
+  // Resolving needs a note and a failure code: the crew app's form (the ticket's link).
+  on_site: ["on_hold"],
   on_hold: ["dispatched"],
   resolved: ["closed"],
 };
@@ -204,7 +205,8 @@ export async function crewPage([station]) {
     msg.textContent = "";
     const who = actor.value.trim() || session.me.name;
     try {
-      await api("/tickets/" + tk.id + "/transition", { method: "POST", body: { to, actor: who, note: t("crew.note") } });
+      // No canned note: notes are what the crew writes, in the crew app.
+      await api("/tickets/" + tk.id + "/transition", { method: "POST", body: { to, actor: who } });
     } catch (e) {
       msg.textContent = e.message;
     }

@@ -44,6 +44,8 @@ pub struct KindCatalog {
     pub alarms: Vec<AlarmRule>,
     /// Events the kind may send.
     pub events: Vec<&'static str>,
+    /// What a crew may name as the cause when resolving a ticket of this kind.
+    pub failure_codes: Vec<&'static str>,
     /// Metrics to show first on a tile, most telling first.
     pub key_metrics: Vec<&'static str>,
     #[schema(value_type = DeviceKindDoc)]
@@ -55,7 +57,83 @@ pub struct KindCatalog {
 /// Reply of `GET /api/v1/catalog`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Catalog {
+    /// Failure codes of tickets that are not a device's (residents' reports, calls).
+    pub generic_failure_codes: Vec<&'static str>,
     pub kinds: Vec<KindCatalog>,
+}
+
+/// Failure codes of tickets without a device kind of their own.
+const GENERIC_FAILURE_CODES: &[&str] = &[
+    "repaired",
+    "replaced_part",
+    "adjusted",
+    "cleaned",
+    "no_fault_found",
+    "external_cause",
+    "other",
+];
+
+/// The causes a crew may name when resolving a ticket of a device kind: what the station
+/// counts repeat failures by. Each list ends with `other`.
+fn kind_failure_codes(kind: DeviceKind) -> &'static [&'static str] {
+    match kind {
+        DeviceKind::Lift => &[
+            "door_operator",
+            "door_lock",
+            "safety_circuit",
+            "brake",
+            "controller",
+            "drive_inverter",
+            "power_supply",
+            "levelling",
+            "ropes",
+            "call_button",
+            "alarm_device",
+            "misuse",
+            "other",
+        ],
+        DeviceKind::Smoke => &[
+            "detector_fault",
+            "false_alarm",
+            "battery",
+            "dust_contamination",
+            "wiring",
+            "tamper",
+            "real_fire",
+            "other",
+        ],
+        DeviceKind::Pump => &[
+            "bearing",
+            "seal_leak",
+            "motor",
+            "impeller",
+            "valve",
+            "pressure_sensor",
+            "power_supply",
+            "control_panel",
+            "dry_run",
+            "other",
+        ],
+        DeviceKind::Gate => &[
+            "motor",
+            "lock",
+            "access_controller",
+            "power_supply",
+            "sensor",
+            "vandalism",
+            "other",
+        ],
+    }
+}
+
+/// The failure codes of a ticket of `kind` (a device kind, or anything else for the
+/// generic list).
+pub(crate) fn failure_codes(kind: &str) -> &'static [&'static str] {
+    DeviceKind::ALL
+        .into_iter()
+        .find(|k| k.as_str() == kind)
+        .map(kind_failure_codes)
+        .unwrap_or(GENERIC_FAILURE_CODES)
 }
 
 /// Metrics a tile shows first, per kind: what a manager asks about that kind before
@@ -168,6 +246,7 @@ fn kind_catalog(kind: DeviceKind) -> KindCatalog {
     KindCatalog {
         alarms: alarms(kind),
         events: catalog::events(kind).to_vec(),
+        failure_codes: kind_failure_codes(kind).to_vec(),
         key_metrics: key_metrics(kind).to_vec(),
         kind,
         metrics,
@@ -182,6 +261,7 @@ fn kind_catalog(kind: DeviceKind) -> KindCatalog {
     security(("bearer" = [])))]
 pub(crate) async fn get_catalog(_who: Principal) -> Json<Catalog> {
     Json(Catalog {
+        generic_failure_codes: GENERIC_FAILURE_CODES.to_vec(),
         kinds: DeviceKind::ALL.into_iter().map(kind_catalog).collect(),
     })
 }
@@ -204,6 +284,16 @@ mod tests {
         assert_eq!(unit_of(DeviceKind::Lift, "load_pct"), "%");
         assert_eq!(unit_of(DeviceKind::Lift, "trapped"), "");
         assert_eq!(unit_of(DeviceKind::Smoke, "pre_alarm"), "");
+    }
+
+    #[test]
+    fn failure_codes_per_kind_end_with_other() {
+        assert!(failure_codes("lift").contains(&"door_operator"));
+        assert!(failure_codes("smoke").contains(&"false_alarm"));
+        assert_eq!(failure_codes("resident"), GENERIC_FAILURE_CODES);
+        for kind in DeviceKind::ALL {
+            assert_eq!(kind_failure_codes(kind).last(), Some(&"other"), "{kind}");
+        }
     }
 
     #[test]

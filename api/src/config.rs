@@ -12,6 +12,8 @@ pub struct ApiConfig {
     pub admin_token: String,
     /// Limits of the public resident report endpoint.
     pub public_reports: PublicReportsConfig,
+    /// Directory of the photos crews attach to tickets (relative: to the config file).
+    pub photo_dir: std::path::PathBuf,
 }
 
 impl Default for ApiConfig {
@@ -20,6 +22,7 @@ impl Default for ApiConfig {
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_token: String::new(),
             public_reports: PublicReportsConfig::default(),
+            photo_dir: std::path::PathBuf::from("var/photos"),
         }
     }
 }
@@ -33,6 +36,9 @@ impl ApiConfig {
             );
         }
         e.extend(self.public_reports.validate("api.public_reports"));
+        if self.photo_dir.as_os_str().is_empty() {
+            e.push("api.photo_dir: must not be empty".into());
+        }
         e
     }
 }

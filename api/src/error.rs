@@ -13,7 +13,8 @@ use utoipa::ToSchema;
 ///
 /// Codes: `bad_request` 400, `unauthorized` 401 (no token), `invalid_token` 401 (unknown
 /// or revoked), `forbidden` 403 (role may not), `out_of_scope` 403 (outside the token's
-/// streets/compounds/station/vendor), `not_found` 404, `conflict` 409, `rate_limited` 429
+/// streets/compounds/station/vendor), `not_found` 404, `conflict` 409, `too_large` 413,
+/// `unsupported_type` 415, `rate_limited` 429
 /// (with `Retry-After`), `internal` 500, `unavailable` 503.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -38,6 +39,12 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// An upload over its size limit (413).
+    #[error("{0}")]
+    TooLarge(String),
+    /// An upload of a type the endpoint does not take (415).
+    #[error("{0}")]
+    UnsupportedType(String),
     #[error("internal error")]
     Internal(String),
     #[error("{0}")]
@@ -57,6 +64,10 @@ impl ApiError {
             ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ApiError::UnsupportedType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_type")
+            }
             ApiError::Internal(_) | ApiError::Startup(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
@@ -76,7 +87,7 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// bad_request, unauthorized, invalid_token, forbidden, out_of_scope, not_found,
-    /// conflict, rate_limited, internal, unavailable.
+    /// conflict, too_large, unsupported_type, rate_limited, internal, unavailable.
     pub code: &'static str,
     pub message: String,
 }

@@ -27,6 +27,7 @@
 pub mod auth;
 mod catalog;
 mod config;
+mod crew_app;
 mod dashboard;
 mod devices;
 mod error;
@@ -39,6 +40,7 @@ mod metrics;
 mod names;
 pub mod openapi;
 mod params;
+mod photos;
 mod rejects;
 mod reports;
 pub mod resident;
@@ -56,6 +58,7 @@ pub use error::ApiError;
 pub use intake::{PublicReportsConfig, ResidentIntake};
 pub use live::{in_scope, StreamFilter};
 pub use metrics::ApiMetrics;
+pub use photos::PhotoStore;
 pub use router::app;
 pub use state::{AppState, ReadinessProbe};
 

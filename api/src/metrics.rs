@@ -1,4 +1,5 @@
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
@@ -19,6 +20,8 @@ pub struct ApiMetrics {
     pub requests: Family<RequestLabels, Histogram>,
     /// Clients connected to the alert stream (`steward_api_sse_clients`).
     pub sse_clients: Gauge,
+    /// Ticket photos refused, by reason (`steward_api_photo_rejects_total`).
+    pub photo_rejects: Family<crate::photos::PhotoRejectLabels, Counter>,
 }
 
 impl ApiMetrics {
@@ -38,9 +41,16 @@ impl ApiMetrics {
             "Clients connected to the SSE alert stream",
             sse_clients.clone(),
         );
+        let photo_rejects = Family::<crate::photos::PhotoRejectLabels, Counter>::default();
+        registry.register(
+            "steward_api_photo_rejects",
+            "Ticket photo uploads refused, by reason (too_large, unsupported_type, undecodable, no_file)",
+            photo_rejects.clone(),
+        );
         ApiMetrics {
             requests,
             sse_clients,
+            photo_rejects,
         }
     }
 }

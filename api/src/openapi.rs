@@ -2,8 +2,8 @@
 //! a small self-contained page that renders it (no CDN: the hub may run offline).
 
 use crate::{
-    catalog, dashboard, devices, error, estate, health, history, live, rejects, reports, resident,
-    schema, session, tickets, tokens, yearly,
+    catalog, dashboard, devices, error, estate, health, history, live, photos, rejects, reports,
+    resident, schema, session, tickets, tokens, yearly,
 };
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
@@ -45,7 +45,7 @@ impl Modify for Security {
         description = "Estate, devices, rejects, tickets, reports, tokens, public resident \
             reports, the live alert stream and history. Errors have one shape: `{\"error\": {\"code\", \"message\"}}`; codes: \
             bad_request, unauthorized, invalid_token, forbidden, out_of_scope, not_found, \
-            conflict, rate_limited, internal, unavailable."
+            conflict, too_large, unsupported_type, rate_limited, internal, unavailable."
     ),
     paths(
         health::healthz,
@@ -63,6 +63,10 @@ impl Modify for Security {
         tickets::tickets_csv,
         tickets::get_ticket,
         tickets::transition_ticket,
+        photos::upload_photo,
+        photos::list_photos,
+        photos::get_photo,
+        photos::get_thumb,
         reports::rating,
         reports::sla,
         yearly::yearly_report,
@@ -86,6 +90,7 @@ impl Modify for Security {
         devices::DeviceUpsertDoc,
         tickets::TransitionBody,
         tokens::CreateToken,
+        photos::PhotoForm,
         resident::ReportBody,
         error::ErrorBody,
         schema::PriorityDoc,

@@ -6,9 +6,10 @@ use crate::error::ApiError;
 use crate::metrics::RequestLabels;
 use crate::state::AppState;
 use crate::{
-    catalog, dashboard, devices, estate, health, history, live, openapi, rejects, reports,
-    resident, session, tickets, tokens, yearly,
+    catalog, crew_app, dashboard, devices, estate, health, history, live, openapi, photos, rejects,
+    reports, resident, session, tickets, tokens, yearly,
 };
+use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::{delete, get, post};
@@ -34,6 +35,14 @@ pub fn app(state: AppState) -> Router {
         .route("/tickets.csv", get(tickets::tickets_csv))
         .route("/tickets/{id}", get(tickets::get_ticket))
         .route("/tickets/{id}/transition", post(tickets::transition_ticket))
+        .route(
+            "/tickets/{id}/photos",
+            get(photos::list_photos)
+                .post(photos::upload_photo)
+                .layer(DefaultBodyLimit::max(photos::UPLOAD_BODY_LIMIT)),
+        )
+        .route("/tickets/{id}/photos/{sha}", get(photos::get_photo))
+        .route("/tickets/{id}/photos/{sha}/thumb", get(photos::get_thumb))
         .route("/reports/rating", get(reports::rating))
         .route("/reports/sla", get(reports::sla))
         .route("/reports/yearly", get(yearly::yearly_report))
@@ -52,6 +61,7 @@ pub fn app(state: AppState) -> Router {
         .route("/catalog", get(catalog::get_catalog));
     Router::new()
         .merge(dashboard::routes())
+        .merge(crew_app::routes())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

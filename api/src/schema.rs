@@ -225,6 +225,16 @@ pub struct AuditRecordDoc {
 pub struct TicketDetailDoc {
     ticket: TicketDoc,
     audit: Vec<AuditRecordDoc>,
+    /// Who the ticket was last dispatched to; null when never.
+    #[schema(required = true)]
+    assignee: Option<String>,
+    /// The cause named when it was resolved; null before.
+    #[schema(required = true)]
+    failure_code: Option<String>,
+    /// The failure codes a crew may choose from when resolving it.
+    failure_codes: Vec<String>,
+    /// States the ticket may move to now.
+    next_states: Vec<TicketStateDoc>,
 }
 
 /// Monthly service figures of a station or compound (docs/rating.md).
@@ -387,10 +397,7 @@ mod tests {
             street_name: "Riverside".into(),
         };
         assert_eq!(properties::<TicketDoc>(), keys(&view()));
-        let detail = crate::tickets::TicketDetailView {
-            ticket: view(),
-            audit: vec![audit],
-        };
+        let detail = crate::tickets::TicketDetailView::new(view(), vec![audit]);
         assert_eq!(properties::<TicketDetailDoc>(), keys(&detail));
         let t = ticket();
         let rating = crate::reports::RatingView::new(

@@ -27,6 +27,8 @@ pub struct AppState {
     pub api_metrics: ApiMetrics,
     /// Rate limits and counters of the public resident report endpoint.
     pub resident: ResidentIntake,
+    /// Where crews' ticket photos are kept (`api.photo_dir`).
+    pub photos: crate::photos::PhotoStore,
 }
 
 /// A registered device by its (validated) id, or a 400/404 naming it.

@@ -137,7 +137,46 @@ pub struct TicketList {
 pub struct TicketDetailView {
     pub ticket: TicketView,
     pub audit: Vec<AuditRecord>,
+    /// Who the ticket was last dispatched to, from the audit trail.
+    pub assignee: Option<String>,
+    /// The cause the crew named when resolving, from the audit trail.
+    pub failure_code: Option<String>,
+    /// Failure codes a crew may choose from when resolving this ticket.
+    pub failure_codes: Vec<&'static str>,
+    /// States the ticket may move to now, so a client offers only legal moves.
+    pub next_states: Vec<TicketState>,
 }
+
+impl TicketDetailView {
+    pub fn new(ticket: TicketView, audit: Vec<AuditRecord>) -> TicketDetailView {
+        // The newest transition into `to` whose note starts with `prefix`: the text
+        // after the prefix, up to the `: ` before the crew's own words.
+        let from_audit = |to: TicketState, prefix: &str| {
+            audit
+                .iter()
+                .rev()
+                .find(|r| r.action == "transition" && r.to_state == Some(to))
+                .and_then(|r| r.note.strip_prefix(prefix))
+                .map(|rest| rest.split_once(": ").map_or(rest, |(v, _)| v).to_string())
+        };
+        let state = ticket.ticket.state;
+        TicketDetailView {
+            assignee: from_audit(TicketState::Dispatched, ASSIGNED_PREFIX),
+            failure_code: from_audit(TicketState::Resolved, FAILURE_PREFIX),
+            failure_codes: crate::catalog::failure_codes(&ticket.ticket.kind).to_vec(),
+            next_states: TicketState::ALL
+                .into_iter()
+                .filter(|to| state.can_go_to(*to))
+                .collect(),
+            ticket,
+            audit,
+        }
+    }
+}
+
+/// How the audit note of a dispatch names the assignee, and of a resolve the failure code.
+const ASSIGNED_PREFIX: &str = "assigned to ";
+const FAILURE_PREFIX: &str = "failure code ";
 
 /// Output format of a ticket list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -408,10 +447,7 @@ pub(crate) async fn get_ticket(
         .await?
         .pop()
         .ok_or_else(|| ApiError::Internal(format!("ticket {id}: no view")))?;
-    Ok(Json(Sorted(TicketDetailView {
-        ticket,
-        audit: detail.audit,
-    })))
+    Ok(Json(Sorted(TicketDetailView::new(ticket, detail.audit))))
 }
 
 /// A move along the ticket lifecycle.
@@ -428,6 +464,15 @@ pub struct TransitionBody {
     /// With `dispatched`: the crew or member sent, recorded in the audit trail.
     #[serde(default)]
     assignee: Option<String>,
+    /// Required with `resolved`: the cause, one of the ticket's `failure_codes` (see the
+    /// ticket detail or `/api/v1/catalog`); recorded in the audit trail.
+    #[serde(default)]
+    failure_code: Option<String>,
+    /// The state the client saw when the user acted: when set and the ticket has moved
+    /// on since, the move is refused with 409 (an action queued offline meets a ticket
+    /// someone else moved).
+    #[serde(default)]
+    expected_state: Option<String>,
 }
 
 /// Move a ticket (admin; crew for its station's tickets). An illegal move is a 409.
@@ -471,6 +516,28 @@ pub(crate) async fn transition_ticket(
             "note: required when resolving (what was done)".into(),
         ));
     }
+    if to == TicketState::Cancelled && b.note.trim().is_empty() {
+        return Err(ApiError::BadRequest(
+            "note: required when cancelling (the reason, e.g. a false alarm)".into(),
+        ));
+    }
+    let expected = b
+        .expected_state
+        .as_deref()
+        .map(|e| {
+            TicketState::parse(e).ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "expected_state: unknown state `{}`",
+                    e.chars().take(32).collect::<String>()
+                ))
+            })
+        })
+        .transpose()?;
+    if b.failure_code.is_some() && to != TicketState::Resolved {
+        return Err(ApiError::BadRequest(
+            "failure_code: only with to = resolved".into(),
+        ));
+    }
     let mut note = b.note.clone();
     if let Some(a) = &b.assignee {
         if to != TicketState::Dispatched {
@@ -484,9 +551,9 @@ pub(crate) async fn transition_ticket(
             ));
         }
         note = if note.is_empty() {
-            format!("assigned to {a}")
+            format!("{ASSIGNED_PREFIX}{a}")
         } else {
-            format!("assigned to {a}: {note}")
+            format!("{ASSIGNED_PREFIX}{a}: {note}")
         };
     }
     // The audit trail says which token acted, not only the name the client gave.
@@ -496,9 +563,36 @@ pub(crate) async fn transition_ticket(
     };
     let desk = s.tickets.clone();
     let who2 = who.clone();
+    let failure_code = b.failure_code.clone();
     let ticket = blocking(move || {
         let t = desk.store().ticket(id)?;
         who2.check(who2.can_see_ticket(&t), &format!("ticket {id}"))?;
+        if let Some(e) = expected.filter(|e| *e != t.state) {
+            return Err(ApiError::Conflict(format!(
+                "ticket {id} moved on: it is {} now, not {e}",
+                t.state
+            )));
+        }
+        let note = match (to, failure_code) {
+            (TicketState::Resolved, Some(code)) => {
+                let codes = crate::catalog::failure_codes(&t.kind);
+                if !codes.contains(&code.as_str()) {
+                    return Err(ApiError::BadRequest(format!(
+                        "failure_code: `{}` is not one of {}",
+                        code.chars().take(32).collect::<String>(),
+                        codes.join(", ")
+                    )));
+                }
+                format!("{FAILURE_PREFIX}{code}: {note}")
+            }
+            (TicketState::Resolved, None) => {
+                return Err(ApiError::BadRequest(format!(
+                    "failure_code: required when resolving, one of {}",
+                    crate::catalog::failure_codes(&t.kind).join(", ")
+                )))
+            }
+            _ => note,
+        };
         Ok(desk.transition(id, to, &actor, &note)?)
     })
     .await?;

@@ -220,6 +220,7 @@ async fn state() -> (AppState, steward_rules::RulesHandle) {
         tickets: rules.desk(),
         api_metrics: Default::default(),
         resident: Default::default(),
+        photos: Default::default(),
     };
     (state, rules)
 }
@@ -267,7 +268,7 @@ async fn every_documented_operation_is_served() {
         .chain(router_routes())
         .collect::<BTreeSet<_>>();
     for (method, path) in ops {
-        let concrete = path.replace("{id}", "1");
+        let concrete = path.replace("{id}", "1").replace("{sha}", &"0".repeat(64));
         assert!(!concrete.contains('{'), "{path}: a parameter other than id");
         if !served(addr, &method, &concrete).await {
             missing.push(format!("{method} {path}"));

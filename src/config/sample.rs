@@ -294,6 +294,11 @@ const KEYS: &[Key] = &[
         "Address of the HTTP API and the dashboard (/dashboard/).",
     ),
     key(
+        "api.photo_dir",
+        "Directory of the photos crews attach to tickets from the crew app (JPEG/PNG, \
+         named by SHA-256, with thumbnails); relative to this file.",
+    ),
+    key(
         "api.admin_token",
         "Bearer token of the admin (16 characters or more); empty: one is generated at \
          start-up and printed.",

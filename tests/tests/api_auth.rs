@@ -706,7 +706,8 @@ async fn ticket_filters_csv_export_and_sla_reports() -> anyhow::Result<()> {
         .starts_with("note"));
     let (s, _, _) = move_to(
         lift,
-        json!({"to": "resolved", "actor": "lee", "note": "reset the door operator"}),
+        json!({"to": "resolved", "actor": "lee", "note": "reset the door operator",
+            "failure_code": "repaired"}),
     )
     .await?;
     assert_eq!(s, StatusCode::OK);
@@ -718,7 +719,11 @@ async fn ticket_filters_csv_export_and_sla_reports() -> anyhow::Result<()> {
     )
     .await?;
     assert_eq!(s, StatusCode::OK);
-    let (s, _, _) = move_to(light, json!({"to": "cancelled", "actor": "kim"})).await?;
+    let (s, _, _) = move_to(
+        light,
+        json!({"to": "cancelled", "actor": "kim", "note": "duplicate"}),
+    )
+    .await?;
     assert_eq!(s, StatusCode::OK);
     let (_, d) = get(&sb, &format!("/api/v1/tickets/{lift}"), &crew).await?;
     let notes: Vec<&str> = d["audit"]
@@ -726,7 +731,10 @@ async fn ticket_filters_csv_export_and_sla_reports() -> anyhow::Result<()> {
         .map(|a| a.iter().filter_map(|r| r["note"].as_str()).collect())
         .unwrap_or_default();
     assert!(notes.contains(&"assigned to crew-7"), "{notes:?}");
-    assert!(notes.contains(&"reset the door operator"), "{notes:?}");
+    assert!(
+        notes.contains(&"failure code repaired: reset the door operator"),
+        "{notes:?}"
+    );
     let states: Vec<&str> = d["audit"]
         .as_array()
         .map(|a| a.iter().filter_map(|r| r["to_state"].as_str()).collect())

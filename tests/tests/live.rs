@@ -18,7 +18,11 @@ async fn transition(sb: &HubSandbox, id: i64, to: &str) -> anyhow::Result<()> {
         .http()
         .post(sb.api(&format!("/api/v1/tickets/{id}/transition")))
         .bearer_auth(&sb.hub.admin_token)
-        .json(&json!({"to": to, "actor": "crew-7", "note": "test"}))
+        .json(&if to == "resolved" {
+            json!({"to": to, "actor": "crew-7", "note": "test", "failure_code": "other"})
+        } else {
+            json!({"to": to, "actor": "crew-7", "note": "test"})
+        })
         .send()
         .await?;
     anyhow::ensure!(

@@ -54,6 +54,17 @@ pub trait TicketStore: Send + Sync {
         now_ms: i64,
     ) -> Result<Ticket, TicketError>;
 
+    /// Add a record to a ticket's audit trail without moving it (a crew's photo, by its
+    /// SHA-256). `NotFound` when there is no such ticket.
+    fn annotate(
+        &self,
+        id: i64,
+        actor: &str,
+        action: &str,
+        note: &str,
+        now_ms: i64,
+    ) -> Result<(), TicketError>;
+
     fn ticket(&self, id: i64) -> Result<Ticket, TicketError>;
 
     /// A ticket with its audit trail, oldest record first.

@@ -132,6 +132,19 @@ impl TicketStore for SqliteTicketStore {
         lifecycle::transition(&mut self.conn.lock(), id, to, actor, note, now_ms)
     }
 
+    fn annotate(
+        &self,
+        id: i64,
+        actor: &str,
+        action: &str,
+        note: &str,
+        now_ms: i64,
+    ) -> Result<(), TicketError> {
+        let conn = self.conn.lock();
+        read::ticket(&conn, id)?;
+        schema::audit(&conn, id, now_ms, actor, action, None, None, note)
+    }
+
     fn ticket(&self, id: i64) -> Result<Ticket, TicketError> {
         read::ticket(&self.conn.lock(), id)
     }
