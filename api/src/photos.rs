@@ -165,6 +165,17 @@ fn check(bytes: &[u8]) -> Result<Checked, (&'static str, ApiError)> {
     limits.max_alloc = Some(512 * 1024 * 1024);
     reader.limits(limits);
     let name = if format_ext == "jpg" { "JPEG" } else { "PNG" };
+    // The JPEG decoder pads a cut-off file with grey rather than fail; a whole JPEG ends
+    // with its end-of-image marker (some cameras add padding after it).
+    let end = bytes.iter().rposition(|b| *b != 0).unwrap_or(0);
+    if format_ext == "jpg" && (end < 1 || bytes[end - 1..=end] != [0xFF, 0xD9]) {
+        return Err((
+            "undecodable",
+            ApiError::BadRequest(
+                "photo: not a valid JPEG image (cut off: no end-of-image marker)".into(),
+            ),
+        ));
+    }
     let img = reader.decode().map_err(|e| {
         (
             "undecodable",

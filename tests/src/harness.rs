@@ -59,6 +59,7 @@ impl HubSandbox {
         config.questdb.managed.max_heap = "512m".into();
         config.rules.database = dir.path().join("tickets.db");
         config.ingest.spool_dir = dir.path().join("spool");
+        config.api.photo_dir = dir.path().join("photos");
         config.ingest.flush_interval = Duration::from_millis(50);
         tweak(&mut config);
         let hub = Hub::start(config.clone()).await.context("starting hub")?;
