@@ -147,6 +147,11 @@ fn phone_layout(tab: &Tab, page: &str) -> Result<()> {
         overflow.as_i64().unwrap_or(1) <= 0,
         "{page}: scrolls sideways by {overflow} px"
     );
+    let cut = eval(
+        tab,
+        "JSON.stringify([...document.querySelectorAll('header *, main *')].filter((e) => { const r = e.getBoundingClientRect(); return e.offsetParent && r.width > 0 && (r.right > window.innerWidth + 1 || r.left < -1); }).map((e) => (e.dataset.testid || e.tagName) + ':' + Math.round(e.getBoundingClientRect().right)))",
+    )?;
+    ensure!(cut == json!("[]"), "{page}: cut off at the right: {cut}");
     let small = eval(
         tab,
         "JSON.stringify([...document.querySelectorAll('button, label.button, select, input:not([type=file])')].filter((b) => b.offsetParent && b.getBoundingClientRect().height < 44).map((b) => (b.dataset.testid || b.textContent) + ':' + b.getBoundingClientRect().height))",
@@ -388,6 +393,11 @@ async fn crew_app_on_a_phone_online_and_offline() -> Result<()> {
             );
             phone_layout(&tab, "ticket")?;
             screenshot(&tab, &sb, "crew-3-ticket")?;
+            // The rest of the page: live condition, history chart, audit trail.
+            tab.wait_for_element("[data-testid=chart] svg, [data-testid=chart-empty]")?;
+            eval(&tab, "window.scrollTo(0, document.body.scrollHeight)")?;
+            screenshot(&tab, &sb, "crew-3b-ticket-bottom")?;
+            eval(&tab, "window.scrollTo(0, 0)")?;
             click(&tab, "[data-testid=act-acknowledged]")
         })?;
         hub_state(&sb, lift, "acknowledged").await?;

@@ -158,7 +158,7 @@ export function photoCard(tk) {
       msg.textContent = e.message;
     }
   });
-  load().catch((e) => { msg.textContent = e.message; });
+  load().catch((e) => { msg.textContent = e instanceof ApiError && e.status === 0 ? t("photo.offline") : e.message; });
   return el("section", { class: "card", "data-testid": "photo-card" }, el("h2", {}, t("crew.photos")),
     el("label", { class: "button" }, t("photo.add"), input), msg, ok, grid);
 }

@@ -92,7 +92,7 @@ function queueCard(id) {
   const items = queue.pendingFor(id);
   if (!items.length) return null;
   return el("section", { class: "card queue", "data-testid": "queue" }, el("h2", {}, t("queue.title")),
-    el("ul", {}, items.map((i) => el("li", { class: i.status, "data-testid": "queued-" + i.body.to },
+    el("ul", {}, items.map((i) => el("li", { class: "q-" + i.status, "data-testid": "queued-" + i.body.to },
       el("strong", {}, t("step." + i.body.to)), " ",
       i.status === "pending" ? t("queue.pending") : (i.status === "conflict" ? t("queue.conflict", i.message) : t("queue.refused", i.message)),
       i.status === "pending" ? null : el("button", { type: "button", "data-testid": "dismiss-" + i.body.to,
