@@ -556,6 +556,49 @@ async fn crew_app_on_a_phone_online_and_offline() -> Result<()> {
     )
     .await?;
 
+    step(
+        "offline: a move against a ticket someone else moved shows its conflict",
+        async {
+            b(|| {
+                network(&tab, true)?;
+                wait_text(&tab, "[data-testid=net]", &["offline"])?;
+                click(&tab, "[data-testid=act-on_site]")?;
+                wait_text(&tab, "[data-testid=pending-count]", &["1"])
+            })?;
+            let (s, body) = move_to(
+            &sb,
+            smoke,
+            json!({"to": "cancelled", "actor": "dispatcher", "note": "false alarm: cooking smoke"}),
+        )
+        .await?;
+            ensure!(s == StatusCode::OK, "cancel: {s} {body}");
+            b(|| {
+                network(&tab, false)?;
+                wait_text(
+                    &tab,
+                    "[data-testid=queue]",
+                    &["moved meanwhile", "cancelled"],
+                )?;
+                wait_text(&tab, "[data-testid=ticket-state]", &["cancelled"])?;
+                phone_layout(&tab, "conflict")?;
+                screenshot(&tab, &sb, "crew-10-conflict")?;
+                click(&tab, "[data-testid=dismiss-on_site]")?;
+                wait_js(
+                    &tab,
+                    "document.querySelector('[data-testid=pending-count]').hidden",
+                )
+            })?;
+            let d = api(&sb, &format!("/api/v1/tickets/{smoke}")).await?;
+            ensure!(
+                audit_states(&d) == ["open", "acknowledged", "on_hold", "cancelled"],
+                "{:?}",
+                audit_states(&d)
+            );
+            Ok(())
+        },
+    )
+    .await?;
+
     step("close the resolved ticket", async {
         b(|| {
             eval(&tab, &format!("location.hash = '#/ticket/{lift}'"))?;
@@ -583,7 +626,12 @@ async fn crew_app_on_a_phone_online_and_offline() -> Result<()> {
                 &tab,
                 &format!("!document.querySelector('[data-testid=ticket-{lift}]') && !!document.querySelector('[data-testid=ticket-list], [data-testid=no-tickets]')"),
             )?;
-            screenshot(&tab, &sb, "crew-10-list-after")
+            screenshot(&tab, &sb, "crew-11-list-after")?;
+            // 中文 from the same catalogue.
+            fill(&tab, "[data-testid=lang]", "zh-CN")?;
+            wait_text(&tab, "[data-testid=list-title]", &["\u{5de5}\u{5355}"])?;
+            phone_layout(&tab, "zh-CN list")?;
+            screenshot(&tab, &sb, "crew-12-zh-cn")
         })?;
         Ok(())
     })
