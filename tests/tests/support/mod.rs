@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod crew;
+
 use anyhow::{anyhow, bail, Result};
 use serde_json::Value;
 use std::time::Duration;
