@@ -10,6 +10,9 @@ pub struct Notification {
     pub ticket_id: String,
     /// The escalation tier this notification belongs to (0 = at raise).
     pub tier: u32,
+    /// Reminder number within the tier (0 = the tier's first notice).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub round: u32,
     /// `P1`, `P2`, `P3`.
     pub priority: String,
     pub title: String,
@@ -17,6 +20,10 @@ pub struct Notification {
     /// A link the recipient can open (ticket page or one-time acknowledgement page).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Notification {

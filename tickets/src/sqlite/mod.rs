@@ -136,6 +136,20 @@ impl TicketStore for SqliteTicketStore {
         read::ticket(&self.conn.lock(), id)
     }
 
+    fn add_audit(
+        &self,
+        id: i64,
+        ts_ms: i64,
+        actor: &str,
+        action: &str,
+        note: &str,
+    ) -> Result<(), TicketError> {
+        let conn = self.conn.lock();
+        // Checked first so a record never points at no ticket.
+        read::ticket(&conn, id)?;
+        schema::audit(&conn, id, ts_ms, actor, action, None, None, note)
+    }
+
     fn get(&self, id: i64) -> Result<TicketDetail, TicketError> {
         read::get(&self.conn.lock(), id)
     }
