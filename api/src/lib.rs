@@ -37,6 +37,7 @@ mod intake;
 mod live;
 mod metrics;
 mod names;
+mod notifications;
 pub mod openapi;
 mod params;
 mod rejects;

@@ -2,8 +2,8 @@
 //! a small self-contained page that renders it (no CDN: the hub may run offline).
 
 use crate::{
-    catalog, dashboard, devices, error, estate, health, history, live, rejects, reports, resident,
-    schema, session, tickets, tokens, yearly,
+    catalog, dashboard, devices, error, estate, health, history, live, notifications, rejects,
+    reports, resident, schema, session, tickets, tokens, yearly,
 };
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
@@ -77,6 +77,12 @@ impl Modify for Security {
         dashboard::liveness,
         session::me,
         catalog::get_catalog,
+        notifications::ack_page,
+        notifications::ack_submit,
+        notifications::ticket_deliveries,
+        notifications::dead_letters,
+        notifications::retry,
+        notifications::policy,
         openapi_json,
         docs_page,
     ),
@@ -103,6 +109,7 @@ impl Modify for Security {
         (name = "public", description = "resident reports (no token)"),
         (name = "live", description = "the alert stream (Server-Sent Events, resumable)"),
         (name = "history", description = "readings and events from QuestDB, downsampled"),
+        (name = "notifications", description = "escalation to people: acknowledgement links, deliveries, dead letters, the policy"),
         (name = "docs", description = "this document"),
     )
 )]

@@ -6,8 +6,8 @@ use crate::error::ApiError;
 use crate::metrics::RequestLabels;
 use crate::state::AppState;
 use crate::{
-    catalog, dashboard, devices, estate, health, history, live, openapi, rejects, reports,
-    resident, session, tickets, tokens, yearly,
+    catalog, dashboard, devices, estate, health, history, live, notifications, openapi, rejects,
+    reports, resident, session, tickets, tokens, yearly,
 };
 use axum::extract::State;
 use axum::response::Response;
@@ -49,9 +49,23 @@ pub fn app(state: AppState) -> Router {
         .route("/compounds/{id}/history", get(history::compound_history))
         .route("/liveness", get(dashboard::liveness))
         .route("/me", get(session::me))
-        .route("/catalog", get(catalog::get_catalog));
+        .route("/catalog", get(catalog::get_catalog))
+        .route(
+            "/tickets/{id}/deliveries",
+            get(notifications::ticket_deliveries),
+        )
+        .route(
+            "/notifications/dead-letters",
+            get(notifications::dead_letters),
+        )
+        .route("/notifications/{id}/retry", post(notifications::retry))
+        .route("/escalation/policy", get(notifications::policy));
     Router::new()
         .merge(dashboard::routes())
+        .route(
+            "/ack/{token}",
+            get(notifications::ack_page).post(notifications::ack_submit),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

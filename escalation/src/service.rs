@@ -25,14 +25,16 @@ use tracing::{error, info, warn};
 /// Where delivery attempts go besides the audit trail (the hub writes QuestDB's
 /// `notification_events`).
 pub trait DeliveryLog: Send + Sync {
-    fn attempt(&self, entry: &AttemptEntry);
+    /// Attempts copied in one round, oldest first. Called from async code: it must not
+    /// wait long (hand the rows to a spool, not to a remote server).
+    fn attempts(&self, entries: &[AttemptEntry]);
 }
 
 /// A log that keeps nothing.
 pub struct NoLog;
 
 impl DeliveryLog for NoLog {
-    fn attempt(&self, _: &AttemptEntry) {}
+    fn attempts(&self, _: &[AttemptEntry]) {}
 }
 
 /// Everything the service is built from.
@@ -382,8 +384,8 @@ impl Escalation {
                     outcome: r.outcome.clone(),
                 })
                 .inc();
-            self.inner.p.log.attempt(e);
         }
+        self.inner.p.log.attempts(&entries);
         let store = self.inner.p.desk.store().clone();
         let list = entries.clone();
         blocking(move || -> Result<(), EscalationError> {

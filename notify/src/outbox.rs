@@ -137,6 +137,18 @@ pub struct AttemptEntry {
     pub record: AttemptRecord,
 }
 
+impl AttemptEntry {
+    /// The reminder round, read back from the key ([`delivery_key`]).
+    pub fn round(&self) -> u32 {
+        self.key
+            .split('/')
+            .nth(2)
+            .and_then(|p| p.strip_prefix('r'))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
 /// A pending delivery the worker sends.
 #[derive(Debug, Clone)]
 pub struct DueDelivery {
