@@ -7,7 +7,7 @@ use crate::file::EstateFile;
 use crate::validate_id;
 use chrono::NaiveDate;
 use chrono_tz::Tz;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The people sections as the file (or the database) holds them. References from the
 /// place sections carry the key they were written under, e.g. `stations[2].head`.
@@ -149,8 +149,67 @@ pub(crate) fn build(s: &Section, places: &Places) -> (People, Vec<String>) {
         },
     };
     let tz = timezone.unwrap_or(super::DEFAULT_TIMEZONE);
-    let mut persons = std::collections::BTreeMap::new();
-    for (i, p) in s.people.iter().enumerate() {
+    let persons = persons(&s.people, &mut e);
+    let district = s.district.as_ref().map(|d| {
+        if let Err(err) = validate_id(&d.id) {
+            e.push(format!("district.id: {err}"));
+        }
+        if let Some(p) = &d.duty_officer {
+            known(&persons, &mut e, "district.duty_officer", p);
+        }
+        District {
+            id: d.id.clone(),
+            name: d.name.clone(),
+            duty_officer: d.duty_officer.clone(),
+        }
+    });
+    let mut heads = HashMap::new();
+    for (k, station, p) in &s.heads {
+        if known(&persons, &mut e, k, p) {
+            heads.insert(station.clone(), p.clone());
+        }
+    }
+    let mut duty_officers = HashMap::new();
+    for (k, street, p) in &s.duty_officers {
+        if known(&persons, &mut e, k, p) {
+            duty_officers.insert(street.clone(), p.clone());
+        }
+    }
+    let crews = crews(s, places, &persons, &mut e);
+    let captains = captains(s, places, &persons, &mut e);
+    let grid_cells = grid_cells(s, places, &persons, &mut e);
+    let rotas = rotas(s, places, &persons, tz, &mut e);
+    let compounds = compounds(s, places, &mut e);
+    let people = People {
+        persons,
+        timezone,
+        crews,
+        heads,
+        captains,
+        grid_cells,
+        duty_officers,
+        district,
+        rotas,
+        compounds,
+        buildings: places.buildings.clone(),
+    };
+    (people, e)
+}
+
+type Persons = BTreeMap<String, Person>;
+
+/// Whether `id` is a known person; pushes the problem under `key` when not.
+fn known(persons: &Persons, e: &mut Vec<String>, key: &str, id: &str) -> bool {
+    let ok = persons.contains_key(id);
+    if !ok {
+        e.push(format!("{key}: unknown person `{}`", short(id)));
+    }
+    ok
+}
+
+fn persons(people: &[PersonDef], e: &mut Vec<String>) -> Persons {
+    let mut persons = BTreeMap::new();
+    for (i, p) in people.iter().enumerate() {
         let k = format!("people[{i}]");
         if let Err(err) = validate_id(&p.id) {
             e.push(format!("{k}.id: {err}"));
@@ -205,38 +264,10 @@ pub(crate) fn build(s: &Section, places: &Places) -> (People, Vec<String>) {
             },
         );
     }
-    let known = |e: &mut Vec<String>, key: &str, id: &str| -> bool {
-        let ok = persons.contains_key(id);
-        if !ok {
-            e.push(format!("{key}: unknown person `{}`", short(id)));
-        }
-        ok
-    };
-    let district = s.district.as_ref().map(|d| {
-        if let Err(err) = validate_id(&d.id) {
-            e.push(format!("district.id: {err}"));
-        }
-        if let Some(p) = &d.duty_officer {
-            known(&mut e, "district.duty_officer", p);
-        }
-        District {
-            id: d.id.clone(),
-            name: d.name.clone(),
-            duty_officer: d.duty_officer.clone(),
-        }
-    });
-    let mut heads = HashMap::new();
-    for (k, station, p) in &s.heads {
-        if known(&mut e, k, p) {
-            heads.insert(station.clone(), p.clone());
-        }
-    }
-    let mut duty_officers = HashMap::new();
-    for (k, street, p) in &s.duty_officers {
-        if known(&mut e, k, p) {
-            duty_officers.insert(street.clone(), p.clone());
-        }
-    }
+    persons
+}
+
+fn crews(s: &Section, places: &Places, persons: &Persons, e: &mut Vec<String>) -> Vec<Crew> {
     let mut crews = Vec::new();
     let mut crew_ids = HashSet::new();
     for (i, c) in s.crews.iter().enumerate() {
@@ -255,7 +286,7 @@ pub(crate) fn build(s: &Section, places: &Places) -> (People, Vec<String>) {
         }
         let mut members = Vec::new();
         for m in &c.members {
-            if known(&mut e, &format!("{k}.members"), m) && !members.contains(m) {
+            if known(persons, e, &format!("{k}.members"), m) && !members.contains(m) {
                 members.push(m.clone());
             }
         }
@@ -266,10 +297,19 @@ pub(crate) fn build(s: &Section, places: &Places) -> (People, Vec<String>) {
             members,
         });
     }
-    let mut captains: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    crews
+}
+
+fn captains(
+    s: &Section,
+    places: &Places,
+    persons: &Persons,
+    e: &mut Vec<String>,
+) -> BTreeMap<String, Vec<String>> {
+    let mut captains: BTreeMap<String, Vec<String>> = Default::default();
     for (i, c) in s.captains.iter().enumerate() {
         let k = format!("captains[{i}]");
-        let ok = known(&mut e, &format!("{k}.person"), &c.person);
+        let ok = known(persons, e, &format!("{k}.person"), &c.person);
         if c.buildings.is_empty() {
             e.push(format!("{k}.buildings: name at least one building"));
         }
@@ -284,6 +324,15 @@ pub(crate) fn build(s: &Section, places: &Places) -> (People, Vec<String>) {
             }
         }
     }
+    captains
+}
+
+fn grid_cells(
+    s: &Section,
+    places: &Places,
+    persons: &Persons,
+    e: &mut Vec<String>,
+) -> Vec<GridCell> {
     let mut grid_cells = Vec::new();
     let mut cell_ids = HashSet::new();
     let mut cell_of: HashMap<String, String> = HashMap::new();
@@ -299,7 +348,7 @@ pub(crate) fn build(s: &Section, places: &Places) -> (People, Vec<String>) {
             e.push(format!("{k}.street: unknown street `{}`", short(&g.street)));
         }
         if let Some(m) = &g.manager {
-            known(&mut e, &format!("{k}.manager"), m);
+            known(persons, e, &format!("{k}.manager"), m);
         }
         for c in &g.compounds {
             match places.compounds.get(c) {
@@ -324,6 +373,16 @@ pub(crate) fn build(s: &Section, places: &Places) -> (People, Vec<String>) {
             compounds: g.compounds.clone(),
         });
     }
+    grid_cells
+}
+
+fn rotas(
+    s: &Section,
+    places: &Places,
+    persons: &Persons,
+    tz: Tz,
+    e: &mut Vec<String>,
+) -> HashMap<String, rota::Rota> {
     let mut rotas = HashMap::new();
     let mut rota_index: HashMap<&str, usize> = HashMap::new();
     for (i, r) in s.rotas.iter().enumerate() {
@@ -343,14 +402,22 @@ pub(crate) fn build(s: &Section, places: &Places) -> (People, Vec<String>) {
         // A shift's person need not be in one of the station's crews (stand-ins), but
         // must be someone the estate knows.
         for (j, sh) in r.shifts.iter().enumerate() {
-            known(&mut e, &format!("{k}.shifts[{j}].person"), &sh.person);
+            known(persons, e, &format!("{k}.shifts[{j}].person"), &sh.person);
         }
         for (j, o) in r.overrides.iter().enumerate() {
-            known(&mut e, &format!("{k}.overrides[{j}].person"), &o.person);
+            known(persons, e, &format!("{k}.overrides[{j}].person"), &o.person);
         }
-        rotas.insert(r.station.clone(), rota::compile(r, &k, tz, &mut e));
+        rotas.insert(r.station.clone(), rota::compile(r, &k, tz, e));
     }
-    let mut compounds = std::collections::BTreeMap::new();
+    rotas
+}
+
+fn compounds(
+    s: &Section,
+    places: &Places,
+    e: &mut Vec<String>,
+) -> BTreeMap<String, CompoundPeople> {
+    let mut compounds = BTreeMap::new();
     for (id, (street, station)) in &places.compounds {
         compounds.insert(
             id.clone(),
@@ -379,20 +446,7 @@ pub(crate) fn build(s: &Section, places: &Places) -> (People, Vec<String>) {
             c.takeover_date = date;
         }
     }
-    let people = People {
-        persons,
-        timezone,
-        crews,
-        heads,
-        captains,
-        grid_cells,
-        duty_officers,
-        district,
-        rotas,
-        compounds,
-        buildings: places.buildings.clone(),
-    };
-    (people, e)
+    compounds
 }
 
 fn printable(v: &str, max: usize) -> bool {
