@@ -12,6 +12,7 @@ pub mod file;
 pub mod inbound;
 mod kind;
 pub mod model;
+pub mod people;
 pub mod registry;
 pub mod schema;
 pub mod secret;
@@ -22,6 +23,7 @@ pub use kind::{validate_id, DeviceKind};
 pub use model::{
     Decoded, DecodedSink, DeviceEvent, Reading, Reject, RejectReason, Status, StatusChange, Value,
 };
+pub use people::{People, Person};
 pub use registry::{AuthOutcome, CompoundInfo, DeviceInfo, DeviceUpsert, Directory, Registry};
 pub use tokens::{IssuedToken, NewToken, Role, TokenInfo, TokenScope};
 

@@ -185,6 +185,7 @@ pub struct PlaceNames {
 pub struct Registry {
     pub(crate) conn: Arc<Mutex<Connection>>,
     directory: Arc<RwLock<Arc<Directory>>>,
+    people: Arc<RwLock<Arc<crate::people::People>>>,
 }
 
 impl Registry {
@@ -202,9 +203,11 @@ impl Registry {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(crate::people::store::SCHEMA)?;
         let reg = Registry {
             conn: Arc::new(Mutex::new(conn)),
             directory: Arc::new(RwLock::new(Arc::new(Directory::default()))),
+            people: Arc::new(RwLock::new(Arc::new(crate::people::People::default()))),
         };
         reg.reload()?;
         Ok(reg)
@@ -213,6 +216,12 @@ impl Registry {
     /// Current snapshot; cheap to call per message.
     pub fn directory(&self) -> Arc<Directory> {
         self.directory.read().clone()
+    }
+
+    /// Current people snapshot (crews, rotas, captains, escalation tiers), rebuilt
+    /// whenever the estate is applied or reloaded.
+    pub fn people(&self) -> Arc<crate::people::People> {
+        self.people.read().clone()
     }
 
     /// Upsert everything in an estate file in one transaction. Secrets given in plain are
@@ -301,6 +310,7 @@ impl Registry {
                     ],
                 )?;
             }
+            crate::people::store::write(&tx, file)?;
             tx.commit()?;
         }
         self.reload()
@@ -510,7 +520,9 @@ impl Registry {
                 compounds,
             }
         };
+        let people = crate::people::store::load(&self.conn.lock())?;
         *self.directory.write() = Arc::new(dir);
+        *self.people.write() = Arc::new(people);
         Ok(())
     }
 }
