@@ -28,6 +28,8 @@ pub fn demo_config(dir: &Path, mqtt_port: u16, api_port: u16) -> std::io::Result
     cfg.api.listen = SocketAddr::from(([127, 0, 0, 1], api_port));
     cfg.questdb.managed.root = Some(dir.join("questdb"));
     cfg.rules.database = dir.join("tickets.db");
+    cfg.notify.outbox.database = dir.join("notify.db");
+    cfg.escalation.database = dir.join("escalation.db");
     cfg.ingest.spool_dir = dir.join("spool");
     Ok(cfg)
 }

@@ -11,6 +11,7 @@
 //! or touch the broker, ingest, rules or storage.
 
 pub mod config;
+pub mod estate_roster;
 pub mod ladder;
 pub mod link;
 pub mod metrics;
@@ -23,6 +24,7 @@ pub use config::EscalationConfig;
 pub use link::{AckClaim, LinkError, LinkKey};
 pub use metrics::EscalationMetrics;
 pub use policy::{Audience, Policy, PolicyFile};
+pub use estate_roster::EstateRoster;
 pub use roster::{Contact, Roster};
 pub use service::{AckError, DeliveryLog, Escalation, LinkAck, NoLog, Parts};
 pub use store::{link_key, EscalationStore};

@@ -36,7 +36,7 @@ impl std::fmt::Debug for Secret {
 pub struct NotifyConfig {
     #[serde(default)]
     pub outbox: OutboxConfig,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub endpoints: BTreeMap<String, EndpointConfig>,
 }
 
