@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use steward_api::ApiConfig;
 use steward_broker::BrokerConfig;
 use steward_escalation::EscalationConfig;
-use steward_notify::NotifyConfig;
 use steward_ingest::IngestConfig;
+use steward_notify::NotifyConfig;
 use steward_rules::RulesConfig;
 use steward_storage::questdb::QuestDbConfig;
 

@@ -101,8 +101,7 @@ impl People {
 /// its key: channels no endpoint has, people the policy names that the estate lacks.
 fn cross_check(cfg: &HubConfig, registry: &Registry) -> Result<Policy, HubError> {
     let people = registry.people();
-    let known: std::collections::BTreeSet<String> =
-        cfg.notify.endpoints.keys().cloned().collect();
+    let known: std::collections::BTreeSet<String> = cfg.notify.endpoints.keys().cloned().collect();
     let mut errors = people.check_channels(&known);
     let roster = EstateRoster::new(registry.clone());
     let policy = match &cfg.escalation.policy {
@@ -139,8 +138,7 @@ pub fn start(
     let start = |what: &str, e: &dyn std::fmt::Display| HubError::Start(format!("{what}: {e}"));
     let outbox = Outbox::open(&cfg.notify.outbox.database)
         .map_err(|e| start("notify.outbox.database", &e))?;
-    let channels =
-        Channels::new(&cfg.notify, clock.clone()).map_err(|e| start("notify", &e))?;
+    let channels = Channels::new(&cfg.notify, clock.clone()).map_err(|e| start("notify", &e))?;
     let dispatcher = Arc::new(Dispatcher::new(
         Arc::new(outbox),
         Arc::new(channels),

@@ -11,15 +11,15 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
 use steward_escalation::{AckError, Escalation, LinkError};
 use steward_estate::Role;
 use steward_notify::{AttemptRecord, DeliveryRecord};
+use utoipa::{IntoParams, ToSchema};
 
 fn escalation(s: &AppState) -> Result<Escalation, ApiError> {
-    s.escalation
-        .clone()
-        .ok_or_else(|| ApiError::Unavailable("notifications are turned off (escalation.enabled)".into()))
+    s.escalation.clone().ok_or_else(|| {
+        ApiError::Unavailable("notifications are turned off (escalation.enabled)".into())
+    })
 }
 
 fn notify_error(e: steward_notify::NotifyError) -> ApiError {
@@ -57,10 +57,7 @@ dl{{display:grid;grid-template-columns:auto 1fr;gap:.3rem 1rem}}dt{{color:#555}}
     // Nobody caches a one-time page, and no other site frames it.
     (
         status,
-        [
-            ("cache-control", "no-store"),
-            ("x-frame-options", "DENY"),
-        ],
+        [("cache-control", "no-store"), ("x-frame-options", "DENY")],
         Html(html),
     )
         .into_response()
@@ -97,7 +94,11 @@ fn refused(e: &AckError) -> Response {
             )
         }
     };
-    page(status, en, &format!("<h1>{}</h1><p>{}</p>", esc(zh), esc(en)))
+    page(
+        status,
+        en,
+        &format!("<h1>{}</h1><p>{}</p>", esc(zh), esc(en)),
+    )
 }
 
 fn ticket_facts(t: &steward_tickets::Ticket) -> String {
@@ -132,7 +133,11 @@ fn ticket_facts(t: &steward_tickets::Ticket) -> String {
         (status = 410, description = "the link has expired (HTML)")))]
 pub(crate) async fn ack_page(State(s): State<AppState>, Path(token): Path<String>) -> Response {
     let Ok(e) = escalation(&s) else {
-        return page(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "<p>notifications are turned off</p>");
+        return page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "<p>notifications are turned off</p>",
+        );
     };
     let t = token.clone();
     match tokio::task::spawn_blocking(move || e.preview(&t)).await {
@@ -145,10 +150,16 @@ pub(crate) async fn ack_page(State(s): State<AppState>, Path(token): Path<String
                     esc(&token)
                 )
             };
-            page(StatusCode::OK, &ticket.title, &format!("{}{button}", ticket_facts(&ticket)))
+            page(
+                StatusCode::OK,
+                &ticket.title,
+                &format!("{}{button}", ticket_facts(&ticket)),
+            )
         }
         Ok(Err(e)) => refused(&e),
-        Err(e) => refused(&AckError::Store(steward_escalation::EscalationError::Task(e.to_string()))),
+        Err(e) => refused(&AckError::Store(steward_escalation::EscalationError::Task(
+            e.to_string(),
+        ))),
     }
 }
 
@@ -161,7 +172,11 @@ pub(crate) async fn ack_page(State(s): State<AppState>, Path(token): Path<String
         (status = 410, description = "the link has expired (HTML)")))]
 pub(crate) async fn ack_submit(State(s): State<AppState>, Path(token): Path<String>) -> Response {
     let Ok(e) = escalation(&s) else {
-        return page(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "<p>notifications are turned off</p>");
+        return page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "<p>notifications are turned off</p>",
+        );
     };
     match tokio::task::spawn_blocking(move || e.acknowledge(&token)).await {
         Ok(Ok(ack)) => {
@@ -170,10 +185,16 @@ pub(crate) async fn ack_submit(State(s): State<AppState>, Path(token): Path<Stri
             } else {
                 "<p>已确认，升级提醒已停止。Acknowledged: the escalation has stopped.</p>"
             };
-            page(StatusCode::OK, "acknowledged", &format!("{}{msg}", ticket_facts(&ack.ticket)))
+            page(
+                StatusCode::OK,
+                "acknowledged",
+                &format!("{}{msg}", ticket_facts(&ack.ticket)),
+            )
         }
         Ok(Err(e)) => refused(&e),
-        Err(e) => refused(&AckError::Store(steward_escalation::EscalationError::Task(e.to_string()))),
+        Err(e) => refused(&AckError::Store(steward_escalation::EscalationError::Task(
+            e.to_string(),
+        ))),
     }
 }
 
@@ -267,7 +288,12 @@ pub(crate) async fn dead_letters(
         return Err(ApiError::BadRequest("limit: 1 to 1000".into()));
     }
     let e = escalation(&s)?;
-    Ok(Json(e.dispatcher().dead_letters(limit).await.map_err(notify_error)?))
+    Ok(Json(
+        e.dispatcher()
+            .dead_letters(limit)
+            .await
+            .map_err(notify_error)?,
+    ))
 }
 
 /// `POST /api/v1/notifications/{id}/retry`: send a dead letter again (admin).

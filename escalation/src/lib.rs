@@ -21,10 +21,10 @@ pub mod service;
 pub mod store;
 
 pub use config::EscalationConfig;
+pub use estate_roster::EstateRoster;
 pub use link::{AckClaim, LinkError, LinkKey};
 pub use metrics::EscalationMetrics;
 pub use policy::{Audience, Policy, PolicyFile};
-pub use estate_roster::EstateRoster;
 pub use roster::{Contact, Roster};
 pub use service::{AckError, DeliveryLog, Escalation, LinkAck, NoLog, Parts};
 pub use store::{link_key, EscalationStore};
