@@ -4,8 +4,9 @@
 //! and rating reports, public resident reports, API tokens with roles and scopes, the
 //! live alert stream (SSE, resumable), device and compound history from QuestDB, the web
 //! dashboard (static assets embedded in the binary) and what it needs to know (the
-//! caller's role, the metric catalogue with units, place names next to ids), the OpenAPI
-//! document, health and readiness, and Prometheus metrics for every stage.
+//! caller's role, the metric catalogue with units, place names next to ids), the one-time
+//! acknowledgement page notifications link to, a ticket's deliveries and the dead letters,
+//! the OpenAPI document, health and readiness, and Prometheus metrics for every stage.
 //!
 //! Every `/api/v1` endpoint but the public report resolves the caller to a
 //! [`auth::Principal`] and restricts what it returns to the principal's scope. Every JSON
@@ -21,7 +22,7 @@
 //! them, `names` (display names of places) on `state`; one module per resource holds its
 //! handlers and reply types (`devices`, `estate`, `rejects`, `tickets`, `reports`,
 //! `yearly`, `resident`, `tokens`, `history`, `live`, `dashboard`, `session`, `catalog`,
-//! `health`); `openapi` lists the handlers and `router` maps paths to them.
+//! `notifications`, `health`); `openapi` lists the handlers and `router` maps paths to them.
 //! No module imports the router.
 
 pub mod auth;
