@@ -20,7 +20,7 @@ pub use defs::{
 };
 
 use chrono::NaiveDate;
-use chrono_tz::Tz;
+pub use chrono_tz::Tz;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The estate's time zone when the file names none.
@@ -132,6 +132,28 @@ impl People {
             .into_iter()
             .filter_map(|id| self.person(id))
             .collect()
+    }
+
+    /// Everyone on a station's rota (weekly shifts and overrides), by id.
+    pub fn rota_people(&self, station: &str) -> Vec<&Person> {
+        let ids: BTreeSet<&str> = self
+            .rotas
+            .get(station)
+            .map(|r| r.people().collect())
+            .unwrap_or_default();
+        ids.into_iter().filter_map(|id| self.person(id)).collect()
+    }
+
+    /// Whether a station uses a person: crew member, head, on its rota, or captain of a
+    /// building it answers for. That station's crew may see the person's contact details.
+    pub fn station_uses(&self, station: &str, person: &str) -> bool {
+        self.crew_of(station, person).is_some()
+            || self.heads.get(station).is_some_and(|h| h == person)
+            || self.rota_people(station).iter().any(|p| p.id == person)
+            || self
+                .captain_buildings(person)
+                .into_iter()
+                .any(|b| self.building_station(b) == Some(station))
     }
 
     /// Crews of a station, in file order.

@@ -197,6 +197,15 @@ fn example_loads_and_answers_every_question() {
         );
         assert_eq!(p.building_station("b-oak-1"), Some("st-acme"));
         assert_eq!(p.station_buildings("st-riverside"), ["b-elm-court-1"]);
+        assert_eq!(
+            ids(p.rota_people("st-riverside")),
+            ["p-li", "p-wang", "p-zhao"]
+        );
+        for used in ["p-wang", "p-li", "p-zhao", "p-chen"] {
+            assert!(p.station_uses("st-riverside", used), "{used}");
+        }
+        assert!(!p.station_uses("st-riverside", "p-sun"));
+        assert!(!p.station_uses("st-acme", "p-wang"));
         let known: BTreeSet<String> = ["crew-hook".to_string(), "sms".into()].into();
         assert_eq!(
             p.check_channels(&known),

@@ -71,6 +71,14 @@ pub(crate) struct Rota {
 }
 
 impl Rota {
+    /// Person ids named by the rota, with repeats.
+    pub(crate) fn people(&self) -> impl Iterator<Item = &str> {
+        self.shifts
+            .iter()
+            .map(|s| s.person.as_str())
+            .chain(self.overrides.iter().map(|o| o.person.as_str()))
+    }
+
     /// The persons on call at `at_ms`: the override covering it, else the weekly shifts.
     pub(crate) fn on_call(&self, tz: Tz, at_ms: i64) -> Vec<&str> {
         if let Some(o) = self
