@@ -28,6 +28,9 @@ pub struct EstateFile {
     /// relative to the estate file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub devices_csv: Option<PathBuf>,
+    /// Planned work during which non-life-safety rules open no tickets (windows.rs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub maintenance_windows: Vec<crate::windows::WindowDef>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -305,6 +308,7 @@ impl EstateFile {
                 ));
             }
         }
+        crate::windows::validate_file(self, &mut errors);
         if errors.is_empty() {
             Ok(())
         } else {
