@@ -3,7 +3,7 @@
 
 use crate::{
     catalog, dashboard, devices, error, estate, health, history, live, rejects, reports, resident,
-    schema, session, tickets, tokens, yearly,
+    schema, session, tickets, tokens, windows, yearly,
 };
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
@@ -77,6 +77,10 @@ impl Modify for Security {
         dashboard::liveness,
         session::me,
         catalog::get_catalog,
+        windows::list_windows,
+        windows::create_window,
+        windows::delete_window,
+        windows::window_suppressed,
         openapi_json,
         docs_page,
     ),
@@ -87,6 +91,7 @@ impl Modify for Security {
         tickets::TransitionBody,
         tokens::CreateToken,
         resident::ReportBody,
+        windows::WindowDefDoc,
         error::ErrorBody,
         schema::PriorityDoc,
         schema::TicketStateDoc,

@@ -7,7 +7,7 @@ use crate::metrics::RequestLabels;
 use crate::state::AppState;
 use crate::{
     catalog, dashboard, devices, estate, health, history, live, openapi, rejects, reports,
-    resident, session, tickets, tokens, yearly,
+    resident, session, tickets, tokens, windows, yearly,
 };
 use axum::extract::State;
 use axum::response::Response;
@@ -49,7 +49,16 @@ pub fn app(state: AppState) -> Router {
         .route("/compounds/{id}/history", get(history::compound_history))
         .route("/liveness", get(dashboard::liveness))
         .route("/me", get(session::me))
-        .route("/catalog", get(catalog::get_catalog));
+        .route("/catalog", get(catalog::get_catalog))
+        .route(
+            "/maintenance-windows",
+            get(windows::list_windows).post(windows::create_window),
+        )
+        .route("/maintenance-windows/{id}", delete(windows::delete_window))
+        .route(
+            "/maintenance-windows/{id}/suppressed",
+            get(windows::window_suppressed),
+        );
     Router::new()
         .merge(dashboard::routes())
         .route("/healthz", get(health::healthz))

@@ -403,10 +403,10 @@ impl Registry {
     ) -> Result<MaintenanceWindow, EstateError> {
         let offset = estate_offset(None).map_err(|e| EstateError::Invalid(vec![e]))?;
         let dir = self.directory();
-        let buildings = self.building_ids()?;
+        let buildings = self.building_compounds()?;
         let known = |t: &WindowTarget| match t {
             WindowTarget::Device(d) => dir.device(d).is_some(),
-            WindowTarget::Building(b) => buildings.contains(b),
+            WindowTarget::Building(b) => buildings.contains_key(b),
             WindowTarget::Compound(c) => dir.compounds.contains_key(c),
         };
         let mut w =
@@ -449,27 +449,14 @@ impl Registry {
         self.reload_windows()
     }
 
-    fn building_ids(&self) -> Result<HashSet<String>, EstateError> {
+    /// Every building's compound.
+    pub fn building_compounds(&self) -> Result<HashMap<String, String>, EstateError> {
         let conn = self.conn.lock();
-        let mut stmt = conn.prepare("SELECT id FROM buildings")?;
-        let ids = stmt
-            .query_map([], |r| r.get::<_, String>(0))?
-            .collect::<Result<HashSet<_>, _>>()?;
-        Ok(ids)
-    }
-
-    /// The compound a building belongs to.
-    pub fn building_compound(&self, building: &str) -> Result<Option<String>, EstateError> {
-        let conn = self.conn.lock();
-        match conn.query_row(
-            "SELECT compound FROM buildings WHERE id=?1",
-            [building],
-            |r| r.get::<_, String>(0),
-        ) {
-            Ok(c) => Ok(Some(c)),
-            Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        let mut stmt = conn.prepare("SELECT id, compound FROM buildings")?;
+        let map = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            .collect::<Result<HashMap<_, _>, _>>()?;
+        Ok(map)
     }
 }
 
