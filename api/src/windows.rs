@@ -214,6 +214,22 @@ pub(crate) async fn list_windows(
         ),
         None => None,
     };
+    // Naming a place outside the scope is a 403, as in every other list's filters.
+    if let Some(d) = device {
+        who.check(
+            allowed(&who, Some(&d.compound), false),
+            &format!("device `{}`", d.id),
+        )?;
+    }
+    if let Some(b) = q.get("building") {
+        let c = buildings
+            .get(b)
+            .ok_or_else(|| ApiError::NotFound(format!("building `{b}` not found")))?;
+        who.check(allowed(&who, Some(c), false), &format!("building `{b}`"))?;
+    }
+    if let Some(c) = q.get("compound") {
+        who.check(allowed(&who, Some(c), false), &format!("compound `{c}`"))?;
+    }
     let now = now_ms();
     let set = s.registry.windows();
     let mut out = Vec::new();
