@@ -14,15 +14,16 @@
 //! the handlers send; `tests/openapi.rs` fails when a route and the document disagree.
 //!
 //! The API reads the registry, the rules' device state and QuestDB, moves tickets through
-//! the rules' `TicketDesk` and manages tokens in the registry; it may not decode device
+//! the rules' `TicketDesk` manages tokens and maintenance windows in the registry; it may not decode device
 //! payloads, write telemetry, or change a ticket other than through the desk.
 //!
 //! Layout, with imports pointing one way: `error`, `metrics`, `intake` and `schema`
 //! import nothing of the crate, `params` only the error type; `state` and `auth` build on
 //! them, `names` (display names of places) on `state`; one module per resource holds its
 //! handlers and reply types (`devices`, `estate`, `rejects`, `tickets`, `reports`,
-//! `yearly`, `resident`, `tokens`, `history`, `live`, `dashboard`, `session`, `catalog`,
-//! `notifications`, `health`); `openapi` lists the handlers and `router` maps paths to them.
+//! `yearly`, `resident`, `tokens`, `windows`, `history`, `live`, `dashboard`, `session`,
+//! `catalog`, `notifications`, `health`); `openapi` lists the handlers and `router` maps
+//! paths to them.
 //! No module imports the router.
 
 pub mod auth;
@@ -50,6 +51,7 @@ mod session;
 mod state;
 mod tickets;
 mod tokens;
+mod windows;
 mod yearly;
 
 pub use auth::{Principal, Scope};

@@ -3,7 +3,7 @@
 
 use crate::{
     catalog, dashboard, devices, error, estate, health, history, live, notifications, rejects,
-    reports, resident, schema, session, tickets, tokens, yearly,
+    reports, resident, schema, session, tickets, tokens, windows, yearly,
 };
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
@@ -83,6 +83,10 @@ impl Modify for Security {
         notifications::dead_letters,
         notifications::retry,
         notifications::policy,
+        windows::list_windows,
+        windows::create_window,
+        windows::delete_window,
+        windows::window_suppressed,
         openapi_json,
         docs_page,
     ),
@@ -93,6 +97,7 @@ impl Modify for Security {
         tickets::TransitionBody,
         tokens::CreateToken,
         resident::ReportBody,
+        windows::WindowDefDoc,
         error::ErrorBody,
         schema::PriorityDoc,
         schema::TicketStateDoc,

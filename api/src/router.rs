@@ -7,7 +7,7 @@ use crate::metrics::RequestLabels;
 use crate::state::AppState;
 use crate::{
     catalog, dashboard, devices, estate, health, history, live, notifications, openapi, rejects,
-    reports, resident, session, tickets, tokens, yearly,
+    reports, resident, session, tickets, tokens, windows, yearly,
 };
 use axum::extract::State;
 use axum::response::Response;
@@ -59,7 +59,16 @@ pub fn app(state: AppState) -> Router {
             get(notifications::dead_letters),
         )
         .route("/notifications/{id}/retry", post(notifications::retry))
-        .route("/escalation/policy", get(notifications::policy));
+        .route("/escalation/policy", get(notifications::policy))
+        .route(
+            "/maintenance-windows",
+            get(windows::list_windows).post(windows::create_window),
+        )
+        .route("/maintenance-windows/{id}", delete(windows::delete_window))
+        .route(
+            "/maintenance-windows/{id}/suppressed",
+            get(windows::window_suppressed),
+        );
     Router::new()
         .merge(dashboard::routes())
         .route(

@@ -47,6 +47,9 @@ pub struct EstateFile {
     pub captains: Vec<CaptainDef>,
     #[serde(default)]
     pub rotas: Vec<RotaDef>,
+    /// Planned work during which non-life-safety rules open no tickets (windows.rs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub maintenance_windows: Vec<crate::windows::WindowDef>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -337,6 +340,7 @@ impl EstateFile {
             }
         }
         crate::people::validate_file(self, &mut errors);
+        crate::windows::validate_file(self, &mut errors);
         if errors.is_empty() {
             Ok(())
         } else {

@@ -186,6 +186,8 @@ pub struct Registry {
     pub(crate) conn: Arc<Mutex<Connection>>,
     directory: Arc<RwLock<Arc<Directory>>>,
     people: Arc<RwLock<Arc<crate::people::People>>>,
+    /// Maintenance windows (estate/src/windows.rs), refreshed when they change.
+    windows: Arc<RwLock<Arc<crate::windows::WindowSet>>>,
 }
 
 impl Registry {
@@ -204,12 +206,15 @@ impl Registry {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(crate::people::store::SCHEMA)?;
+        conn.execute_batch(crate::windows::SCHEMA)?;
         let reg = Registry {
             conn: Arc::new(Mutex::new(conn)),
             directory: Arc::new(RwLock::new(Arc::new(Directory::default()))),
             people: Arc::new(RwLock::new(Arc::new(crate::people::People::default()))),
+            windows: Arc::default(),
         };
         reg.reload()?;
+        reg.reload_windows()?;
         Ok(reg)
     }
 
@@ -311,8 +316,10 @@ impl Registry {
                 )?;
             }
             crate::people::store::write(&tx, file)?;
+            crate::windows::apply_file(&tx, file)?;
             tx.commit()?;
         }
+        self.reload_windows()?;
         self.reload()
     }
 
@@ -452,6 +459,17 @@ impl Registry {
             compounds: read("compounds")?,
             buildings: read("buildings")?,
         })
+    }
+
+    pub(crate) fn windows_snapshot(&self) -> Arc<crate::windows::WindowSet> {
+        self.windows.read().clone()
+    }
+
+    /// Rebuild the maintenance windows snapshot from SQLite.
+    pub fn reload_windows(&self) -> Result<(), EstateError> {
+        let set = crate::windows::load(&self.conn.lock())?;
+        *self.windows.write() = Arc::new(set);
+        Ok(())
     }
 
     /// Rebuild the directory snapshot from SQLite.
