@@ -48,6 +48,13 @@ impl Hub {
     pub async fn start(cfg: HubConfig) -> Result<Hub, HubError> {
         cfg.validate()?;
         let registry = open_registry(&cfg)?;
+        // Before anything starts: people's channels and the escalation policy must match
+        // the notify endpoints and the estate.
+        let policy = if cfg.escalation.enabled {
+            Some(crate::people::cross_check(&cfg, &registry)?)
+        } else {
+            None
+        };
 
         let (managed, questdb_http, questdb_pg) = start_questdb(&cfg).await?;
         let questdb = QuestDbClient::new(questdb_http)?;
@@ -125,10 +132,11 @@ impl Hub {
         let api_addr = listener
             .local_addr()
             .map_err(|e| HubError::Start(format!("api.listen: {e}")))?;
-        let people = if cfg.escalation.enabled {
+        let people = if let Some(policy) = policy {
             Some(crate::people::start(
                 &cfg,
                 &registry,
+                policy,
                 rules.desk(),
                 Arc::new(SystemClock),
                 api_addr,

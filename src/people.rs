@@ -99,10 +99,21 @@ impl People {
 
 /// Problems between the estate's people and the notify and escalation config, each naming
 /// its key: channels no endpoint has, people the policy names that the estate lacks.
-fn cross_check(cfg: &HubConfig, registry: &Registry) -> Result<Policy, HubError> {
+pub fn cross_check(cfg: &HubConfig, registry: &Registry) -> Result<Policy, HubError> {
     let people = registry.people();
     let known: std::collections::BTreeSet<String> = cfg.notify.endpoints.keys().cloned().collect();
-    let mut errors = people.check_channels(&known);
+    // The people come from the estate (its file, or the registry when there is none).
+    let source = cfg
+        .estate
+        .file
+        .as_ref()
+        .map(|f| f.display().to_string())
+        .unwrap_or_else(|| "estate registry".into());
+    let mut errors: Vec<String> = people
+        .check_channels(&known)
+        .into_iter()
+        .map(|m| format!("{source}: {m} (not in [notify.endpoints])"))
+        .collect();
     let roster = EstateRoster::new(registry.clone());
     let policy = match &cfg.escalation.policy {
         Some(path) => match Policy::load(path, &|id| roster.person_exists(id)) {
@@ -124,17 +135,18 @@ fn cross_check(cfg: &HubConfig, registry: &Registry) -> Result<Policy, HubError>
     }
 }
 
-/// Start the outbox, its delivery worker and the escalation ladder.
+/// Start the outbox, its delivery worker and the escalation ladder with `policy` (from
+/// [`cross_check`]).
 pub fn start(
     cfg: &HubConfig,
     registry: &Registry,
+    policy: Policy,
     desk: TicketDesk,
     clock: Arc<dyn Clock>,
     api_addr: SocketAddr,
     questdb_http: SocketAddr,
     prom: &mut prometheus_client::registry::Registry,
 ) -> Result<People, HubError> {
-    let policy = cross_check(cfg, registry)?;
     let start = |what: &str, e: &dyn std::fmt::Display| HubError::Start(format!("{what}: {e}"));
     let outbox = Outbox::open(&cfg.notify.outbox.database)
         .map_err(|e| start("notify.outbox.database", &e))?;

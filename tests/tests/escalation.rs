@@ -535,3 +535,29 @@ async fn the_0800_handover_sends_0759_and_0801_to_different_people() -> Result<(
     sb.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_channels_and_policy_people_are_refused_at_start() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let policy = write_policy(
+        dir.path(),
+        r#"{ after = "0s", notify = ["on_call", "person:p-nobody"] },"#,
+    )?;
+    // No endpoint is configured, so every person's channel is unknown.
+    let err = HubSandbox::start_with(estate_with_people(false, ROUND_THE_CLOCK), |c| {
+        c.escalation.policy = Some(policy.clone());
+    })
+    .await
+    .err()
+    .context("the hub must refuse to start")?;
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("estate.toml: people[p-wang].channels: unknown channel `crew-hook`"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("p1.tiers[0].notify[1]: unknown person `p-nobody`"),
+        "{msg}"
+    );
+    Ok(())
+}
