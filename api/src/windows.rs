@@ -414,3 +414,61 @@ pub(crate) async fn window_suppressed(
         suppressed,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Scope;
+    use steward_estate::WindowSource;
+
+    fn who(role: Role, compounds: &[&str]) -> Principal {
+        Principal {
+            role,
+            token_id: Some(1),
+            name: "t".into(),
+            scope: Scope {
+                compounds: compounds.iter().map(|c| c.to_string()).collect(),
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn managers_read_crews_change_their_own_vendors_nothing() {
+        let admin = who(Role::Admin, &[]);
+        let manager = who(Role::Manager, &["cmp-1"]);
+        let crew = who(Role::Crew, &["cmp-1"]);
+        let vendor = who(Role::Vendor, &[]);
+        assert!(allowed(&admin, None, true));
+        assert!(allowed(&manager, Some("cmp-1"), false));
+        assert!(!allowed(&manager, Some("cmp-1"), true));
+        assert!(!allowed(&manager, Some("cmp-2"), false));
+        assert!(allowed(&crew, Some("cmp-1"), true));
+        assert!(!allowed(&crew, Some("cmp-2"), true));
+        assert!(!allowed(&crew, None, false));
+        assert!(!allowed(&vendor, Some("cmp-1"), false));
+    }
+
+    #[test]
+    fn a_window_reads_back_in_the_estate_zone() {
+        let w = MaintenanceWindow {
+            id: "w-1".into(),
+            target: WindowTarget::Building("b-1".into()),
+            from_ms: 1_778_547_600_000,
+            to_ms: 1_778_558_400_000,
+            reason: "inspection".into(),
+            source: WindowSource::File,
+            created_by: None,
+        };
+        let mut buildings = HashMap::new();
+        buildings.insert("b-1".to_string(), "cmp-1".to_string());
+        let p = place(&w, &Directory::default(), &buildings);
+        assert_eq!(p.compound.as_deref(), Some("cmp-1"));
+        let v = view(&w, p.compound, w.from_ms);
+        assert_eq!(v.from, "2026-05-12T09:00:00+08:00");
+        assert_eq!(v.to, "2026-05-12T12:00:00+08:00");
+        assert!(v.active);
+        assert!(!view(&w, None, w.to_ms).active);
+        assert_eq!(v.target.kind, "building");
+    }
+}
