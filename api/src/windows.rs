@@ -15,7 +15,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
 use steward_estate::clock::now_ms;
-use steward_estate::windows::estate_offset;
 use steward_estate::{Directory, MaintenanceWindow, Role, WindowDef, WindowTarget};
 use utoipa::ToSchema;
 
@@ -137,8 +136,12 @@ fn rfc3339(ms: i64, offset: FixedOffset) -> String {
         .unwrap_or_default()
 }
 
-fn view(w: &MaintenanceWindow, compound: Option<String>, now: i64) -> WindowView {
-    let offset = estate_offset(None).unwrap_or_else(|_| FixedOffset::east_opt(0).expect("UTC"));
+fn view(
+    w: &MaintenanceWindow,
+    compound: Option<String>,
+    now: i64,
+    offset: FixedOffset,
+) -> WindowView {
     WindowView {
         id: w.id.clone(),
         target: WindowTargetView {
@@ -262,7 +265,7 @@ pub(crate) async fn list_windows(
                 continue;
             }
         }
-        out.push(view(w, p.compound, now));
+        out.push(view(w, p.compound, now, s.registry.window_offset()));
     }
     Ok(Json(WindowList { windows: out }))
 }
@@ -305,7 +308,11 @@ pub(crate) async fn create_window(
     let buildings = building_compounds(&s).await?;
     let p = place(&w, &s.registry.directory(), &buildings);
     tracing::info!(window = %w.id, target = %w.target.id(), by = %who.name, "maintenance window created");
-    Ok((StatusCode::CREATED, Json(view(&w, p.compound, now_ms()))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(view(&w, p.compound, now_ms(), s.registry.window_offset())),
+    )
+        .into_response())
 }
 
 /// A window by id, or 404; 403 when outside the caller's scope.
@@ -348,7 +355,12 @@ pub(crate) async fn delete_window(
     let wid = w.id.clone();
     blocking(move || Ok(reg.delete_window(&wid)?)).await?;
     tracing::info!(window = %w.id, by = %who.name, "maintenance window deleted");
-    Ok(Json(view(&w, compound, now_ms())))
+    Ok(Json(view(
+        &w,
+        compound,
+        now_ms(),
+        s.registry.window_offset(),
+    )))
 }
 
 /// What a window held back: the `suppressed` ticket events naming it, from QuestDB.
@@ -464,11 +476,12 @@ mod tests {
         buildings.insert("b-1".to_string(), "cmp-1".to_string());
         let p = place(&w, &Directory::default(), &buildings);
         assert_eq!(p.compound.as_deref(), Some("cmp-1"));
-        let v = view(&w, p.compound, w.from_ms);
+        let shanghai = steward_estate::windows::estate_offset(None).unwrap();
+        let v = view(&w, p.compound, w.from_ms, shanghai);
         assert_eq!(v.from, "2026-05-12T09:00:00+08:00");
         assert_eq!(v.to, "2026-05-12T12:00:00+08:00");
         assert!(v.active);
-        assert!(!view(&w, None, w.to_ms).active);
+        assert!(!view(&w, None, w.to_ms, shanghai).active);
         assert_eq!(v.target.kind, "building");
     }
 }

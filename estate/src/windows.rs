@@ -44,6 +44,13 @@ pub fn estate_offset(timezone: Option<&str>) -> Result<FixedOffset, String> {
     FixedOffset::east_opt(hours * 3600).ok_or_else(|| format!("bad offset for `{name}`"))
 }
 
+/// The time zone an estate file's local window times are in. The estate file's
+/// top-level `timezone` key plugs in here once it exists (`file.timezone.as_deref()`);
+/// until then every estate is in [`DEFAULT_TIMEZONE`].
+fn file_zone(_file: &EstateFile) -> Option<&str> {
+    None
+}
+
 /// A window as written in the estate file or posted to the API.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -238,7 +245,7 @@ pub fn check(
 /// Validate the estate file's windows against the ids it defines; called from
 /// [`EstateFile::validate`].
 pub(crate) fn validate_file(file: &EstateFile, errors: &mut Vec<String>) {
-    let offset = match estate_offset(None) {
+    let offset = match estate_offset(file_zone(file)) {
         Ok(o) => o,
         Err(e) => {
             errors.push(format!("timezone: {e}"));
@@ -268,7 +275,7 @@ pub(crate) fn validate_file(file: &EstateFile, errors: &mut Vec<String>) {
 /// Replace the file's windows in the registry (inside [`Registry::apply`]'s transaction):
 /// a window removed from the file is gone after the next load; API windows are kept.
 pub(crate) fn apply_file(tx: &Transaction<'_>, file: &EstateFile) -> Result<(), EstateError> {
-    let offset = estate_offset(None).map_err(|e| EstateError::Invalid(vec![e]))?;
+    let offset = estate_offset(file_zone(file)).map_err(|e| EstateError::Invalid(vec![e]))?;
     tx.execute("DELETE FROM maintenance_windows WHERE source='file'", [])?;
     for (i, def) in file.maintenance_windows.iter().enumerate() {
         let prefix = format!("maintenance_windows[{i}].");
@@ -389,6 +396,13 @@ impl WindowSet {
 }
 
 impl Registry {
+    /// The offset API window times are read and shown in: the estate's zone. When the
+    /// estate file gains its `timezone` key, the registry keeps the loaded file's zone and
+    /// returns it here; until then it is [`DEFAULT_TIMEZONE`].
+    pub fn window_offset(&self) -> FixedOffset {
+        estate_offset(None).unwrap_or_else(|_| FixedOffset::east_opt(8 * 3600).expect("+08:00"))
+    }
+
     /// Current windows snapshot; cheap to call per message.
     pub fn windows(&self) -> Arc<WindowSet> {
         self.windows_snapshot()
@@ -401,7 +415,7 @@ impl Registry {
         def: &WindowDef,
         created_by: Option<&str>,
     ) -> Result<MaintenanceWindow, EstateError> {
-        let offset = estate_offset(None).map_err(|e| EstateError::Invalid(vec![e]))?;
+        let offset = self.window_offset();
         let dir = self.directory();
         let buildings = self.building_compounds()?;
         let known = |t: &WindowTarget| match t {
