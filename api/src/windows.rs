@@ -10,12 +10,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{DateTime, FixedOffset};
+use chrono::DateTime;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
 use steward_estate::clock::now_ms;
-use steward_estate::windows::estate_offset;
+use steward_estate::people::Tz;
 use steward_estate::{Directory, MaintenanceWindow, Role, WindowDef, WindowTarget};
 use utoipa::ToSchema;
 
@@ -131,14 +131,13 @@ fn place(w: &MaintenanceWindow, dir: &Directory, buildings: &HashMap<String, Str
     }
 }
 
-fn rfc3339(ms: i64, offset: FixedOffset) -> String {
+fn rfc3339(ms: i64, offset: Tz) -> String {
     DateTime::from_timestamp_millis(ms)
         .map(|t| t.with_timezone(&offset).to_rfc3339())
         .unwrap_or_default()
 }
 
-fn view(w: &MaintenanceWindow, compound: Option<String>, now: i64) -> WindowView {
-    let offset = estate_offset(None).unwrap_or_else(|_| FixedOffset::east_opt(0).expect("UTC"));
+fn view(w: &MaintenanceWindow, compound: Option<String>, now: i64, offset: Tz) -> WindowView {
     WindowView {
         id: w.id.clone(),
         target: WindowTargetView {
@@ -262,7 +261,7 @@ pub(crate) async fn list_windows(
                 continue;
             }
         }
-        out.push(view(w, p.compound, now));
+        out.push(view(w, p.compound, now, s.registry.window_offset()));
     }
     Ok(Json(WindowList { windows: out }))
 }
@@ -305,7 +304,11 @@ pub(crate) async fn create_window(
     let buildings = building_compounds(&s).await?;
     let p = place(&w, &s.registry.directory(), &buildings);
     tracing::info!(window = %w.id, target = %w.target.id(), by = %who.name, "maintenance window created");
-    Ok((StatusCode::CREATED, Json(view(&w, p.compound, now_ms()))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(view(&w, p.compound, now_ms(), s.registry.window_offset())),
+    )
+        .into_response())
 }
 
 /// A window by id, or 404; 403 when outside the caller's scope.
@@ -348,7 +351,12 @@ pub(crate) async fn delete_window(
     let wid = w.id.clone();
     blocking(move || Ok(reg.delete_window(&wid)?)).await?;
     tracing::info!(window = %w.id, by = %who.name, "maintenance window deleted");
-    Ok(Json(view(&w, compound, now_ms())))
+    Ok(Json(view(
+        &w,
+        compound,
+        now_ms(),
+        s.registry.window_offset(),
+    )))
 }
 
 /// What a window held back: the `suppressed` ticket events naming it, from QuestDB.
@@ -413,4 +421,63 @@ pub(crate) async fn window_suppressed(
         count,
         suppressed,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Scope;
+    use steward_estate::WindowSource;
+
+    fn who(role: Role, compounds: &[&str]) -> Principal {
+        Principal {
+            role,
+            token_id: Some(1),
+            name: "t".into(),
+            scope: Scope {
+                compounds: compounds.iter().map(|c| c.to_string()).collect(),
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn managers_read_crews_change_their_own_vendors_nothing() {
+        let admin = who(Role::Admin, &[]);
+        let manager = who(Role::Manager, &["cmp-1"]);
+        let crew = who(Role::Crew, &["cmp-1"]);
+        let vendor = who(Role::Vendor, &[]);
+        assert!(allowed(&admin, None, true));
+        assert!(allowed(&manager, Some("cmp-1"), false));
+        assert!(!allowed(&manager, Some("cmp-1"), true));
+        assert!(!allowed(&manager, Some("cmp-2"), false));
+        assert!(allowed(&crew, Some("cmp-1"), true));
+        assert!(!allowed(&crew, Some("cmp-2"), true));
+        assert!(!allowed(&crew, None, false));
+        assert!(!allowed(&vendor, Some("cmp-1"), false));
+    }
+
+    #[test]
+    fn a_window_reads_back_in_the_estate_zone() {
+        let w = MaintenanceWindow {
+            id: "w-1".into(),
+            target: WindowTarget::Building("b-1".into()),
+            from_ms: 1_778_547_600_000,
+            to_ms: 1_778_558_400_000,
+            reason: "inspection".into(),
+            source: WindowSource::File,
+            created_by: None,
+        };
+        let mut buildings = HashMap::new();
+        buildings.insert("b-1".to_string(), "cmp-1".to_string());
+        let p = place(&w, &Directory::default(), &buildings);
+        assert_eq!(p.compound.as_deref(), Some("cmp-1"));
+        let shanghai = steward_estate::windows::estate_offset(None).unwrap();
+        let v = view(&w, p.compound, w.from_ms, shanghai);
+        assert_eq!(v.from, "2026-05-12T09:00:00+08:00");
+        assert_eq!(v.to, "2026-05-12T12:00:00+08:00");
+        assert!(v.active);
+        assert!(!view(&w, None, w.to_ms, shanghai).active);
+        assert_eq!(v.target.kind, "building");
+    }
 }

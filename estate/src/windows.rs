@@ -10,7 +10,8 @@ use crate::clock::now_ms;
 use crate::file::EstateFile;
 use crate::registry::Registry;
 use crate::{validate_id, EstateError};
-use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone};
+use chrono::{DateTime, NaiveDateTime, TimeZone};
+use chrono_tz::Tz;
 use rusqlite::{params, Connection, Transaction};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -27,21 +28,17 @@ CREATE TABLE IF NOT EXISTS maintenance_windows (
 );
 "#;
 
-/// The UTC offset local window times are read in.
-///
-/// The one place the estate's time zone is plugged in: `timezone` is the estate file's
-/// top-level key once it exists (`None` means [`DEFAULT_TIMEZONE`]). The zones known here
-/// have kept one offset for decades (China has had no daylight saving time since 1991),
-/// so a fixed offset converts every window time exactly.
-pub fn estate_offset(timezone: Option<&str>) -> Result<FixedOffset, String> {
+/// The time zone local window times are read in: the estate's `timezone` (IANA name;
+/// `None` means [`DEFAULT_TIMEZONE`]), the same zone the on-call rotas use.
+pub fn estate_offset(timezone: Option<&str>) -> Result<Tz, String> {
     let name = timezone.unwrap_or(DEFAULT_TIMEZONE);
-    let hours = match name {
-        "Asia/Shanghai" | "Asia/Chongqing" | "Asia/Harbin" | "Asia/Urumqi" | "PRC"
-        | "Asia/Hong_Kong" | "Asia/Macau" | "Asia/Taipei" | "Asia/Singapore" => 8,
-        "UTC" | "Etc/UTC" => 0,
-        other => return Err(format!("unknown time zone `{other}`")),
-    };
-    FixedOffset::east_opt(hours * 3600).ok_or_else(|| format!("bad offset for `{name}`"))
+    name.parse::<Tz>()
+        .map_err(|_| format!("unknown time zone `{name}`"))
+}
+
+/// The time zone an estate file's local window times are in.
+fn file_zone(file: &EstateFile) -> Option<&str> {
+    file.timezone.as_deref()
 }
 
 /// A window as written in the estate file or posted to the API.
@@ -136,7 +133,7 @@ impl MaintenanceWindow {
 }
 
 /// Read a window time: RFC 3339 with an offset, or a local time in `offset`.
-pub fn parse_time(s: &str, offset: FixedOffset) -> Result<i64, String> {
+pub fn parse_time(s: &str, offset: Tz) -> Result<i64, String> {
     let s = s.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.timestamp_millis());
@@ -162,7 +159,7 @@ pub fn parse_time(s: &str, offset: FixedOffset) -> Result<i64, String> {
 pub fn check(
     def: &WindowDef,
     prefix: &str,
-    offset: FixedOffset,
+    offset: Tz,
     known: &dyn Fn(&WindowTarget) -> bool,
     source: WindowSource,
 ) -> Result<MaintenanceWindow, Vec<String>> {
@@ -238,12 +235,9 @@ pub fn check(
 /// Validate the estate file's windows against the ids it defines; called from
 /// [`EstateFile::validate`].
 pub(crate) fn validate_file(file: &EstateFile, errors: &mut Vec<String>) {
-    let offset = match estate_offset(None) {
-        Ok(o) => o,
-        Err(e) => {
-            errors.push(format!("timezone: {e}"));
-            return;
-        }
+    // A bad `timezone` is reported once, by the people's checks.
+    let Ok(offset) = estate_offset(file_zone(file)) else {
+        return;
     };
     let devices: HashSet<&str> = file.devices.iter().map(|d| d.id.as_str()).collect();
     let buildings: HashSet<&str> = file.buildings.iter().map(|d| d.id.as_str()).collect();
@@ -268,7 +262,7 @@ pub(crate) fn validate_file(file: &EstateFile, errors: &mut Vec<String>) {
 /// Replace the file's windows in the registry (inside [`Registry::apply`]'s transaction):
 /// a window removed from the file is gone after the next load; API windows are kept.
 pub(crate) fn apply_file(tx: &Transaction<'_>, file: &EstateFile) -> Result<(), EstateError> {
-    let offset = estate_offset(None).map_err(|e| EstateError::Invalid(vec![e]))?;
+    let offset = estate_offset(file_zone(file)).map_err(|e| EstateError::Invalid(vec![e]))?;
     tx.execute("DELETE FROM maintenance_windows WHERE source='file'", [])?;
     for (i, def) in file.maintenance_windows.iter().enumerate() {
         let prefix = format!("maintenance_windows[{i}].");
@@ -389,6 +383,11 @@ impl WindowSet {
 }
 
 impl Registry {
+    /// The zone API window times are read and shown in: the estate's (`timezone`).
+    pub fn window_offset(&self) -> Tz {
+        self.people().timezone()
+    }
+
     /// Current windows snapshot; cheap to call per message.
     pub fn windows(&self) -> Arc<WindowSet> {
         self.windows_snapshot()
@@ -401,7 +400,7 @@ impl Registry {
         def: &WindowDef,
         created_by: Option<&str>,
     ) -> Result<MaintenanceWindow, EstateError> {
-        let offset = estate_offset(None).map_err(|e| EstateError::Invalid(vec![e]))?;
+        let offset = self.window_offset();
         let dir = self.directory();
         let buildings = self.building_compounds()?;
         let known = |t: &WindowTarget| match t {

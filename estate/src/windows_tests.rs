@@ -42,7 +42,7 @@ to = "2026-05-01T12:00:00+08:00"
 reason = "annual lift inspection"
 "#;
 
-fn shanghai() -> FixedOffset {
+fn shanghai() -> chrono_tz::Tz {
     estate_offset(None).unwrap()
 }
 
@@ -58,6 +58,16 @@ fn local_times_are_read_in_the_estate_zone() {
     let e = parse_time("tomorrow", shanghai()).unwrap_err();
     assert!(e.contains("RFC 3339"), "{e}");
     assert!(estate_offset(Some("Mars/Olympus")).is_err());
+    // A zone with daylight saving time: summer and winter offsets both apply.
+    let berlin = estate_offset(Some("Europe/Berlin")).unwrap();
+    assert_eq!(
+        parse_time("2026-07-01T09:00", berlin).unwrap(),
+        parse_time("2026-07-01T07:00:00Z", berlin).unwrap()
+    );
+    assert_eq!(
+        parse_time("2026-01-15T09:00", berlin).unwrap(),
+        parse_time("2026-01-15T08:00:00Z", berlin).unwrap()
+    );
 }
 
 #[test]
