@@ -2,8 +2,8 @@
 //! a small self-contained page that renders it (no CDN: the hub may run offline).
 
 use crate::{
-    catalog, dashboard, devices, error, estate, health, history, live, photos, rejects, reports,
-    resident, schema, session, tickets, tokens, yearly,
+    catalog, dashboard, devices, error, estate, health, history, live, notifications, photos,
+    rejects, reports, resident, schema, session, tickets, tokens, windows, yearly,
 };
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
@@ -81,6 +81,16 @@ impl Modify for Security {
         dashboard::liveness,
         session::me,
         catalog::get_catalog,
+        notifications::ack_page,
+        notifications::ack_submit,
+        notifications::ticket_deliveries,
+        notifications::dead_letters,
+        notifications::retry,
+        notifications::policy,
+        windows::list_windows,
+        windows::create_window,
+        windows::delete_window,
+        windows::window_suppressed,
         openapi_json,
         docs_page,
     ),
@@ -92,6 +102,7 @@ impl Modify for Security {
         tokens::CreateToken,
         photos::PhotoForm,
         resident::ReportBody,
+        windows::WindowDefDoc,
         error::ErrorBody,
         schema::PriorityDoc,
         schema::TicketStateDoc,
@@ -108,6 +119,7 @@ impl Modify for Security {
         (name = "public", description = "resident reports (no token)"),
         (name = "live", description = "the alert stream (Server-Sent Events, resumable)"),
         (name = "history", description = "readings and events from QuestDB, downsampled"),
+        (name = "notifications", description = "escalation to people: acknowledgement links, deliveries, dead letters, the policy"),
         (name = "docs", description = "this document"),
     )
 )]

@@ -199,5 +199,6 @@ fn validate(
         title: format!("resident report ({category}): {summary}"),
         detail,
         ts_ms: 0,
+        building: None,
     })
 }

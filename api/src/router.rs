@@ -6,8 +6,8 @@ use crate::error::ApiError;
 use crate::metrics::RequestLabels;
 use crate::state::AppState;
 use crate::{
-    catalog, crew_app, dashboard, devices, estate, health, history, live, openapi, photos, rejects,
-    reports, resident, session, tickets, tokens, yearly,
+    catalog, crew_app, dashboard, devices, estate, health, history, live, notifications, openapi,
+    photos, rejects, reports, resident, session, tickets, tokens, windows, yearly,
 };
 use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
@@ -58,10 +58,33 @@ pub fn app(state: AppState) -> Router {
         .route("/compounds/{id}/history", get(history::compound_history))
         .route("/liveness", get(dashboard::liveness))
         .route("/me", get(session::me))
-        .route("/catalog", get(catalog::get_catalog));
+        .route("/catalog", get(catalog::get_catalog))
+        .route(
+            "/tickets/{id}/deliveries",
+            get(notifications::ticket_deliveries),
+        )
+        .route(
+            "/notifications/dead-letters",
+            get(notifications::dead_letters),
+        )
+        .route("/notifications/{id}/retry", post(notifications::retry))
+        .route("/escalation/policy", get(notifications::policy))
+        .route(
+            "/maintenance-windows",
+            get(windows::list_windows).post(windows::create_window),
+        )
+        .route("/maintenance-windows/{id}", delete(windows::delete_window))
+        .route(
+            "/maintenance-windows/{id}/suppressed",
+            get(windows::window_suppressed),
+        );
     Router::new()
         .merge(dashboard::routes())
         .merge(crew_app::routes())
+        .route(
+            "/ack/{token}",
+            get(notifications::ack_page).post(notifications::ack_submit),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

@@ -29,6 +29,8 @@ pub struct AppState {
     pub resident: ResidentIntake,
     /// Where crews' ticket photos are kept (`api.photo_dir`).
     pub photos: crate::photos::PhotoStore,
+    /// Escalation to people (acknowledgement links, deliveries); `None` when turned off.
+    pub escalation: Option<steward_escalation::Escalation>,
 }
 
 /// A registered device by its (validated) id, or a 400/404 naming it.

@@ -221,6 +221,7 @@ async fn state() -> (AppState, steward_rules::RulesHandle) {
         api_metrics: Default::default(),
         resident: Default::default(),
         photos: Default::default(),
+        escalation: None,
     };
     (state, rules)
 }
@@ -268,8 +269,14 @@ async fn every_documented_operation_is_served() {
         .chain(router_routes())
         .collect::<BTreeSet<_>>();
     for (method, path) in ops {
-        let concrete = path.replace("{id}", "1").replace("{sha}", &"0".repeat(64));
-        assert!(!concrete.contains('{'), "{path}: a parameter other than id");
+        let concrete = path
+            .replace("{id}", "1")
+            .replace("{token}", "not-a-token")
+            .replace("{sha}", &"0".repeat(64));
+        assert!(
+            !concrete.contains('{'),
+            "{path}: a parameter other than id, token or sha"
+        );
         if !served(addr, &method, &concrete).await {
             missing.push(format!("{method} {path}"));
         }
