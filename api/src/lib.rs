@@ -25,6 +25,7 @@
 //! No module imports the router.
 
 pub mod auth;
+mod captain;
 mod catalog;
 mod config;
 mod dashboard;
@@ -39,6 +40,7 @@ mod metrics;
 mod names;
 pub mod openapi;
 mod params;
+mod people;
 mod rejects;
 mod reports;
 pub mod resident;

@@ -2,8 +2,8 @@
 //! a small self-contained page that renders it (no CDN: the hub may run offline).
 
 use crate::{
-    catalog, dashboard, devices, error, estate, health, history, live, rejects, reports, resident,
-    schema, session, tickets, tokens, yearly,
+    captain, catalog, dashboard, devices, error, estate, health, history, live, people, rejects,
+    reports, resident, schema, session, tickets, tokens, yearly,
 };
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
@@ -77,6 +77,11 @@ impl Modify for Security {
         dashboard::liveness,
         session::me,
         catalog::get_catalog,
+        people::list_people,
+        people::on_call,
+        people::station_crew,
+        people::coverage,
+        captain::create_report,
         openapi_json,
         docs_page,
     ),
@@ -87,6 +92,7 @@ impl Modify for Security {
         tickets::TransitionBody,
         tokens::CreateToken,
         resident::ReportBody,
+        captain::CaptainReportBody,
         error::ErrorBody,
         schema::PriorityDoc,
         schema::TicketStateDoc,
@@ -103,6 +109,7 @@ impl Modify for Security {
         (name = "public", description = "resident reports (no token)"),
         (name = "live", description = "the alert stream (Server-Sent Events, resumable)"),
         (name = "history", description = "readings and events from QuestDB, downsampled"),
+        (name = "people", description = "crews, on-call rotas, people, captains' reports"),
         (name = "docs", description = "this document"),
     )
 )]

@@ -6,8 +6,8 @@ use crate::error::ApiError;
 use crate::metrics::RequestLabels;
 use crate::state::AppState;
 use crate::{
-    catalog, dashboard, devices, estate, health, history, live, openapi, rejects, reports,
-    resident, session, tickets, tokens, yearly,
+    captain, catalog, dashboard, devices, estate, health, history, live, openapi, people, rejects,
+    reports, resident, session, tickets, tokens, yearly,
 };
 use axum::extract::State;
 use axum::response::Response;
@@ -49,7 +49,13 @@ pub fn app(state: AppState) -> Router {
         .route("/compounds/{id}/history", get(history::compound_history))
         .route("/liveness", get(dashboard::liveness))
         .route("/me", get(session::me))
-        .route("/catalog", get(catalog::get_catalog));
+        .route("/catalog", get(catalog::get_catalog))
+        // People of the estate (issue 13).
+        .route("/people", get(people::list_people))
+        .route("/stations/{id}/on-call", get(people::on_call))
+        .route("/stations/{id}/crew", get(people::station_crew))
+        .route("/reports/coverage", get(people::coverage))
+        .route("/captain/reports", post(captain::create_report));
     Router::new()
         .merge(dashboard::routes())
         .route("/healthz", get(health::healthz))
