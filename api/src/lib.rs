@@ -27,6 +27,7 @@
 //! No module imports the router.
 
 pub mod auth;
+mod captain;
 mod catalog;
 mod config;
 mod dashboard;
@@ -42,6 +43,7 @@ mod names;
 mod notifications;
 pub mod openapi;
 mod params;
+mod people;
 mod rejects;
 mod reports;
 pub mod resident;

@@ -2,8 +2,8 @@
 //! a small self-contained page that renders it (no CDN: the hub may run offline).
 
 use crate::{
-    catalog, dashboard, devices, error, estate, health, history, live, notifications, rejects,
-    reports, resident, schema, session, tickets, tokens, windows, yearly,
+    captain, catalog, dashboard, devices, error, estate, health, history, live, notifications,
+    people, rejects, reports, resident, schema, session, tickets, tokens, windows, yearly,
 };
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
@@ -87,6 +87,11 @@ impl Modify for Security {
         windows::create_window,
         windows::delete_window,
         windows::window_suppressed,
+        people::list_people,
+        people::on_call,
+        people::station_crew,
+        people::coverage,
+        captain::create_report,
         openapi_json,
         docs_page,
     ),
@@ -98,6 +103,7 @@ impl Modify for Security {
         tokens::CreateToken,
         resident::ReportBody,
         windows::WindowDefDoc,
+        captain::CaptainReportBody,
         error::ErrorBody,
         schema::PriorityDoc,
         schema::TicketStateDoc,
@@ -115,6 +121,7 @@ impl Modify for Security {
         (name = "live", description = "the alert stream (Server-Sent Events, resumable)"),
         (name = "history", description = "readings and events from QuestDB, downsampled"),
         (name = "notifications", description = "escalation to people: acknowledgement links, deliveries, dead letters, the policy"),
+        (name = "people", description = "crews, on-call rotas, people, captains' reports"),
         (name = "docs", description = "this document"),
     )
 )]

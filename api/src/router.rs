@@ -6,8 +6,8 @@ use crate::error::ApiError;
 use crate::metrics::RequestLabels;
 use crate::state::AppState;
 use crate::{
-    catalog, dashboard, devices, estate, health, history, live, notifications, openapi, rejects,
-    reports, resident, session, tickets, tokens, windows, yearly,
+    captain, catalog, dashboard, devices, estate, health, history, live, notifications, openapi,
+    people, rejects, reports, resident, session, tickets, tokens, windows, yearly,
 };
 use axum::extract::State;
 use axum::response::Response;
@@ -68,7 +68,12 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/maintenance-windows/{id}/suppressed",
             get(windows::window_suppressed),
-        );
+        )
+        .route("/people", get(people::list_people))
+        .route("/stations/{id}/on-call", get(people::on_call))
+        .route("/stations/{id}/crew", get(people::station_crew))
+        .route("/reports/coverage", get(people::coverage))
+        .route("/captain/reports", post(captain::create_report));
     Router::new()
         .merge(dashboard::routes())
         .route(

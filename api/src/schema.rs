@@ -123,6 +123,11 @@ pub struct CompoundDoc {
     community_name: String,
     station_name: String,
     street_name: String,
+    /// Who manages it: property_company, self_managed, state_fallback or none.
+    management: String,
+    /// Since when it is covered (`YYYY-MM-DD`), if it was taken over.
+    #[schema(required = true)]
+    takeover_date: Option<String>,
 }
 
 /// What the hub last heard from one device.
@@ -416,6 +421,8 @@ mod tests {
             community_name: "Elm".into(),
             station_name: "North".into(),
             street_name: "Riverside".into(),
+            management: "none",
+            takeover_date: None,
         };
         assert_eq!(properties::<CompoundDoc>(), keys(&compound));
         let state = DeviceState {
