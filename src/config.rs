@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use steward_api::ApiConfig;
 use steward_broker::BrokerConfig;
 use steward_ingest::IngestConfig;
+use steward_rounds::RoundsConfig;
 use steward_rules::RulesConfig;
 use steward_storage::questdb::QuestDbConfig;
 
@@ -40,6 +41,7 @@ pub struct HubConfig {
     pub questdb: QuestDbConfig,
     pub api: ApiConfig,
     pub rules: RulesConfig,
+    pub rounds: RoundsConfig,
 }
 
 impl HubConfig {
@@ -87,6 +89,14 @@ impl HubConfig {
                 cfg.rules.rules = Some(base.join(r));
             }
         }
+        if let Some(r) = &cfg.rounds.schedules {
+            if r.is_relative() {
+                cfg.rounds.schedules = Some(base.join(r));
+            }
+        }
+        if cfg.rounds.database.is_relative() {
+            cfg.rounds.database = base.join(&cfg.rounds.database);
+        }
         if cfg.estate.database.is_relative() {
             cfg.estate.database = base.join(&cfg.estate.database);
         }
@@ -113,6 +123,7 @@ impl HubConfig {
         errors.extend(self.questdb.validate());
         errors.extend(self.api.validate());
         errors.extend(self.rules.validate());
+        errors.extend(self.rounds.validate());
         if self.ingest.max_payload_bytes >= self.broker.max_payload_bytes {
             errors.push(format!(
                 "ingest.max_payload_bytes: must be below broker.max_payload_bytes ({}) so an \

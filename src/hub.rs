@@ -35,6 +35,7 @@ pub struct Hub {
     pub tickets: Arc<dyn TicketStore>,
     pub rules_metrics: RulesMetrics,
     rules: Option<RulesHandle>,
+    rounds: Option<steward_rounds::RoundsHandle>,
     events: Option<crate::alerts::EventForwarder>,
     managed: Option<ManagedQuestDb>,
     broker: Option<Broker>,
@@ -102,6 +103,15 @@ impl Hub {
                 lost: ingest_metrics.link_lost.clone(),
             },
         )?;
+        // Planned rounds: work orders through the rules' desk, telemetry evidence from ingest.
+        ensure_parent(&cfg.rounds.database, "rounds.database")?;
+        let (rounds_sink, rounds) = steward_rounds::start(
+            &cfg.rounds,
+            registry.clone(),
+            rules.desk(),
+            Arc::new(SystemClock),
+        )
+        .map_err(|e| HubError::Start(format!("rounds: {e}")))?;
         let states = DeviceStates::new();
         let ingest = Ingest::start(
             source,
@@ -109,7 +119,12 @@ impl Hub {
             cfg.ingest.clone(),
             questdb_http,
             ingest_metrics.clone(),
-            vec![Box::new(states.clone()), Box::new(rules_sink)],
+            // The rules sink last: it may keep the message without copying it.
+            vec![
+                Box::new(states.clone()),
+                Box::new(rounds_sink),
+                Box::new(rules_sink),
+            ],
         )?;
 
         let admin_token = if cfg.api.admin_token.is_empty() {
@@ -129,6 +144,7 @@ impl Hub {
             tickets: rules.desk(),
             api_metrics,
             resident,
+            rounds: Some(rounds.rounds().clone()),
         };
         let listener = steward_api::bind(cfg.api.listen).await?;
         let api_addr = listener
@@ -161,6 +177,7 @@ impl Hub {
             tickets,
             rules_metrics,
             rules: Some(rules),
+            rounds: Some(rounds),
             events: Some(events),
             managed,
             broker: Some(broker),
@@ -197,7 +214,10 @@ impl Hub {
         if let Some(i) = self.ingest.take() {
             let _ = tokio::task::spawn_blocking(move || i.shutdown()).await;
         }
-        // After ingest: what it accepted last has reached the rules queue.
+        // After ingest: what it accepted last has reached the rounds and rules queues.
+        if let Some(r) = self.rounds.take() {
+            let _ = tokio::task::spawn_blocking(move || r.shutdown()).await;
+        }
         if let Some(r) = self.rules.take() {
             let _ = tokio::task::spawn_blocking(move || r.shutdown()).await;
         }

@@ -42,6 +42,7 @@ mod params;
 mod rejects;
 mod reports;
 pub mod resident;
+mod rounds;
 mod router;
 mod schema;
 mod session;

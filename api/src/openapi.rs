@@ -3,7 +3,7 @@
 
 use crate::{
     catalog, dashboard, devices, error, estate, health, history, live, rejects, reports, resident,
-    schema, session, tickets, tokens, yearly,
+    rounds, schema, session, tickets, tokens, yearly,
 };
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
@@ -77,6 +77,12 @@ impl Modify for Security {
         dashboard::liveness,
         session::me,
         catalog::get_catalog,
+        rounds::list_rounds,
+        rounds::list_schedules,
+        rounds::get_round,
+        rounds::tick_item,
+        rounds::pm_compliance,
+        rounds::pm_compliance_csv,
         openapi_json,
         docs_page,
     ),
@@ -91,6 +97,7 @@ impl Modify for Security {
         schema::PriorityDoc,
         schema::TicketStateDoc,
         schema::RoleDoc,
+        rounds::TickBody,
     )),
     modifiers(&Security),
     tags(
@@ -103,6 +110,7 @@ impl Modify for Security {
         (name = "public", description = "resident reports (no token)"),
         (name = "live", description = "the alert stream (Server-Sent Events, resumable)"),
         (name = "history", description = "readings and events from QuestDB, downsampled"),
+        (name = "rounds", description = "planned maintenance and inspection rounds (docs/rounds.md)"),
         (name = "docs", description = "this document"),
     )
 )]

@@ -7,7 +7,7 @@ use crate::metrics::RequestLabels;
 use crate::state::AppState;
 use crate::{
     catalog, dashboard, devices, estate, health, history, live, openapi, rejects, reports,
-    resident, session, tickets, tokens, yearly,
+    resident, rounds, session, tickets, tokens, yearly,
 };
 use axum::extract::State;
 use axum::response::Response;
@@ -49,7 +49,13 @@ pub fn app(state: AppState) -> Router {
         .route("/compounds/{id}/history", get(history::compound_history))
         .route("/liveness", get(dashboard::liveness))
         .route("/me", get(session::me))
-        .route("/catalog", get(catalog::get_catalog));
+        .route("/catalog", get(catalog::get_catalog))
+        .route("/rounds", get(rounds::list_rounds))
+        .route("/rounds/schedules", get(rounds::list_schedules))
+        .route("/rounds/{id}", get(rounds::get_round))
+        .route("/rounds/{id}/items/{item}", post(rounds::tick_item))
+        .route("/reports/pm-compliance", get(rounds::pm_compliance))
+        .route("/reports/pm-compliance.csv", get(rounds::pm_compliance_csv));
     Router::new()
         .merge(dashboard::routes())
         .route("/healthz", get(health::healthz))

@@ -27,6 +27,8 @@ pub struct AppState {
     pub api_metrics: ApiMetrics,
     /// Rate limits and counters of the public resident report endpoint.
     pub resident: ResidentIntake,
+    /// Planned rounds (steward-rounds); `None` when the stage does not run (503).
+    pub rounds: Option<steward_rounds::Rounds>,
 }
 
 /// A registered device by its (validated) id, or a 400/404 naming it.

@@ -220,6 +220,7 @@ async fn state() -> (AppState, steward_rules::RulesHandle) {
         tickets: rules.desk(),
         api_metrics: Default::default(),
         resident: Default::default(),
+        rounds: None,
     };
     (state, rules)
 }
@@ -267,8 +268,11 @@ async fn every_documented_operation_is_served() {
         .chain(router_routes())
         .collect::<BTreeSet<_>>();
     for (method, path) in ops {
-        let concrete = path.replace("{id}", "1");
-        assert!(!concrete.contains('{'), "{path}: a parameter other than id");
+        let concrete = path.replace("{id}", "1").replace("{item}", "item-1");
+        assert!(
+            !concrete.contains('{'),
+            "{path}: a parameter other than id or item"
+        );
         if !served(addr, &method, &concrete).await {
             missing.push(format!("{method} {path}"));
         }

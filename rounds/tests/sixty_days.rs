@@ -514,3 +514,23 @@ fn a_round_stored_without_its_work_order_gets_one_once() {
         Some(ticket)
     );
 }
+
+#[test]
+fn the_shipped_schedule_file_is_valid() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../demo/rounds.toml");
+    let set = ScheduleSet::load(&path).expect("demo/rounds.toml is valid");
+    let ids: Vec<&str> = set.schedules.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "lift-half-monthly",
+            "lift-quarterly",
+            "lift-half-yearly",
+            "lift-yearly",
+            "fire-patrol",
+            "fire-monthly-check",
+            "smoke-function-test",
+            "pump-weekly-run"
+        ]
+    );
+}

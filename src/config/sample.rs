@@ -70,6 +70,11 @@ const SECTIONS: &[(&str, &str)] = &[
         "SLA targets per priority: time to acknowledge, to be on site, to resolve. An \
          unset target means none for that stage.",
     ),
+    (
+        "rounds",
+        "Planned maintenance and inspection rounds: checklist work orders from schedules, \
+         items proved by telemetry (docs/rounds.md).",
+    ),
 ];
 
 /// Every key, in the order printed within its table.
@@ -367,6 +372,30 @@ const KEYS: &[Key] = &[
         "P3: time to be on site.",
     ),
     key("rules.sla.p3_resolve", "P3: time to resolve."),
+    unset(
+        "rounds.schedules",
+        "\"rounds.toml\"",
+        "Schedule file (TOML, docs/rounds.md), validated at start and reloaded when it \
+         changes. Unset: no planned rounds.",
+    ),
+    key(
+        "rounds.database",
+        "SQLite database of rounds and their checklist items.",
+    ),
+    key("rounds.watch", "Reload the schedule file when it changes."),
+    key(
+        "rounds.watch_interval",
+        "How often the schedule file is checked for changes.",
+    ),
+    key(
+        "rounds.generate_interval",
+        "How often due rounds are looked for and opened as work orders.",
+    ),
+    key(
+        "rounds.queue_capacity",
+        "Batches of telemetry evidence waiting for the rounds thread; beyond it they are \
+         dropped and counted.",
+    ),
 ];
 
 /// `text` as `# ` comment lines of at most about 90 columns.
