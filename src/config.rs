@@ -94,8 +94,10 @@ impl HubConfig {
                 cfg.rounds.schedules = Some(base.join(r));
             }
         }
-        if cfg.rounds.database.is_relative() {
-            cfg.rounds.database = base.join(&cfg.rounds.database);
+        if let Some(r) = &cfg.rounds.database {
+            if r.is_relative() {
+                cfg.rounds.database = Some(base.join(r));
+            }
         }
         if cfg.estate.database.is_relative() {
             cfg.estate.database = base.join(&cfg.estate.database);

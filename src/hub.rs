@@ -104,9 +104,15 @@ impl Hub {
             },
         )?;
         // Planned rounds: work orders through the rules' desk, telemetry evidence from ingest.
-        ensure_parent(&cfg.rounds.database, "rounds.database")?;
+        let rounds_db = cfg
+            .rounds
+            .database
+            .clone()
+            .unwrap_or_else(|| cfg.rules.database.with_file_name("rounds.db"));
+        ensure_parent(&rounds_db, "rounds.database")?;
         let (rounds_sink, rounds) = steward_rounds::start(
             &cfg.rounds,
+            &rounds_db,
             registry.clone(),
             rules.desk(),
             Arc::new(SystemClock),

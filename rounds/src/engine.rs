@@ -32,6 +32,11 @@ struct Inner {
     filter: Arc<SharedFilter>,
     /// Open proof items by device: (round, item id). Rebuilt when rounds change.
     proofs: Mutex<HashMap<String, Vec<(Round, String)>>>,
+    /// Per schedule, the period whose rounds are all made and the estate they were made
+    /// for: the next passes skip it until the period or the estate changes, so a large
+    /// estate costs no writes per pass.
+    /// (Holding the estate's `Arc` keeps its address from being reused.)
+    made: Mutex<HashMap<String, (String, Arc<Directory>)>>,
 }
 
 /// One asset a schedule covers.
@@ -66,6 +71,7 @@ impl Rounds {
                 schedules: RwLock::new(Arc::new(ScheduleSet::default())),
                 filter: Arc::new(SharedFilter::default()),
                 proofs: Mutex::new(HashMap::new()),
+                made: Mutex::new(HashMap::new()),
             }),
         };
         r.set_schedules(schedules);
@@ -93,6 +99,7 @@ impl Rounds {
     pub fn set_schedules(&self, set: ScheduleSet) {
         self.inner.filter.set(Filter::of(&set));
         *self.inner.schedules.write() = Arc::new(set);
+        self.inner.made.lock().clear();
     }
 
     /// Make the rounds due at `now_ms` (each (schedule, asset, period) once, ever) and
@@ -106,6 +113,15 @@ impl Rounds {
             let period = s.cadence().period_at(now_ms);
             let due_ms = period.start_ms + s.complete_within_ms();
             if now_ms >= due_ms {
+                continue;
+            }
+            let done = self
+                .inner
+                .made
+                .lock()
+                .get(&s.id)
+                .is_some_and(|(p, d)| *p == period.key && Arc::ptr_eq(d, &dir));
+            if done {
                 continue;
             }
             for t in targets(s, &dir) {
@@ -143,6 +159,10 @@ impl Rounds {
                     created.push(stored);
                 }
             }
+            self.inner
+                .made
+                .lock()
+                .insert(s.id.clone(), (period.key.clone(), dir.clone()));
         }
         // Also the rounds a stop left without their work order.
         for r in self.inner.store.without_ticket()? {

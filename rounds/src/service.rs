@@ -25,8 +25,8 @@ use tracing::{error, info, warn};
 pub struct RoundsConfig {
     /// Schedule file (docs/rounds.md); unset: no planned rounds.
     pub schedules: Option<PathBuf>,
-    /// Rounds and their checklist items.
-    pub database: PathBuf,
+    /// Rounds and their checklist items; unset: `rounds.db` next to the ticket database.
+    pub database: Option<PathBuf>,
     /// Reload the schedule file when it changes (polling).
     pub watch: bool,
     #[serde(with = "humantime_serde")]
@@ -43,7 +43,7 @@ impl Default for RoundsConfig {
     fn default() -> Self {
         RoundsConfig {
             schedules: None,
-            database: PathBuf::from("var/rounds.db"),
+            database: None,
             watch: true,
             watch_interval: Duration::from_secs(2),
             generate_interval: Duration::from_secs(60),
@@ -61,7 +61,11 @@ impl RoundsConfig {
                 e.push(format!("rounds.schedules: {err}"));
             }
         }
-        if self.database.as_os_str().is_empty() {
+        if self
+            .database
+            .as_ref()
+            .is_some_and(|d| d.as_os_str().is_empty())
+        {
             e.push("rounds.database: must not be empty".into());
         }
         if self.watch_interval < Duration::from_millis(100) {
@@ -86,6 +90,9 @@ pub struct RoundsHandle {
     thread: Option<JoinHandle<()>>,
     /// Evidence observations dropped because the queue was full.
     pub dropped: Arc<AtomicUsize>,
+    /// Schedule file reloads, and changes refused as invalid.
+    pub reloads: Arc<AtomicUsize>,
+    pub reload_errors: Arc<AtomicUsize>,
 }
 
 impl RoundsHandle {
@@ -102,14 +109,16 @@ impl RoundsHandle {
     }
 }
 
-/// Open the store, load the schedules and start the thread; the sink goes to ingest.
+/// Open the store at `database`, load the schedules and start the thread; the sink goes
+/// to ingest.
 pub fn start(
     cfg: &RoundsConfig,
+    database: &Path,
     registry: Registry,
     desk: TicketDesk,
     clock: Arc<dyn Clock>,
 ) -> Result<(RoundsSink, RoundsHandle), RoundsError> {
-    let store = RoundStore::open(&cfg.database)?;
+    let store = RoundStore::open(database)?;
     let set = match &cfg.schedules {
         Some(p) => ScheduleSet::load(p)?,
         None => ScheduleSet::default(),
@@ -120,6 +129,7 @@ pub fn start(
     let dropped = Arc::new(AtomicUsize::new(0));
     let sink = RoundsSink::new(rounds.shared_filter(), tx, dropped.clone());
     let stop = Arc::new(AtomicBool::new(false));
+    let (reloads, reload_errors) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let worker = Worker {
         rounds: rounds.clone(),
         rx,
@@ -128,6 +138,8 @@ pub fn start(
         stamp: cfg.schedules.as_deref().map(stamp),
         cfg: cfg.clone(),
         stop: stop.clone(),
+        reloads: reloads.clone(),
+        reload_errors: reload_errors.clone(),
     };
     let thread = std::thread::Builder::new()
         .name("steward-rounds".into())
@@ -140,6 +152,8 @@ pub fn start(
             stop,
             thread: Some(thread),
             dropped,
+            reloads,
+            reload_errors,
         },
     ))
 }
@@ -152,6 +166,8 @@ struct Worker {
     stamp: Option<(u64, Option<SystemTime>)>,
     cfg: RoundsConfig,
     stop: Arc<AtomicBool>,
+    reloads: Arc<AtomicUsize>,
+    reload_errors: Arc<AtomicUsize>,
 }
 
 impl Worker {
@@ -207,9 +223,11 @@ impl Worker {
             Ok(set) => {
                 let n = set.schedules.len();
                 self.rounds.set_schedules(set);
+                self.reloads.fetch_add(1, Ordering::SeqCst);
                 info!(schedules = n, path = %path.display(), "schedule file changed, reloaded");
             }
             Err(e) => {
+                self.reload_errors.fetch_add(1, Ordering::SeqCst);
                 warn!(error = %e, "schedule file changed but is invalid, keeping the running schedules")
             }
         }

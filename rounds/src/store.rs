@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS rounds (
 );
 CREATE INDEX IF NOT EXISTS rounds_status ON rounds(status, due_ms);
 CREATE INDEX IF NOT EXISTS rounds_window ON rounds(window_start_ms);
+CREATE INDEX IF NOT EXISTS rounds_no_ticket ON rounds(id) WHERE ticket_id IS NULL;
 CREATE TABLE IF NOT EXISTS round_items (
     round_id INTEGER NOT NULL REFERENCES rounds(id),
     item_id TEXT NOT NULL,

@@ -378,9 +378,11 @@ const KEYS: &[Key] = &[
         "Schedule file (TOML, docs/rounds.md), validated at start and reloaded when it \
          changes. Unset: no planned rounds.",
     ),
-    key(
+    unset(
         "rounds.database",
-        "SQLite database of rounds and their checklist items.",
+        "\"var/rounds.db\"",
+        "SQLite database of rounds and their checklist items. Unset: rounds.db next to \
+         rules.database.",
     ),
     key("rounds.watch", "Reload the schedule file when it changes."),
     key(
