@@ -410,6 +410,10 @@ fn sixty_days_of_rounds() {
     let wo = w.tickets.ticket(smoke2_march).expect("ticket");
     assert!(wo.resolve_breached, "{wo:?}");
     assert_eq!(wo.state, TicketState::Open);
+    // The rating counts it: March's work orders that missed their deadline lower R.
+    let rating = w.tickets.rating("st-1", "2026-03").expect("rating");
+    let r = rating.resolved_within_sla.expect("resolve verdicts");
+    assert!(r < 1.0 && r > 0.5, "{rating:?}");
     let done_wo = created
         .iter()
         .find(|r| r.asset == "smoke-1" && r.period == "2026-03")
