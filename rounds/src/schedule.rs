@@ -148,11 +148,6 @@ impl Schedule {
     pub fn complete_within_ms(&self) -> i64 {
         self.complete_within.as_millis() as i64
     }
-
-    /// Device kinds that may carry telemetry proof for this schedule.
-    pub fn proves(&self) -> bool {
-        self.items.iter().any(|i| i.proof.is_some())
-    }
 }
 
 #[derive(Debug, Deserialize)]
