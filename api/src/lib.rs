@@ -47,6 +47,7 @@ mod people;
 mod rejects;
 mod reports;
 pub mod resident;
+mod rounds;
 mod router;
 mod schema;
 mod session;

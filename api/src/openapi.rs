@@ -3,7 +3,7 @@
 
 use crate::{
     captain, catalog, dashboard, devices, error, estate, health, history, live, notifications,
-    people, rejects, reports, resident, schema, session, tickets, tokens, windows, yearly,
+    people, rejects, reports, resident, rounds, schema, session, tickets, tokens, windows, yearly,
 };
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
@@ -92,6 +92,12 @@ impl Modify for Security {
         people::station_crew,
         people::coverage,
         captain::create_report,
+        rounds::list_rounds,
+        rounds::list_schedules,
+        rounds::get_round,
+        rounds::tick_item,
+        rounds::pm_compliance,
+        rounds::pm_compliance_csv,
         openapi_json,
         docs_page,
     ),
@@ -108,6 +114,7 @@ impl Modify for Security {
         schema::PriorityDoc,
         schema::TicketStateDoc,
         schema::RoleDoc,
+        rounds::TickBody,
     )),
     modifiers(&Security),
     tags(
@@ -122,6 +129,7 @@ impl Modify for Security {
         (name = "history", description = "readings and events from QuestDB, downsampled"),
         (name = "notifications", description = "escalation to people: acknowledgement links, deliveries, dead letters, the policy"),
         (name = "people", description = "crews, on-call rotas, people, captains' reports"),
+        (name = "rounds", description = "planned maintenance and inspection rounds (docs/rounds.md)"),
         (name = "docs", description = "this document"),
     )
 )]

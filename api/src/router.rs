@@ -7,7 +7,7 @@ use crate::metrics::RequestLabels;
 use crate::state::AppState;
 use crate::{
     captain, catalog, dashboard, devices, estate, health, history, live, notifications, openapi,
-    people, rejects, reports, resident, session, tickets, tokens, windows, yearly,
+    people, rejects, reports, resident, rounds, session, tickets, tokens, windows, yearly,
 };
 use axum::extract::State;
 use axum::response::Response;
@@ -73,7 +73,13 @@ pub fn app(state: AppState) -> Router {
         .route("/stations/{id}/on-call", get(people::on_call))
         .route("/stations/{id}/crew", get(people::station_crew))
         .route("/reports/coverage", get(people::coverage))
-        .route("/captain/reports", post(captain::create_report));
+        .route("/captain/reports", post(captain::create_report))
+        .route("/rounds", get(rounds::list_rounds))
+        .route("/rounds/schedules", get(rounds::list_schedules))
+        .route("/rounds/{id}", get(rounds::get_round))
+        .route("/rounds/{id}/items/{item}", post(rounds::tick_item))
+        .route("/reports/pm-compliance", get(rounds::pm_compliance))
+        .route("/reports/pm-compliance.csv", get(rounds::pm_compliance_csv));
     Router::new()
         .merge(dashboard::routes())
         .route(

@@ -201,6 +201,8 @@ pub struct TicketDoc {
     /// Previous ticket of the same device and rule resolved within 7 days before this one.
     #[schema(required = true)]
     repeat_of: Option<i64>,
+    /// `incident` or `work_order` (a planned round, docs/rounds.md).
+    ticket_kind: String,
     /// Names of the building, compound, station and street (the id when the estate has
     /// none).
     building_name: String,
@@ -371,6 +373,7 @@ mod tests {
             escalation_level: 1,
             reminders: 0,
             repeat_of: None,
+            ticket_kind: "incident".into(),
         }
     }
 

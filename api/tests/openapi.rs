@@ -221,6 +221,7 @@ async fn state() -> (AppState, steward_rules::RulesHandle) {
         api_metrics: Default::default(),
         resident: Default::default(),
         escalation: None,
+        rounds: None,
     };
     (state, rules)
 }
@@ -268,10 +269,13 @@ async fn every_documented_operation_is_served() {
         .chain(router_routes())
         .collect::<BTreeSet<_>>();
     for (method, path) in ops {
-        let concrete = path.replace("{id}", "1").replace("{token}", "not-a-token");
+        let concrete = path
+            .replace("{id}", "1")
+            .replace("{token}", "not-a-token")
+            .replace("{item}", "item-1");
         assert!(
             !concrete.contains('{'),
-            "{path}: a parameter other than id or token"
+            "{path}: a parameter other than id, token or item"
         );
         if !served(addr, &method, &concrete).await {
             missing.push(format!("{method} {path}"));
