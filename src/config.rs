@@ -9,6 +9,7 @@ use steward_broker::BrokerConfig;
 use steward_escalation::EscalationConfig;
 use steward_ingest::IngestConfig;
 use steward_notify::NotifyConfig;
+use steward_rounds::RoundsConfig;
 use steward_rules::RulesConfig;
 use steward_storage::questdb::QuestDbConfig;
 
@@ -46,6 +47,7 @@ pub struct HubConfig {
     pub notify: NotifyConfig,
     /// Escalation to people: policy file, acknowledgement links.
     pub escalation: EscalationConfig,
+    pub rounds: RoundsConfig,
 }
 
 impl HubConfig {
@@ -93,6 +95,16 @@ impl HubConfig {
                 cfg.rules.rules = Some(base.join(r));
             }
         }
+        if let Some(r) = &cfg.rounds.schedules {
+            if r.is_relative() {
+                cfg.rounds.schedules = Some(base.join(r));
+            }
+        }
+        if let Some(r) = &cfg.rounds.database {
+            if r.is_relative() {
+                cfg.rounds.database = Some(base.join(r));
+            }
+        }
         if cfg.estate.database.is_relative() {
             cfg.estate.database = base.join(&cfg.estate.database);
         }
@@ -137,6 +149,7 @@ impl HubConfig {
         errors.extend(self.rules.validate());
         errors.extend(self.notify.validate());
         errors.extend(self.escalation.validate());
+        errors.extend(self.rounds.validate());
         if self.ingest.max_payload_bytes >= self.broker.max_payload_bytes {
             errors.push(format!(
                 "ingest.max_payload_bytes: must be below broker.max_payload_bytes ({}) so an \

@@ -8,6 +8,9 @@ use std::path::Path;
 /// four device kinds (one pump behind a gateway).
 pub const DEMO_ESTATE: &str = include_str!("../demo/estate.toml");
 
+/// The default schedules of planned rounds (docs/rounds.md).
+pub const DEMO_ROUNDS: &str = include_str!("../demo/rounds.toml");
+
 /// A configuration for the demo: managed QuestDB in a temporary root, the estate and its
 /// database under `dir`.
 pub fn demo_config(dir: &Path, mqtt_port: u16, api_port: u16) -> std::io::Result<HubConfig> {
@@ -31,6 +34,9 @@ pub fn demo_config(dir: &Path, mqtt_port: u16, api_port: u16) -> std::io::Result
     cfg.notify.outbox.database = dir.join("notify.db");
     cfg.escalation.database = dir.join("escalation.db");
     cfg.ingest.spool_dir = dir.join("spool");
+    let rounds = dir.join("rounds.toml");
+    std::fs::write(&rounds, DEMO_ROUNDS)?;
+    cfg.rounds.schedules = Some(rounds);
     Ok(cfg)
 }
 

@@ -35,6 +35,7 @@ pub struct Hub {
     pub tickets: Arc<dyn TicketStore>,
     pub rules_metrics: RulesMetrics,
     rules: Option<RulesHandle>,
+    rounds: Option<steward_rounds::RoundsHandle>,
     events: Option<crate::alerts::EventForwarder>,
     people: Option<crate::people::People>,
     managed: Option<ManagedQuestDb>,
@@ -110,6 +111,21 @@ impl Hub {
                 lost: ingest_metrics.link_lost.clone(),
             },
         )?;
+        // Planned rounds: work orders through the rules' desk, telemetry evidence from ingest.
+        let rounds_db = cfg
+            .rounds
+            .database
+            .clone()
+            .unwrap_or_else(|| cfg.rules.database.with_file_name("rounds.db"));
+        ensure_parent(&rounds_db, "rounds.database")?;
+        let (rounds_sink, rounds) = steward_rounds::start(
+            &cfg.rounds,
+            &rounds_db,
+            registry.clone(),
+            rules.desk(),
+            Arc::new(SystemClock),
+        )
+        .map_err(|e| HubError::Start(format!("rounds: {e}")))?;
         let states = DeviceStates::new();
         let ingest = Ingest::start(
             source,
@@ -117,7 +133,12 @@ impl Hub {
             cfg.ingest.clone(),
             questdb_http,
             ingest_metrics.clone(),
-            vec![Box::new(states.clone()), Box::new(rules_sink)],
+            // The rules sink last: it may keep the message without copying it.
+            vec![
+                Box::new(states.clone()),
+                Box::new(rounds_sink),
+                Box::new(rules_sink),
+            ],
         )?;
 
         let admin_token = if cfg.api.admin_token.is_empty() {
@@ -158,6 +179,7 @@ impl Hub {
             resident,
             photos: steward_api::PhotoStore::new(&cfg.api.photo_dir),
             escalation: people.as_ref().map(|p| p.escalation.clone()),
+            rounds: Some(rounds.rounds().clone()),
         };
         let (api_stop, stop_rx) = oneshot::channel::<()>();
         let api_task = tokio::spawn(async move {
@@ -186,6 +208,7 @@ impl Hub {
             tickets,
             rules_metrics,
             rules: Some(rules),
+            rounds: Some(rounds),
             events: Some(events),
             people,
             managed,
@@ -227,7 +250,10 @@ impl Hub {
         if let Some(i) = self.ingest.take() {
             let _ = tokio::task::spawn_blocking(move || i.shutdown()).await;
         }
-        // After ingest: what it accepted last has reached the rules queue.
+        // After ingest: what it accepted last has reached the rounds and rules queues.
+        if let Some(r) = self.rounds.take() {
+            let _ = tokio::task::spawn_blocking(move || r.shutdown()).await;
+        }
         if let Some(r) = self.rules.take() {
             let _ = tokio::task::spawn_blocking(move || r.shutdown()).await;
         }

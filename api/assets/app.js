@@ -7,6 +7,7 @@ import { t, lang, setLang, LANGS } from "./i18n.js";
 import { estatePage, compoundPage } from "./estate.js";
 import { ticketsPage, ticketPage, crewPage } from "./tickets.js";
 import { ratingPage, vendorPage } from "./reports.js";
+import { peoplePage } from "./people.js";
 
 const liveBadge = document.getElementById("live");
 const loginBox = document.getElementById("login");
@@ -16,14 +17,17 @@ const who = document.getElementById("who");
 
 // Pages by role; the first is the start page. A vendor sees its own devices only.
 const PAGES = {
-  admin: ["estate", "tickets", "rating", "crew"],
-  manager: ["estate", "tickets", "rating", "crew"],
-  crew: ["estate", "tickets", "rating", "crew"],
+  admin: ["estate", "tickets", "rating", "crew", "people"],
+  manager: ["estate", "tickets", "rating", "crew", "people"],
+  crew: ["estate", "tickets", "rating", "crew", "people"],
   vendor: ["vendor"],
+  // A building captain reads its buildings' tickets (and files reports through the API).
+  captain: ["tickets"],
 };
 const ROUTES = {
   estate: ["estate", estatePage], compound: ["estate", compoundPage], tickets: ["tickets", ticketsPage],
   ticket: ["tickets", ticketPage], rating: ["rating", ratingPage], crew: ["crew", crewPage], vendor: ["vendor", vendorPage],
+  people: ["people", peoplePage],
 };
 
 function applyText() {
@@ -92,9 +96,10 @@ let stream = null;
 
 function startStream() {
   stopStream();
-  // Vendors get no ticket alerts: no stream, and no badge saying it is off.
-  liveBadge.hidden = role() === "vendor";
-  if (role() === "vendor") return;
+  // Vendors and captains get no alert stream, and no badge saying it is off.
+  const streamless = role() === "vendor" || role() === "captain";
+  liveBadge.hidden = streamless;
+  if (streamless) return;
   // EventSource cannot send headers: the token goes in the query, and the browser
   // resumes with Last-Event-ID on its own after a drop.
   stream = new EventSource("/api/v1/alerts/stream?access_token=" + encodeURIComponent(token()));

@@ -47,6 +47,11 @@ const MESSAGES = {
     "vendor.rejects": "Rejected payloads", "vendor.reason": "Reason", "vendor.detail": "Detail", "vendor.when": "When",
     "vendor.topic": "Topic", "vendor.norejects": "No rejected payloads.", "never": "never",
     "lang": "Language",
+    // People (docs/people.md).
+    "nav.people": "People", "role.captain": "captain", "people.oncall": "On call now", "people.nobody": "nobody",
+    "people.head": "Station head", "people.name": "Name", "people.crew": "Crew", "people.contact": "Contact",
+    "people.timezone": "Rota times are in {0}.", "people.title": "People", "people.id": "Id", "people.roles": "Crews and roles",
+    "people.channels": "Channels", "people.captain": "Captain of",
   },
   "zh-CN": {
     "app.title": "Steward", "nav.estate": "\u8f96\u533a", "nav.tickets": "\u672a\u7ed3\u5de5\u5355", "nav.rating": "\u670d\u52a1\u8bc4\u7ea7",
@@ -92,6 +97,11 @@ const MESSAGES = {
     "vendor.rejects": "\u88ab\u62d2\u6d88\u606f", "vendor.reason": "\u539f\u56e0", "vendor.detail": "\u8be6\u60c5", "vendor.when": "\u65f6\u95f4",
     "vendor.topic": "\u4e3b\u9898", "vendor.norejects": "\u6ca1\u6709\u88ab\u62d2\u6d88\u606f\u3002", "never": "\u4ece\u672a",
     "lang": "\u8bed\u8a00",
+    // People (docs/people.md).
+    "nav.people": "\u4eba\u5458", "role.captain": "\u697c\u6808\u957f", "people.oncall": "\u5f53\u524d\u503c\u73ed", "people.nobody": "\u65e0\u4eba\u503c\u73ed",
+    "people.head": "\u7ad9\u957f", "people.name": "\u59d3\u540d", "people.crew": "\u73ed\u7ec4", "people.contact": "\u8054\u7cfb\u65b9\u5f0f",
+    "people.timezone": "\u6392\u73ed\u65f6\u95f4\u4e3a {0} \u65f6\u533a\u3002", "people.title": "\u4eba\u5458", "people.id": "\u7f16\u53f7", "people.roles": "\u73ed\u7ec4\u4e0e\u804c\u8d23",
+    "people.channels": "\u901a\u77e5\u6e20\u9053", "people.captain": "\u697c\u6808\u957f",
   },
 };
 

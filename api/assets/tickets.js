@@ -5,6 +5,7 @@
 import { el, clear, append, api, link, main, every, onTicketEvent, refresher, pageTitle, session, role, fmtTime,
   fmtDuration, metricValue, fmtValue, metricLabel, orderedMetrics, ACTOR_KEY } from "./core.js";
 import { t } from "./i18n.js";
+import { onCallCard } from "./people.js";
 import { historyCard } from "./chart.js";
 
 const NEXT_STEPS = {
@@ -200,6 +201,7 @@ export async function crewPage([station]) {
   main.appendChild(el("section", { class: "card", "data-testid": "crew-board" }, title,
     canMove ? el("form", { class: "inline" }, el("label", {}, t("crew.actor"), actor)) : el("p", { class: "muted", "data-testid": "read-only" }, t("crew.readonly", t("role." + role()))),
     msg, r.box, el("div", { class: "scroll" }, el("table", {}, el("thead", {}, el("tr", {}, HEAD.map((h) => el("th", {}, t(h))), canMove ? el("th", {}, t("col.action")) : null)), body))));
+  main.appendChild(onCallCard(station));
   let ticks = [];
   async function move(tk, to) {
     msg.textContent = "";

@@ -22,6 +22,10 @@ pub struct CompoundView {
     pub community_name: String,
     pub station_name: String,
     pub street_name: String,
+    /// property_company, self_managed, state_fallback or none.
+    pub management: &'static str,
+    /// Since when the compound is covered (`YYYY-MM-DD`), if it was taken over.
+    pub takeover_date: Option<String>,
 }
 
 /// Reply of `GET /api/v1/compounds`.
@@ -46,9 +50,18 @@ pub(crate) async fn list_compounds(
     let mut compounds = blocking(move || Ok(reg.compounds()?)).await?;
     compounds.retain(|c| who.can_see_compound(&c.id));
     let names = place_names(&s).await?;
+    let people = s.registry.people();
     let compounds = compounds
         .into_iter()
         .map(|c| CompoundView {
+            management: people
+                .compound(&c.id)
+                .map(|p| p.management.as_str())
+                .unwrap_or("none"),
+            takeover_date: people
+                .compound(&c.id)
+                .and_then(|p| p.takeover_date)
+                .map(|d| d.to_string()),
             community_name: name_of(&names.communities, &c.community),
             station_name: name_of(&names.stations, &c.station),
             street_name: name_of(&names.streets, &c.street),

@@ -27,6 +27,7 @@
 //! No module imports the router.
 
 pub mod auth;
+mod captain;
 mod catalog;
 mod config;
 mod crew_app;
@@ -43,10 +44,12 @@ mod names;
 mod notifications;
 pub mod openapi;
 mod params;
+mod people;
 mod photos;
 mod rejects;
 mod reports;
 pub mod resident;
+mod rounds;
 mod router;
 mod schema;
 mod session;

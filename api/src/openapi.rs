@@ -2,8 +2,9 @@
 //! a small self-contained page that renders it (no CDN: the hub may run offline).
 
 use crate::{
-    catalog, dashboard, devices, error, estate, health, history, live, notifications, photos,
-    rejects, reports, resident, schema, session, tickets, tokens, windows, yearly,
+    captain, catalog, dashboard, devices, error, estate, health, history, live, notifications,
+    people, photos, rejects, reports, resident, rounds, schema, session, tickets, tokens, windows,
+    yearly,
 };
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
@@ -91,6 +92,17 @@ impl Modify for Security {
         windows::create_window,
         windows::delete_window,
         windows::window_suppressed,
+        people::list_people,
+        people::on_call,
+        people::station_crew,
+        people::coverage,
+        captain::create_report,
+        rounds::list_rounds,
+        rounds::list_schedules,
+        rounds::get_round,
+        rounds::tick_item,
+        rounds::pm_compliance,
+        rounds::pm_compliance_csv,
         openapi_json,
         docs_page,
     ),
@@ -103,10 +115,12 @@ impl Modify for Security {
         photos::PhotoForm,
         resident::ReportBody,
         windows::WindowDefDoc,
+        captain::CaptainReportBody,
         error::ErrorBody,
         schema::PriorityDoc,
         schema::TicketStateDoc,
         schema::RoleDoc,
+        rounds::TickBody,
     )),
     modifiers(&Security),
     tags(
@@ -120,6 +134,8 @@ impl Modify for Security {
         (name = "live", description = "the alert stream (Server-Sent Events, resumable)"),
         (name = "history", description = "readings and events from QuestDB, downsampled"),
         (name = "notifications", description = "escalation to people: acknowledgement links, deliveries, dead letters, the policy"),
+        (name = "people", description = "crews, on-call rotas, people, captains' reports"),
+        (name = "rounds", description = "planned maintenance and inspection rounds (docs/rounds.md)"),
         (name = "docs", description = "this document"),
     )
 )]

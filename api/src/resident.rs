@@ -85,7 +85,7 @@ pub struct ReportAccepted {
     pub ticket_id: i64,
 }
 
-fn text(name: &str, v: &str, max: usize, multiline: bool) -> Result<String, ApiError> {
+pub(crate) fn text(name: &str, v: &str, max: usize, multiline: bool) -> Result<String, ApiError> {
     let v = v.trim();
     let bad_char = v
         .chars()

@@ -6,8 +6,9 @@ use crate::error::ApiError;
 use crate::metrics::RequestLabels;
 use crate::state::AppState;
 use crate::{
-    catalog, crew_app, dashboard, devices, estate, health, history, live, notifications, openapi,
-    photos, rejects, reports, resident, session, tickets, tokens, windows, yearly,
+    captain, catalog, crew_app, dashboard, devices, estate, health, history, live, notifications,
+    openapi, people, photos, rejects, reports, resident, rounds, session, tickets, tokens, windows,
+    yearly,
 };
 use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
@@ -77,7 +78,18 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/maintenance-windows/{id}/suppressed",
             get(windows::window_suppressed),
-        );
+        )
+        .route("/people", get(people::list_people))
+        .route("/stations/{id}/on-call", get(people::on_call))
+        .route("/stations/{id}/crew", get(people::station_crew))
+        .route("/reports/coverage", get(people::coverage))
+        .route("/captain/reports", post(captain::create_report))
+        .route("/rounds", get(rounds::list_rounds))
+        .route("/rounds/schedules", get(rounds::list_schedules))
+        .route("/rounds/{id}", get(rounds::get_round))
+        .route("/rounds/{id}/items/{item}", post(rounds::tick_item))
+        .route("/reports/pm-compliance", get(rounds::pm_compliance))
+        .route("/reports/pm-compliance.csv", get(rounds::pm_compliance_csv));
     Router::new()
         .merge(dashboard::routes())
         .merge(crew_app::routes())

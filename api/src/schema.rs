@@ -123,6 +123,11 @@ pub struct CompoundDoc {
     community_name: String,
     station_name: String,
     street_name: String,
+    /// Who manages it: property_company, self_managed, state_fallback or none.
+    management: String,
+    /// Since when it is covered (`YYYY-MM-DD`), if it was taken over.
+    #[schema(required = true)]
+    takeover_date: Option<String>,
 }
 
 /// What the hub last heard from one device.
@@ -196,6 +201,8 @@ pub struct TicketDoc {
     /// Previous ticket of the same device and rule resolved within 7 days before this one.
     #[schema(required = true)]
     repeat_of: Option<i64>,
+    /// `incident` or `work_order` (a planned round, docs/rounds.md).
+    ticket_kind: String,
     /// Names of the building, compound, station and street (the id when the estate has
     /// none).
     building_name: String,
@@ -376,6 +383,7 @@ mod tests {
             escalation_level: 1,
             reminders: 0,
             repeat_of: None,
+            ticket_kind: "incident".into(),
         }
     }
 
@@ -423,6 +431,8 @@ mod tests {
             community_name: "Elm".into(),
             station_name: "North".into(),
             street_name: "Riverside".into(),
+            management: "none",
+            takeover_date: None,
         };
         assert_eq!(properties::<CompoundDoc>(), keys(&compound));
         let state = DeviceState {

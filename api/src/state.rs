@@ -31,6 +31,8 @@ pub struct AppState {
     pub photos: crate::photos::PhotoStore,
     /// Escalation to people (acknowledgement links, deliveries); `None` when turned off.
     pub escalation: Option<steward_escalation::Escalation>,
+    /// Planned rounds (steward-rounds); `None` when the stage does not run (503).
+    pub rounds: Option<steward_rounds::Rounds>,
 }
 
 /// A registered device by its (validated) id, or a 400/404 naming it.

@@ -222,6 +222,7 @@ async fn state() -> (AppState, steward_rules::RulesHandle) {
         resident: Default::default(),
         photos: Default::default(),
         escalation: None,
+        rounds: None,
     };
     (state, rules)
 }
@@ -272,10 +273,11 @@ async fn every_documented_operation_is_served() {
         let concrete = path
             .replace("{id}", "1")
             .replace("{token}", "not-a-token")
+            .replace("{item}", "item-1")
             .replace("{sha}", &"0".repeat(64));
         assert!(
             !concrete.contains('{'),
-            "{path}: a parameter other than id, token or sha"
+            "{path}: a parameter other than id, token, item or sha"
         );
         if !served(addr, &method, &concrete).await {
             missing.push(format!("{method} {path}"));

@@ -41,6 +41,8 @@ pub struct FleetConfig {
     pub duration: Option<Duration>,
     /// QoS of telemetry and events; status messages always use QoS 1.
     pub qos: u8,
+    /// Periodic self-tests (smoke `test` events, pump test runs), in simulated time.
+    pub self_tests: crate::SelfTests,
 }
 
 /// Counts over the whole run: `published` messages handed to the client, `acked` ones the
@@ -124,6 +126,7 @@ struct Shared {
     port: u16,
     qos: QoS,
     seed: u64,
+    self_tests: crate::SelfTests,
     clock: SimClock,
     stop: CancellationToken,
     counters: Arc<Counters>,
@@ -155,6 +158,7 @@ pub async fn run_fleet(
         port,
         qos,
         seed: cfg.seed,
+        self_tests: cfg.self_tests,
         clock: SimClock {
             start: Instant::now(),
             wall0: now_ms(),
@@ -362,6 +366,7 @@ async fn run_device(dev: SimDevice, secret: String, fault: Option<Fault>, sh: Ar
     let mut ticker = tokio::time::interval_at(first, every);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut model = DeviceModel::new(&dev.id, dev.kind, sh.seed);
+    model.set_self_tests(sh.self_tests);
     let mut reports = 0u64;
     loop {
         tokio::select! {
@@ -433,8 +438,10 @@ async fn run_gateway(
         .into_iter()
         .map(|(d, fault)| {
             let every = period(d.report_interval_s, sh.clock.speed);
+            let mut model = DeviceModel::new(&d.id, d.kind, sh.seed);
+            model.set_self_tests(sh.self_tests);
             Child {
-                model: DeviceModel::new(&d.id, d.kind, sh.seed),
+                model,
                 fault,
                 next: start + every.mul_f64(unit_hash(sh.seed, &d.id)),
                 every,
@@ -607,6 +614,7 @@ mod tests {
             ],
             gateways: vec![("gw-1".into(), "gw-secret".into())],
             seed: 1,
+            self_tests: Default::default(),
             speed: 1.0,
             faults,
             duration: None,

@@ -26,7 +26,8 @@ pub use fault::Fault;
 pub use fleet::{run_fleet, FleetConfig, FleetReport};
 pub use load::{run_load, LoadConfig, LoadReport};
 pub use model::{
-    event_payload, telemetry_payload, thresholds, DeviceModel, Report, SimEvent, LOCAL_UTC_OFFSET_H,
+    event_payload, telemetry_payload, thresholds, DeviceModel, Report, SelfTests, SimEvent,
+    LOCAL_UTC_OFFSET_H, PUMP_TEST_RUN_MS,
 };
 
 use steward_estate::{DeviceKind, EstateFile};

@@ -141,6 +141,7 @@ async fn fleet_publishes_contract_and_last_will() {
         ],
         duration: Some(Duration::from_secs(4)),
         qos: 1,
+        self_tests: Default::default(),
     };
     let report = run_fleet(cfg, std::future::pending())
         .await
@@ -235,6 +236,7 @@ async fn fleet_counts_refused_logins() {
         faults: vec![],
         duration: Some(Duration::from_secs(2)),
         qos: 1,
+        self_tests: Default::default(),
     };
     let report = run_fleet(cfg, std::future::pending())
         .await

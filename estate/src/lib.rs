@@ -1,7 +1,8 @@
 //! Steward's domain: device kinds, the metric catalogue of device contract v1, the estate
-//! file (stations, streets, communities, compounds, buildings, gateways, devices), the
-//! estate registry kept in SQLite, maintenance windows, and the API's access tokens (roles and scopes over that
-//! estate, stored hashed in the same database).
+//! file (stations, streets, communities, compounds, buildings, gateways, devices, and the
+//! people to reach: crews, on-call rotas, captains, duty officers), the estate registry
+//! kept in SQLite, maintenance windows, and the API's access tokens (roles and scopes over
+//! that estate, stored hashed in the same database).
 //!
 //! This crate is shared by every stage; it may not depend on any of them, talk to MQTT or
 //! QuestDB, or hold tickets.

@@ -53,6 +53,7 @@ async fn run_demo(a: DemoArgs) -> Result<()> {
             faults,
             duration: None,
             qos: 1,
+            self_tests: Default::default(),
         };
         Some(tokio::spawn(steward_device_sim::run_fleet(cfg, async {
             let _ = stop_rx.await;

@@ -87,6 +87,11 @@ const SECTIONS: &[(&str, &str)] = &[
         "Escalation to people: who is told at raise and who next while nobody \
          acknowledges (docs/escalation.md), and the one-time acknowledgement links.",
     ),
+    (
+        "rounds",
+        "Planned maintenance and inspection rounds: checklist work orders from schedules, \
+         items proved by telemetry (docs/rounds.md).",
+    ),
 ];
 
 /// Every key, in the order printed within its table.
@@ -455,6 +460,32 @@ const KEYS: &[Key] = &[
         "P3: time to be on site.",
     ),
     key("rules.sla.p3_resolve", "P3: time to resolve."),
+    unset(
+        "rounds.schedules",
+        "\"rounds.toml\"",
+        "Schedule file (TOML, docs/rounds.md), validated at start and reloaded when it \
+         changes. Unset: no planned rounds.",
+    ),
+    unset(
+        "rounds.database",
+        "\"var/rounds.db\"",
+        "SQLite database of rounds and their checklist items. Unset: rounds.db next to \
+         rules.database.",
+    ),
+    key("rounds.watch", "Reload the schedule file when it changes."),
+    key(
+        "rounds.watch_interval",
+        "How often the schedule file is checked for changes.",
+    ),
+    key(
+        "rounds.generate_interval",
+        "How often due rounds are looked for and opened as work orders.",
+    ),
+    key(
+        "rounds.queue_capacity",
+        "Batches of telemetry evidence waiting for the rounds thread; beyond it they are \
+         dropped and counted.",
+    ),
 ];
 
 /// `text` as `# ` comment lines of at most about 90 columns.

@@ -274,6 +274,34 @@ async fn every_endpoint_by_role(sb: &HubSandbox, c: &Cast) -> anyhow::Result<()>
             None,
             [ok, ok, ok, no],
         ),
+        // People of the estate (docs/people.md); captains are checked in tests/people.rs.
+        (Method::GET, "/api/v1/people".into(), None, [ok, no, ok, no]),
+        (
+            Method::GET,
+            "/api/v1/stations/st-north/on-call".into(),
+            None,
+            [ok, ok, ok, no],
+        ),
+        (
+            Method::GET,
+            "/api/v1/stations/st-north/crew".into(),
+            None,
+            [ok, ok, ok, no],
+        ),
+        (
+            Method::GET,
+            "/api/v1/reports/coverage".into(),
+            None,
+            [ok, ok, no, no],
+        ),
+        (
+            Method::POST,
+            "/api/v1/captain/reports".into(),
+            Some(
+                json!({"building": "b-1", "category": "lift", "priority": "P2", "description": "x"}),
+            ),
+            [no, no, no, no],
+        ),
         (Method::GET, "/api/v1/tokens".into(), None, [ok, no, no, no]),
         (
             Method::POST,

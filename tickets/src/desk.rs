@@ -187,7 +187,7 @@ impl TicketDesk {
     }
 
     /// Count a new ticket or a repeat, and publish it: the same for rules and residents.
-    fn announce_raise(&self, o: &RaiseOutcome, ts_ms: i64, detail: String) {
+    pub(crate) fn announce_raise(&self, o: &RaiseOutcome, ts_ms: i64, detail: String) {
         let m = &self.inner.metrics;
         let kind = if o.created {
             m.tickets_raised

@@ -26,6 +26,7 @@ mod sla;
 mod sqlite;
 mod state;
 mod store;
+mod work_order;
 
 pub use desk::TicketDesk;
 pub use events::{alerts_topic, TicketEvent, TicketEventKind, EVENT_LOG_KEEP};
@@ -36,9 +37,11 @@ pub use sla::{SlaConfig, SlaEvent, SlaPolicy, SlaStage, Targets};
 pub use sqlite::SqliteTicketStore;
 pub use state::{
     AuditRecord, ClearOutcome, RaiseOutcome, ResidentReport, Ticket, TicketDetail, TicketFilter,
-    TicketScope, TicketState, CAPTAIN_KIND, RESIDENT_KIND,
+    TicketScope, TicketState, CAPTAIN_KIND, RESIDENT_KIND, TICKET_KIND_INCIDENT,
+    TICKET_KIND_WORK_ORDER,
 };
 pub use store::TicketStore;
+pub use work_order::WorkOrder;
 
 /// Actor recorded for changes the rules make on their own.
 pub const SYSTEM_ACTOR: &str = "rules";

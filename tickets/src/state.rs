@@ -123,7 +123,15 @@ pub struct Ticket {
     pub reminders: i64,
     /// Previous ticket of the same device and rule resolved within 7 days before this one.
     pub repeat_of: Option<i64>,
+    /// `incident` (a fault: rules, residents) or `work_order` (a planned round's checklist,
+    /// steward-rounds); see [`TICKET_KIND_INCIDENT`], [`TICKET_KIND_WORK_ORDER`].
+    pub ticket_kind: String,
 }
+
+/// Ticket kind of faults raised by rules and residents (the default).
+pub const TICKET_KIND_INCIDENT: &str = "incident";
+/// Ticket kind of planned maintenance and inspection rounds.
+pub const TICKET_KIND_WORK_ORDER: &str = "work_order";
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditRecord {

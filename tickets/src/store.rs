@@ -118,4 +118,13 @@ pub trait TicketStore: Send + Sync {
 
     /// Every saved (device id, state) row, by device id.
     fn load_rule_states(&self) -> Result<Vec<(String, String)>, TicketError>;
+
+    /// Open a planned round's work order (kind `work_order`, acknowledge and resolve due
+    /// at `w.resolve_due_ms`), or return the ticket already opened for the same
+    /// `(device_id, rule_id)`, whatever its state.
+    fn open_work_order(
+        &self,
+        w: &crate::WorkOrder,
+        policy: &SlaPolicy,
+    ) -> Result<RaiseOutcome, TicketError>;
 }

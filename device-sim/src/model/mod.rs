@@ -51,6 +51,21 @@ const MAX_CATCH_UP_MS: i64 = 6 * 3_600_000;
 /// Events queued and never taken are dropped past this many, oldest first.
 const MAX_PENDING_EVENTS: usize = 1024;
 
+/// Periodic self-tests that let a simulated fleet prove planned rounds (docs/rounds.md):
+/// each device tests at a time fixed by `(seed, id)` within every interval, so a fleet is
+/// reproducible. Off by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SelfTests {
+    /// Smoke detectors send a `test` event this often, ms.
+    pub smoke_test_every_ms: Option<i64>,
+    /// Pumps do a test run (started, running with pressure for [`PUMP_TEST_RUN_MS`],
+    /// water returned to the pit through the test line) this often, ms.
+    pub pump_run_every_ms: Option<i64>,
+}
+
+/// How long a pump's test run lasts.
+pub const PUMP_TEST_RUN_MS: i64 = 5 * 60_000;
+
 /// An event a device publishes on `devices/{id}/events`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimEvent {
@@ -159,6 +174,9 @@ pub struct DeviceModel {
     last_event_ts: i64,
     telemetry_topic: String,
     events_topic: String,
+    /// Self-test interval of this model's kind, ms, and where in it this device tests.
+    self_test_every: Option<i64>,
+    self_test_phase: f64,
 }
 
 impl DeviceModel {
@@ -184,7 +202,19 @@ impl DeviceModel {
             last_event_ts: i64::MIN,
             telemetry_topic: format!("devices/{id}/telemetry"),
             events_topic: format!("devices/{id}/events"),
+            self_test_every: None,
+            self_test_phase: unit_hash(seed ^ 0x5e1f_7e57, id),
         }
+    }
+
+    /// Turn on the self-tests of this model's kind (others ignore theirs).
+    pub fn set_self_tests(&mut self, t: SelfTests) {
+        self.self_test_every = match self.kind {
+            DeviceKind::Smoke => t.smoke_test_every_ms,
+            DeviceKind::Pump => t.pump_run_every_ms,
+            _ => None,
+        }
+        .filter(|ms| *ms > 0);
     }
 
     pub fn id(&self) -> &str {
@@ -260,6 +290,24 @@ impl DeviceModel {
             }
             self.applied = self.requested;
         }
+        // Self-tests fall due between the two instants: advance to each, run it, go on.
+        let (every, phase) = (self.self_test_every, self.self_test_phase);
+        let mut from = now;
+        while let Some(t) = next_self_test(every, phase, from).filter(|t| *t <= to) {
+            match &mut self.state {
+                State::Smoke(m) => {
+                    m.advance(&mut cx, from, t);
+                    m.self_test(&mut cx, t);
+                }
+                State::Pump(m) => {
+                    m.advance(&mut cx, from, t);
+                    m.self_test(&mut cx, t);
+                }
+                _ => {}
+            }
+            from = t;
+        }
+        let now = from;
         let metrics = match &mut self.state {
             State::Smoke(m) => {
                 m.advance(&mut cx, now, to);
@@ -363,6 +411,15 @@ pub struct Report {
     pub metrics: Map<String, Value>,
     /// Events since the previous report, oldest first.
     pub events: Vec<SimEvent>,
+}
+
+/// The first self-test instant after `after`, with tests every `every` ms at `phase`
+/// (a share of the interval) into each.
+fn next_self_test(every: Option<i64>, phase: f64, after: i64) -> Option<i64> {
+    let every = every?;
+    let offset = (phase * every as f64) as i64;
+    let k = (after - offset).div_euclid(every) + 1;
+    Some(offset + k * every)
 }
 
 /// A number in [0, 1) fixed by `(seed, id)`, e.g. to spread devices' first reports.

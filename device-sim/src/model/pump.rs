@@ -46,6 +46,9 @@ pub(crate) struct Pump {
     starts: i64,
     run_hours: f64,
     tripped: bool,
+    /// End of the running test run: until then the water goes back to the pit through the
+    /// test line and the level control does not stop the pump.
+    test_until: Option<i64>,
 }
 
 impl Pump {
@@ -76,6 +79,7 @@ impl Pump {
             starts: rng.random_range(1_000..20_000),
             run_hours: rng.random_range(2_000.0..30_000.0),
             tripped: false,
+            test_until: None,
         }
     }
 
@@ -107,6 +111,20 @@ impl Pump {
                 self.start(cx, t);
             }
             _ => {}
+        }
+    }
+
+    /// The weekly test run (GB 50974-2014 14.2): start unless running or tripped.
+    pub fn self_test(&mut self, cx: &mut Cx, t: i64) {
+        if self.tripped {
+            return;
+        }
+        self.test_until = Some(t + super::PUMP_TEST_RUN_MS);
+        if !self.running {
+            self.start(cx, t);
+            if let Some(ev) = cx.events.last_mut() {
+                ev.data.insert("test".into(), json!(true));
+            }
         }
     }
 
@@ -152,7 +170,13 @@ impl Pump {
                 cx.ou(self.inflow_m_h, mean, 1_800.0, 0.12, dt)
                     .clamp(0.02, 2.0)
             };
-            let outflow_m_h = if self.dry() {
+            let testing = self.test_until.is_some_and(|u| t < u);
+            if !testing {
+                self.test_until = None;
+            }
+            let outflow_m_h = if testing && !self.dry() {
+                0.0
+            } else if self.dry() {
                 self.inflow_m_h
             } else if self.running {
                 self.nominal_flow_m3h / self.area_m2
@@ -173,7 +197,7 @@ impl Pump {
             }
 
             let stuck_float = cx.fault == Some(Fault::PumpDryRun);
-            if self.running && !stuck_float {
+            if self.running && !stuck_float && !testing {
                 let min_run_done = t - self.started_at >= MIN_RUN_MS;
                 if (self.level_m <= SUMP_STOP_M && min_run_done) || self.level_m <= LOW_LOW_M {
                     self.stop(cx, t);

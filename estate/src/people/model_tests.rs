@@ -337,3 +337,22 @@ fn each_problem_names_its_key() {
         Err(EstateError::Parse { .. })
     ));
 }
+
+#[test]
+fn the_demo_estate_has_people() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../demo/estate.toml");
+    let file = EstateFile::load(&path).expect("demo estate loads");
+    let reg = Registry::open_in_memory().expect("open");
+    reg.apply(&file).expect("apply");
+    let p = reg.people();
+    assert_eq!(ids(p.on_call("st-riverside", shanghai(7, 59))), ["p-li"]);
+    assert_eq!(ids(p.on_call("st-riverside", shanghai(8, 1))), ["p-wang"]);
+    assert_eq!(ids(p.captains("b-elm-court-2")), ["p-chen"]);
+    assert!(p.street_duty_officer("street-riverside").is_some());
+    assert!(p.district_duty_officer().is_some());
+    assert!(p.grid_manager("cmp-mill-row").is_some());
+    assert!(
+        p.check_channels(&BTreeSet::new()).is_empty(),
+        "no channels in the demo"
+    );
+}

@@ -7,6 +7,7 @@ mod lifecycle;
 mod log;
 mod read;
 mod schema;
+mod work_order;
 
 use crate::events::TicketEvent;
 use crate::rating::Rating;
@@ -53,6 +54,7 @@ impl SqliteTicketStore {
         // parsing them each time was a fifth of the rules thread's SQLite time.
         conn.set_prepared_statement_cache_capacity(64);
         conn.execute_batch(schema::SCHEMA)?;
+        schema::migrate(&conn)?;
         Ok(SqliteTicketStore {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -204,5 +206,13 @@ impl TicketStore for SqliteTicketStore {
 
     fn load_rule_states(&self) -> Result<Vec<(String, String)>, TicketError> {
         log::load_rule_states(&self.conn.lock())
+    }
+
+    fn open_work_order(
+        &self,
+        w: &crate::WorkOrder,
+        policy: &SlaPolicy,
+    ) -> Result<RaiseOutcome, TicketError> {
+        work_order::open_work_order(&mut self.conn.lock(), w, policy)
     }
 }

@@ -78,7 +78,8 @@ pub(super) const COLS: &str =
     detail, state, opened_ms, last_seen_ms, occurrences, condition_active, cleared_ms, \
     acknowledged_ms, dispatched_ms, on_site_ms, resolved_ms, closed_ms, cancelled_ms, \
     ack_due_ms, on_site_due_ms, resolve_due_ms, ack_breached, on_site_breached, \
-    resolve_breached, escalation_level, reminders, repeat_of, next_reminder_ms, hold_since_ms";
+    resolve_breached, escalation_level, reminders, repeat_of, next_reminder_ms, hold_since_ms, \
+    ticket_kind";
 
 pub(super) fn from_row(r: &Row) -> rusqlite::Result<(Ticket, SlaClocks)> {
     let prio: String = r.get(7)?;
@@ -122,6 +123,7 @@ pub(super) fn from_row(r: &Row) -> rusqlite::Result<(Ticket, SlaClocks)> {
         escalation_level: r.get(28)?,
         reminders: r.get(29)?,
         repeat_of: r.get(30)?,
+        ticket_kind: r.get(33)?,
     };
     Ok((
         t,
@@ -130,6 +132,24 @@ pub(super) fn from_row(r: &Row) -> rusqlite::Result<(Ticket, SlaClocks)> {
             hold_since_ms: r.get(32)?,
         },
     ))
+}
+
+/// Columns added after the first release, for databases created before them.
+pub(super) fn migrate(conn: &Connection) -> Result<(), TicketError> {
+    let has = |col: &str| -> Result<bool, TicketError> {
+        let n: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('tickets') WHERE name = ?1",
+            [col],
+            |r| r.get(0),
+        )?;
+        Ok(n > 0)
+    };
+    if !has("ticket_kind")? {
+        conn.execute_batch(
+            "ALTER TABLE tickets ADD COLUMN ticket_kind TEXT NOT NULL DEFAULT 'incident'",
+        )?;
+    }
+    Ok(())
 }
 
 /// `col IN (?n, ...)` with the values bound as parameters.
