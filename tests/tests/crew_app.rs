@@ -220,7 +220,15 @@ async fn crew_app_on_a_phone_online_and_offline() -> Result<()> {
         eprintln!("SKIPPED crew app browser test: no Chromium found (apt-get install chromium, or set STEWARD_CHROMIUM)");
         return Ok(());
     };
-    let sb = HubSandbox::start_with(TEST_ESTATE, |c| {
+    // The north station's roster: the crew member dispatched is picked from it.
+    let estate = format!(
+        "{}\n[[people]]\nid = \"p-wang\"\nname = \"Wang Wei\"\n\
+         [[people]]\nid = \"p-zhou\"\nname = \"Zhou Min\"\n\
+         [[crews]]\nid = \"crew-north-a\"\nname = \"North crew A\"\nstation = \"st-north\"\n\
+         members = [\"p-wang\", \"p-zhou\"]\n",
+        TEST_ESTATE.as_ref()
+    );
+    let sb = HubSandbox::start_with(estate, |c| {
         c.rules.sla.p1_ack = Duration::from_secs(3600);
         c.rules.sla.p1_on_site = Some(Duration::from_secs(7200));
     })
@@ -315,20 +323,23 @@ async fn crew_app_on_a_phone_online_and_offline() -> Result<()> {
         b(|| {
             click(&tab, "[data-testid=act-dispatched]")?;
             tab.wait_for_element("[data-testid=dispatch-who]")?;
-            // The roster's first member when the hub has a roster, else a typed name.
-            let who = eval(
+            // A colleague picked from the station's roster.
+            let names = eval(
                 &tab,
-                "(() => { const w = document.querySelector('[data-testid=dispatch-who]'); return w.tagName === 'SELECT' ? w.options[1].value : ''; })()",
+                "(() => { const w = document.querySelector('[data-testid=dispatch-who]'); return w.tagName === 'SELECT' ? [...w.options].map((o) => o.value).filter(Boolean).join(',') : 'free text'; })()",
             )?;
-            let who = who.as_str().filter(|w| !w.is_empty()).unwrap_or("Wang Wei").to_string();
-            fill(&tab, "[data-testid=dispatch-who]", &who)?;
+            ensure!(
+                names.as_str().is_some_and(|n| n.contains("Wang Wei") && n.contains("Zhou Min")),
+                "the dispatch form does not offer the roster: {names}"
+            );
+            fill(&tab, "[data-testid=dispatch-who]", "Zhou Min")?;
             phone_layout(&tab, "dispatch form")?;
             screenshot(&tab, &sb, "crew-4-dispatch")?;
             click(&tab, "[data-testid=dispatch-submit]")?;
             Ok(())
         })?;
         let d = hub_state(&sb, lift, "dispatched").await?;
-        ensure!(d["assignee"].as_str().is_some_and(|a| !a.is_empty()), "no assignee: {d}");
+        ensure!(d["assignee"] == "Zhou Min", "assignee: {}", d["assignee"]);
         b(|| {
             wait_text(&tab, "[data-testid=assignee]", &[d["assignee"].as_str().unwrap_or("-")])?;
             click(&tab, "[data-testid=act-on_site]")
