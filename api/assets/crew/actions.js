@@ -55,6 +55,8 @@ export function actionCard(tk, seen, failureCodes) {
     panel.appendChild(f);
     const first = f.querySelector("input,select,textarea");
     if (first) first.focus();
+    // On a phone the form opens below the fold: bring its Send button into view.
+    f.scrollIntoView({ block: "end" });
   };
   const reasonForm = (to, testid, hint) => {
     const reason = el("textarea", { rows: 2, maxlength: 2000, "data-testid": testid + "-reason", placeholder: hint });
