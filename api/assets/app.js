@@ -7,6 +7,7 @@ import { t, lang, setLang, LANGS } from "./i18n.js";
 import { estatePage, compoundPage } from "./estate.js";
 import { ticketsPage, ticketPage, crewPage } from "./tickets.js";
 import { ratingPage, vendorPage } from "./reports.js";
+import { deskPage } from "./desk.js";
 
 const liveBadge = document.getElementById("live");
 const loginBox = document.getElementById("login");
@@ -16,14 +17,16 @@ const who = document.getElementById("who");
 
 // Pages by role; the first is the start page. A vendor sees its own devices only.
 const PAGES = {
-  admin: ["estate", "tickets", "rating", "crew"],
+  admin: ["estate", "tickets", "rating", "crew", "desk"],
   manager: ["estate", "tickets", "rating", "crew"],
   crew: ["estate", "tickets", "rating", "crew"],
   vendor: ["vendor"],
+  dispatcher: ["desk", "tickets", "estate"],
 };
 const ROUTES = {
   estate: ["estate", estatePage], compound: ["estate", compoundPage], tickets: ["tickets", ticketsPage],
   ticket: ["tickets", ticketPage], rating: ["rating", ratingPage], crew: ["crew", crewPage], vendor: ["vendor", vendorPage],
+  desk: ["desk", deskPage],
 };
 
 function applyText() {

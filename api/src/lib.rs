@@ -21,7 +21,9 @@
 //! them, `names` (display names of places) on `state`; one module per resource holds its
 //! handlers and reply types (`devices`, `estate`, `rejects`, `tickets`, `reports`,
 //! `yearly`, `resident`, `tokens`, `history`, `live`, `dashboard`, `session`, `catalog`,
-//! `health`); `openapi` lists the handlers and `router` maps paths to them.
+//! `health`; the dispatcher's desk in `dispatch`, residents following their reports in
+//! `tracking`, the report form page and its QR codes in `qr`); `openapi` lists the
+//! handlers and `router` maps paths to them.
 //! No module imports the router.
 
 pub mod auth;
@@ -29,6 +31,7 @@ mod catalog;
 mod config;
 mod dashboard;
 mod devices;
+mod dispatch;
 mod error;
 mod estate;
 mod health;
@@ -39,6 +42,7 @@ mod metrics;
 mod names;
 pub mod openapi;
 mod params;
+mod qr;
 mod rejects;
 mod reports;
 pub mod resident;
@@ -48,6 +52,7 @@ mod session;
 mod state;
 mod tickets;
 mod tokens;
+mod tracking;
 mod yearly;
 
 pub use auth::{Principal, Scope};

@@ -5,6 +5,7 @@ use crate::{
     catalog, dashboard, devices, error, estate, health, history, live, rejects, reports, resident,
     schema, session, tickets, tokens, yearly,
 };
+use crate::{dispatch, qr, tracking};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use std::sync::OnceLock;
@@ -77,6 +78,16 @@ impl Modify for Security {
         dashboard::liveness,
         session::me,
         catalog::get_catalog,
+        // The dispatcher's desk and resident tracking (issue 14).
+        dispatch::create_call,
+        dispatch::transfer,
+        dispatch::merge,
+        dispatch::link,
+        dispatch::cancel,
+        tracking::track,
+        tracking::rate,
+        qr::qr_png,
+        qr::qr_svg,
         openapi_json,
         docs_page,
     ),
@@ -91,6 +102,14 @@ impl Modify for Security {
         schema::PriorityDoc,
         schema::TicketStateDoc,
         schema::RoleDoc,
+        dispatch::CallBody,
+        dispatch::CallerBody,
+        dispatch::TransferBody,
+        dispatch::MergeBody,
+        dispatch::LinkBody,
+        dispatch::CancelBody,
+        dispatch::CallerDoc,
+        tracking::RatingBody,
     )),
     modifiers(&Security),
     tags(
@@ -100,7 +119,8 @@ impl Modify for Security {
         (name = "tickets", description = "tickets: lists, CSV export, audit trail, moves"),
         (name = "reports", description = "SLA figures and star ratings"),
         (name = "tokens", description = "API tokens (admin)"),
-        (name = "public", description = "resident reports (no token)"),
+        (name = "public", description = "resident reports, tracking codes, ratings, report QR codes (no token)"),
+        (name = "dispatch", description = "the dispatcher's desk: tickets from calls, transfers, merges, links"),
         (name = "live", description = "the alert stream (Server-Sent Events, resumable)"),
         (name = "history", description = "readings and events from QuestDB, downsampled"),
         (name = "docs", description = "this document"),

@@ -9,6 +9,8 @@ use crate::{
     catalog, dashboard, devices, estate, health, history, live, openapi, rejects, reports,
     resident, session, tickets, tokens, yearly,
 };
+// The dispatcher's desk and resident tracking (issue 14).
+use crate::{dispatch, qr, tracking};
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::{delete, get, post};
@@ -49,9 +51,20 @@ pub fn app(state: AppState) -> Router {
         .route("/compounds/{id}/history", get(history::compound_history))
         .route("/liveness", get(dashboard::liveness))
         .route("/me", get(session::me))
-        .route("/catalog", get(catalog::get_catalog));
+        .route("/catalog", get(catalog::get_catalog))
+        // The dispatcher's desk and resident tracking (issue 14).
+        .route("/tickets", post(dispatch::create_call))
+        .route("/tickets/{id}/transfer", post(dispatch::transfer))
+        .route("/tickets/{id}/merge", post(dispatch::merge))
+        .route("/tickets/{id}/links", post(dispatch::link))
+        .route("/tickets/{id}/cancel", post(dispatch::cancel))
+        .route("/public/reports/{code}", get(tracking::track))
+        .route("/public/reports/{code}/rating", post(tracking::rate))
+        .route("/compounds/{id}/report-qr.png", get(qr::qr_png))
+        .route("/compounds/{id}/report-qr.svg", get(qr::qr_svg));
     Router::new()
         .merge(dashboard::routes())
+        .merge(qr::routes())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

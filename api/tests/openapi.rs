@@ -267,8 +267,9 @@ async fn every_documented_operation_is_served() {
         .chain(router_routes())
         .collect::<BTreeSet<_>>();
     for (method, path) in ops {
-        let concrete = path.replace("{id}", "1");
-        assert!(!concrete.contains('{'), "{path}: a parameter other than id");
+        // Resident tracking codes are the one other path parameter.
+        let concrete = path.replace("{id}", "1").replace("{code}", "abcdefghij");
+        assert!(!concrete.contains('{'), "{path}: a parameter other than id or code");
         if !served(addr, &method, &concrete).await {
             missing.push(format!("{method} {path}"));
         }

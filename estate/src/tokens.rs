@@ -30,10 +30,20 @@ pub enum Role {
     Crew,
     /// A device vendor: manages its own devices and sees their state and rejects.
     Vendor,
+    /// A dispatcher at the hotline desk: reads every ticket in scope (all compounds, or
+    /// those of its `streets` when given), opens tickets from calls, transfers, merges,
+    /// links and cancels them (docs/dispatch.md).
+    Dispatcher,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Admin, Role::Manager, Role::Crew, Role::Vendor];
+    pub const ALL: [Role; 5] = [
+        Role::Admin,
+        Role::Manager,
+        Role::Crew,
+        Role::Vendor,
+        Role::Dispatcher,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -41,6 +51,7 @@ impl Role {
             Role::Manager => "manager",
             Role::Crew => "crew",
             Role::Vendor => "vendor",
+            Role::Dispatcher => "dispatcher",
         }
     }
 }
@@ -57,12 +68,15 @@ impl FromStr for Role {
         Role::ALL
             .into_iter()
             .find(|r| r.as_str() == s)
-            .ok_or_else(|| format!("unknown role `{s}`; expected admin, manager, crew or vendor"))
+            .ok_or_else(|| {
+                format!("unknown role `{s}`; expected admin, manager, crew, vendor or dispatcher")
+            })
     }
 }
 
 /// The part of the estate a token covers. Which fields apply depends on the role:
-/// manager: `streets` and/or `compounds`; crew: `station`; vendor: `vendor`; admin: none.
+/// manager: `streets` and/or `compounds`; crew: `station`; vendor: `vendor`; dispatcher:
+/// `streets`, optional (none: the whole estate); admin: none.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TokenScope {
@@ -174,6 +188,16 @@ impl Registry {
                         e.push(format!("station: unknown station `{}`", short(st)))
                     }
                     Some(_) => {}
+                }
+            }
+            Role::Dispatcher => {
+                not_for("compounds", !s.compounds.is_empty());
+                not_for("station", s.station.is_some());
+                not_for("vendor", s.vendor.is_some());
+                for st in &s.streets {
+                    if !self.street_exists(st) {
+                        e.push(format!("streets: unknown street `{}`", short(st)));
+                    }
                 }
             }
             Role::Vendor => {
@@ -428,6 +452,26 @@ community = "com-1"
                 "vendor: does not apply",
             ),
             (new(Role::Vendor, TokenScope::default()), "vendor: required"),
+            (
+                new(
+                    Role::Dispatcher,
+                    TokenScope {
+                        station: Some("st-1".into()),
+                        ..Default::default()
+                    },
+                ),
+                "station: does not apply",
+            ),
+            (
+                new(
+                    Role::Dispatcher,
+                    TokenScope {
+                        streets: vec!["street-9".into()],
+                        ..Default::default()
+                    },
+                ),
+                "streets: unknown street",
+            ),
         ];
         for (t, want) in cases {
             match reg.create_token(&t) {
@@ -445,5 +489,16 @@ community = "com-1"
             },
         ));
         assert!(ok.is_ok());
+        // A dispatcher covers the whole estate without streets, or only its streets.
+        for streets in [vec![], vec!["street-1".to_string()]] {
+            let ok = reg.create_token(&new(
+                Role::Dispatcher,
+                TokenScope {
+                    streets,
+                    ..Default::default()
+                },
+            ));
+            assert!(ok.is_ok(), "{ok:?}");
+        }
     }
 }
