@@ -269,7 +269,10 @@ async fn every_documented_operation_is_served() {
     for (method, path) in ops {
         // Resident tracking codes are the one other path parameter.
         let concrete = path.replace("{id}", "1").replace("{code}", "abcdefghij");
-        assert!(!concrete.contains('{'), "{path}: a parameter other than id or code");
+        assert!(
+            !concrete.contains('{'),
+            "{path}: a parameter other than id or code"
+        );
         if !served(addr, &method, &concrete).await {
             missing.push(format!("{method} {path}"));
         }
