@@ -348,6 +348,26 @@ mod tests {
         assert!(!vendor.can_see_device(&device("cmp-3", "st-south", "other")));
         assert!(!vendor.can_see_station("st-south"));
         assert_eq!(vendor.ticket_scope(), Some(TicketScope::default()));
+        // A dispatcher: the whole estate without streets, else the streets' compounds.
+        let desk = Principal::from_token(&info(Role::Dispatcher, TokenScope::default()), &dir());
+        assert!(["cmp-1", "cmp-2", "cmp-3"]
+            .iter()
+            .all(|c| desk.can_see_compound(c)));
+        assert!(desk.can_see_ticket_of("st-south", "cmp-3"));
+        let street = Principal::from_token(
+            &info(
+                Role::Dispatcher,
+                TokenScope {
+                    streets: vec!["street-2".into()],
+                    ..Default::default()
+                },
+            ),
+            &dir(),
+        );
+        assert!(street.can_see_ticket_of("st-south", "cmp-3"));
+        assert!(!street.can_see_ticket_of("st-north", "cmp-1"));
+        assert!(street.require(&[Role::Dispatcher]).is_ok());
+        assert!(street.require(&[Role::Crew]).is_err());
         assert_eq!(Principal::config_admin().ticket_scope(), None);
     }
 }

@@ -389,3 +389,46 @@ fn the_desk_tables_are_added_to_an_existing_database() {
     assert_eq!(s.holdings(id).unwrap().len(), 2);
     assert_eq!(s.ticket(id).unwrap().station, "st-south");
 }
+
+#[test]
+fn calls_and_transfers_are_published_like_other_ticket_changes() {
+    let s = SqliteTicketStore::open_in_memory().unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+    let desk = TicketDesk::new(
+        Arc::new(s.clone()),
+        SlaPolicy::default(),
+        clock.clone(),
+        TicketMetrics::default(),
+    );
+    let mut rx = desk.events();
+    let t = desk.call_in(call(Priority::P1), "desk-1").unwrap();
+    let ev = rx.try_recv().unwrap();
+    assert_eq!(ev.kind, TicketEventKind::Raised);
+    assert_eq!((ev.ticket_id, ev.priority), (Some(t.id), Priority::P1));
+    assert_eq!(ev.topic, "stations/st-north/alerts");
+    assert!(ev.event_id.is_some(), "logged for streams to resume from");
+    assert!(
+        !serde_json::to_string(&ev).unwrap().contains("1391234"),
+        "no phone in events"
+    );
+    clock.set(T0 + MIN);
+    desk.transfer(t.id, "st-south", "their lift", "desk-1")
+        .unwrap();
+    let (old, new) = (rx.try_recv().unwrap(), rx.try_recv().unwrap());
+    assert_eq!(
+        (old.kind, new.kind),
+        (TicketEventKind::Transition, TicketEventKind::Transition)
+    );
+    assert_eq!(
+        (old.station.as_str(), new.station.as_str()),
+        ("st-north", "st-south")
+    );
+    assert_eq!(new.topic, "stations/st-south/alerts");
+    // The SLA clock runs on: the unacknowledged P1 breaches at its original deadline.
+    desk.sla_tick(T0 + 5 * MIN).unwrap();
+    let mut escalated = false;
+    while let Ok(e) = rx.try_recv() {
+        escalated |= e.kind == TicketEventKind::Escalated && e.station == "st-south";
+    }
+    assert!(escalated, "the ack deadline set at opening still holds");
+}
