@@ -13,6 +13,16 @@ if ! command -v mosquitto_pub >/dev/null 2>&1; then
     exit 1
   fi
 fi
+if ! pkg-config --exists openssl 2>/dev/null; then
+  # Notifications reach HTTPS endpoints (WeCom, DingTalk, SMS gateways) through the
+  # system OpenSSL, so building needs its headers.
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pkg-config libssl-dev >/dev/null
+  else
+    echo "OpenSSL headers not found: install them (apt-get install pkg-config libssl-dev)" >&2
+    exit 1
+  fi
+fi
 if ! command -v chromium >/dev/null 2>&1; then
   # The dashboard test drives a headless Chromium; without one it skips (unless
   # STEWARD_REQUIRE_BROWSER is set, as in CI).

@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use steward_api::ApiConfig;
 use steward_broker::BrokerConfig;
+use steward_escalation::EscalationConfig;
 use steward_ingest::IngestConfig;
+use steward_notify::NotifyConfig;
 use steward_rules::RulesConfig;
 use steward_storage::questdb::QuestDbConfig;
 
@@ -40,6 +42,10 @@ pub struct HubConfig {
     pub questdb: QuestDbConfig,
     pub api: ApiConfig,
     pub rules: RulesConfig,
+    /// Notification endpoints (webhooks, WeCom, DingTalk, SMTP, SMS gateway) and the outbox.
+    pub notify: NotifyConfig,
+    /// Escalation to people: policy file, acknowledgement links.
+    pub escalation: EscalationConfig,
 }
 
 impl HubConfig {
@@ -101,6 +107,19 @@ impl HubConfig {
         if cfg.ingest.spool_dir.is_relative() {
             cfg.ingest.spool_dir = base.join(&cfg.ingest.spool_dir);
         }
+        for p in [
+            &mut cfg.notify.outbox.database,
+            &mut cfg.escalation.database,
+        ] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        if let Some(p) = &cfg.escalation.policy {
+            if p.is_relative() {
+                cfg.escalation.policy = Some(base.join(p));
+            }
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -113,6 +132,8 @@ impl HubConfig {
         errors.extend(self.questdb.validate());
         errors.extend(self.api.validate());
         errors.extend(self.rules.validate());
+        errors.extend(self.notify.validate());
+        errors.extend(self.escalation.validate());
         if self.ingest.max_payload_bytes >= self.broker.max_payload_bytes {
             errors.push(format!(
                 "ingest.max_payload_bytes: must be below broker.max_payload_bytes ({}) so an \

@@ -28,8 +28,39 @@ pub fn demo_config(dir: &Path, mqtt_port: u16, api_port: u16) -> std::io::Result
     cfg.api.listen = SocketAddr::from(([127, 0, 0, 1], api_port));
     cfg.questdb.managed.root = Some(dir.join("questdb"));
     cfg.rules.database = dir.join("tickets.db");
+    cfg.notify.outbox.database = dir.join("notify.db");
+    cfg.escalation.database = dir.join("escalation.db");
     cfg.ingest.spool_dir = dir.join("spool");
     Ok(cfg)
+}
+
+/// The endpoint every person of the demo estate is reached on: a webhook to the demo's
+/// own inbox, which prints each notification on the console.
+pub const DEMO_INBOX: &str = "demo-inbox";
+
+/// Reach every person of the demo estate who has no channel through a webhook at `url`
+/// (the demo's inbox), so the demo shows escalation end to end without outside services.
+pub fn with_demo_inbox(cfg: &mut HubConfig, url: &str) -> Result<(), crate::HubError> {
+    use steward_notify::config::{EndpointConfig, WebhookConfig};
+    let Some(path) = cfg.estate.file.clone() else {
+        return Ok(());
+    };
+    let mut estate = steward_estate::EstateFile::load(&path)?;
+    for p in estate.people.iter_mut().filter(|p| p.channels.is_empty()) {
+        p.channels.push(DEMO_INBOX.to_string());
+    }
+    let text = toml::to_string(&estate)
+        .map_err(|e| crate::HubError::Start(format!("demo estate: {e}")))?;
+    std::fs::write(&path, text)
+        .map_err(|e| crate::HubError::Start(format!("{}: {e}", path.display())))?;
+    cfg.notify.endpoints.insert(
+        DEMO_INBOX.to_string(),
+        EndpointConfig::Webhook(WebhookConfig {
+            url: url.to_string(),
+            secret: steward_notify::Secret::new(steward_estate::secret::generate_secret()),
+        }),
+    );
+    Ok(())
 }
 
 #[cfg(test)]

@@ -36,6 +36,7 @@ pub struct Hub {
     pub rules_metrics: RulesMetrics,
     rules: Option<RulesHandle>,
     events: Option<crate::alerts::EventForwarder>,
+    people: Option<crate::people::People>,
     managed: Option<ManagedQuestDb>,
     broker: Option<Broker>,
     ingest: Option<Ingest>,
@@ -47,6 +48,13 @@ impl Hub {
     pub async fn start(cfg: HubConfig) -> Result<Hub, HubError> {
         cfg.validate()?;
         let registry = open_registry(&cfg)?;
+        // Before anything starts: people's channels and the escalation policy must match
+        // the notify endpoints and the estate.
+        let policy = if cfg.escalation.enabled {
+            Some(crate::people::cross_check(&cfg, &registry)?)
+        } else {
+            None
+        };
 
         let (managed, questdb_http, questdb_pg) = start_questdb(&cfg).await?;
         let questdb = QuestDbClient::new(questdb_http)?;
@@ -119,6 +127,25 @@ impl Hub {
         };
         let mqtt_addr = broker.v4_addr;
         let probes = readiness_probes(&registry, mqtt_addr, &ingest);
+        // Bound before escalation starts: links point at the API's address by default.
+        let listener = steward_api::bind(cfg.api.listen).await?;
+        let api_addr = listener
+            .local_addr()
+            .map_err(|e| HubError::Start(format!("api.listen: {e}")))?;
+        let people = if let Some(policy) = policy {
+            Some(crate::people::start(
+                &cfg,
+                &registry,
+                policy,
+                rules.desk(),
+                Arc::new(SystemClock),
+                api_addr,
+                questdb_http,
+                &mut prom,
+            )?)
+        } else {
+            None
+        };
         let state = AppState {
             registry: registry.clone(),
             states: states.clone(),
@@ -129,11 +156,8 @@ impl Hub {
             tickets: rules.desk(),
             api_metrics,
             resident,
+            escalation: people.as_ref().map(|p| p.escalation.clone()),
         };
-        let listener = steward_api::bind(cfg.api.listen).await?;
-        let api_addr = listener
-            .local_addr()
-            .map_err(|e| HubError::Start(format!("api.listen: {e}")))?;
         let (api_stop, stop_rx) = oneshot::channel::<()>();
         let api_task = tokio::spawn(async move {
             if let Err(e) = steward_api::serve(listener, state, async {
@@ -162,6 +186,7 @@ impl Hub {
             rules_metrics,
             rules: Some(rules),
             events: Some(events),
+            people,
             managed,
             broker: Some(broker),
             ingest: Some(ingest),
@@ -190,6 +215,10 @@ impl Hub {
         }
         if let Some(t) = self.api_task.take() {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+        // Its ladder reads tickets through the rules' desk.
+        if let Some(p) = self.people.take() {
+            p.shutdown().await;
         }
         if let Some(b) = self.broker.take() {
             let _ = tokio::task::spawn_blocking(move || b.shutdown()).await;

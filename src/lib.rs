@@ -6,6 +6,7 @@ mod alerts;
 pub mod config;
 pub mod demo;
 mod hub;
+mod people;
 
 pub use config::HubConfig;
 pub use hub::{open_registry, Hub};

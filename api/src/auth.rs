@@ -28,6 +28,10 @@ pub struct Scope {
     pub stations: BTreeSet<String>,
     /// Vendor: its name as devices carry it.
     pub vendor: Option<String>,
+    /// Captain: its buildings.
+    pub buildings: BTreeSet<String>,
+    /// Captain: the person the token is, when the token names one.
+    pub person: Option<String>,
 }
 
 /// An authenticated caller.
@@ -74,6 +78,10 @@ impl Principal {
                 }
             }
             Role::Vendor => scope.vendor = info.scope.vendor.clone(),
+            Role::Captain => {
+                scope.buildings = info.scope.buildings.iter().cloned().collect();
+                scope.person = info.scope.person.clone();
+            }
             // A hotline desk answers for the whole estate unless its token names streets.
             Role::Dispatcher => {
                 for c in dir.compounds.values() {
@@ -125,7 +133,7 @@ impl Principal {
         match self.role {
             Role::Admin => true,
             Role::Manager | Role::Crew | Role::Dispatcher => self.scope.stations.contains(station),
-            Role::Vendor => false,
+            Role::Vendor | Role::Captain => false,
         }
     }
 
@@ -135,7 +143,7 @@ impl Principal {
             Role::Manager | Role::Crew | Role::Dispatcher => {
                 self.scope.compounds.contains(compound)
             }
-            Role::Vendor => false,
+            Role::Vendor | Role::Captain => false,
         }
     }
 
@@ -146,21 +154,27 @@ impl Principal {
             Role::Manager | Role::Dispatcher => self.scope.compounds.contains(&*d.compound),
             Role::Crew => self.scope.stations.contains(&d.station),
             Role::Vendor => self.scope.vendor.as_deref() == Some(d.vendor.as_str()),
+            Role::Captain => false,
         }
     }
 
-    /// Tickets (and their alerts): a manager's compounds, a crew's station.
+    /// Tickets (and their alerts): a manager's compounds, a crew's station, a captain's
+    /// buildings.
     pub fn can_see_ticket(&self, t: &Ticket) -> bool {
+        if self.role == Role::Captain {
+            return self.scope.buildings.contains(&t.building);
+        }
         self.can_see_ticket_of(&t.station, &t.compound)
     }
 
-    /// [`Self::can_see_ticket`] from a ticket's (or ticket event's) routing.
+    /// [`Self::can_see_ticket`] from a ticket's (or ticket event's) routing; a captain,
+    /// whose scope is buildings, sees none this way.
     pub fn can_see_ticket_of(&self, station: &str, compound: &str) -> bool {
         match self.role {
             Role::Admin => true,
             Role::Manager | Role::Dispatcher => self.scope.compounds.contains(compound),
             Role::Crew => self.scope.stations.contains(station),
-            Role::Vendor => false,
+            Role::Vendor | Role::Captain => false,
         }
     }
 
@@ -169,14 +183,18 @@ impl Principal {
         match self.role {
             Role::Admin => None,
             Role::Manager | Role::Dispatcher => Some(TicketScope {
-                stations: vec![],
                 compounds: self.scope.compounds.iter().cloned().collect(),
+                ..Default::default()
             }),
             Role::Crew => Some(TicketScope {
                 stations: self.scope.stations.iter().cloned().collect(),
-                compounds: vec![],
+                ..Default::default()
             }),
             Role::Vendor => Some(TicketScope::default()),
+            Role::Captain => Some(TicketScope {
+                buildings: self.scope.buildings.iter().cloned().collect(),
+                ..Default::default()
+            }),
         }
     }
 }

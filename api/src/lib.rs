@@ -4,8 +4,9 @@
 //! and rating reports, public resident reports, API tokens with roles and scopes, the
 //! live alert stream (SSE, resumable), device and compound history from QuestDB, the web
 //! dashboard (static assets embedded in the binary) and what it needs to know (the
-//! caller's role, the metric catalogue with units, place names next to ids), the OpenAPI
-//! document, health and readiness, and Prometheus metrics for every stage.
+//! caller's role, the metric catalogue with units, place names next to ids), the one-time
+//! acknowledgement page notifications link to, a ticket's deliveries and the dead letters,
+//! the OpenAPI document, health and readiness, and Prometheus metrics for every stage.
 //!
 //! Every `/api/v1` endpoint but the public report resolves the caller to a
 //! [`auth::Principal`] and restricts what it returns to the principal's scope. Every JSON
@@ -13,17 +14,17 @@
 //! the handlers send; `tests/openapi.rs` fails when a route and the document disagree.
 //!
 //! The API reads the registry, the rules' device state and QuestDB, moves tickets through
-//! the rules' `TicketDesk` and manages tokens in the registry; it may not decode device
+//! the rules' `TicketDesk` manages tokens and maintenance windows in the registry; it may not decode device
 //! payloads, write telemetry, or change a ticket other than through the desk.
 //!
 //! Layout, with imports pointing one way: `error`, `metrics`, `intake` and `schema`
 //! import nothing of the crate, `params` only the error type; `state` and `auth` build on
 //! them, `names` (display names of places) on `state`; one module per resource holds its
 //! handlers and reply types (`devices`, `estate`, `rejects`, `tickets`, `reports`,
-//! `yearly`, `resident`, `tokens`, `history`, `live`, `dashboard`, `session`, `catalog`,
-//! `health`; the dispatcher's desk in `dispatch`, residents following their reports in
-//! `tracking`, the report form page and its QR codes in `qr`); `openapi` lists the
-//! handlers and `router` maps paths to them.
+//! `yearly`, `resident`, `tokens`, `windows`, `history`, `live`, `dashboard`, `session`,
+//! `catalog`, `notifications`, `health`; the dispatcher's desk in `dispatch`, residents
+//! following their reports in `tracking`, the report form page and its QR codes in `qr`);
+//! `openapi` lists the handlers and `router` maps paths to them.
 //! No module imports the router.
 
 pub mod auth;
@@ -40,6 +41,7 @@ mod intake;
 mod live;
 mod metrics;
 mod names;
+mod notifications;
 pub mod openapi;
 mod params;
 mod qr;
@@ -53,6 +55,7 @@ mod state;
 mod tickets;
 mod tokens;
 mod tracking;
+mod windows;
 mod yearly;
 
 pub use auth::{Principal, Scope};

@@ -2,8 +2,8 @@
 //! a small self-contained page that renders it (no CDN: the hub may run offline).
 
 use crate::{
-    catalog, dashboard, devices, error, estate, health, history, live, rejects, reports, resident,
-    schema, session, tickets, tokens, yearly,
+    catalog, dashboard, devices, error, estate, health, history, live, notifications, rejects,
+    reports, resident, schema, session, tickets, tokens, windows, yearly,
 };
 use crate::{dispatch, qr, tracking};
 use axum::http::header;
@@ -78,6 +78,16 @@ impl Modify for Security {
         dashboard::liveness,
         session::me,
         catalog::get_catalog,
+        notifications::ack_page,
+        notifications::ack_submit,
+        notifications::ticket_deliveries,
+        notifications::dead_letters,
+        notifications::retry,
+        notifications::policy,
+        windows::list_windows,
+        windows::create_window,
+        windows::delete_window,
+        windows::window_suppressed,
         // The dispatcher's desk and resident tracking (issue 14).
         dispatch::create_call,
         dispatch::transfer,
@@ -98,6 +108,7 @@ impl Modify for Security {
         tickets::TransitionBody,
         tokens::CreateToken,
         resident::ReportBody,
+        windows::WindowDefDoc,
         error::ErrorBody,
         schema::PriorityDoc,
         schema::TicketStateDoc,
@@ -123,6 +134,7 @@ impl Modify for Security {
         (name = "dispatch", description = "the dispatcher's desk: tickets from calls, transfers, merges, links"),
         (name = "live", description = "the alert stream (Server-Sent Events, resumable)"),
         (name = "history", description = "readings and events from QuestDB, downsampled"),
+        (name = "notifications", description = "escalation to people: acknowledgement links, deliveries, dead letters, the policy"),
         (name = "docs", description = "this document"),
     )
 )]

@@ -202,5 +202,6 @@ fn validate(
         title: format!("resident report ({category}): {summary}"),
         detail,
         ts_ms: 0,
+        building: None,
     })
 }

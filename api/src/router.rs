@@ -6,8 +6,8 @@ use crate::error::ApiError;
 use crate::metrics::RequestLabels;
 use crate::state::AppState;
 use crate::{
-    catalog, dashboard, devices, estate, health, history, live, openapi, rejects, reports,
-    resident, session, tickets, tokens, yearly,
+    catalog, dashboard, devices, estate, health, history, live, notifications, openapi, rejects,
+    reports, resident, session, tickets, tokens, windows, yearly,
 };
 // The dispatcher's desk and resident tracking (issue 14).
 use crate::{dispatch, qr, tracking};
@@ -52,6 +52,25 @@ pub fn app(state: AppState) -> Router {
         .route("/liveness", get(dashboard::liveness))
         .route("/me", get(session::me))
         .route("/catalog", get(catalog::get_catalog))
+        .route(
+            "/tickets/{id}/deliveries",
+            get(notifications::ticket_deliveries),
+        )
+        .route(
+            "/notifications/dead-letters",
+            get(notifications::dead_letters),
+        )
+        .route("/notifications/{id}/retry", post(notifications::retry))
+        .route("/escalation/policy", get(notifications::policy))
+        .route(
+            "/maintenance-windows",
+            get(windows::list_windows).post(windows::create_window),
+        )
+        .route("/maintenance-windows/{id}", delete(windows::delete_window))
+        .route(
+            "/maintenance-windows/{id}/suppressed",
+            get(windows::window_suppressed),
+        )
         // The dispatcher's desk and resident tracking (issue 14).
         .route("/tickets", post(dispatch::create_call))
         .route("/tickets/{id}/transfer", post(dispatch::transfer))
@@ -65,6 +84,10 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(dashboard::routes())
         .merge(qr::routes())
+        .route(
+            "/ack/{token}",
+            get(notifications::ack_page).post(notifications::ack_submit),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

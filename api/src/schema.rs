@@ -39,6 +39,7 @@ pub enum RoleDoc {
     Manager,
     Crew,
     Vendor,
+    Captain,
     Dispatcher,
 }
 
@@ -91,7 +92,7 @@ pub enum TicketStateDoc {
 }
 
 /// The part of the estate a token covers: manager `streets` and/or `compounds`; crew
-/// `station`; vendor `vendor`; admin none.
+/// `station`; vendor `vendor`; captain `buildings` (and optionally `person`); admin none.
 #[derive(ToSchema)]
 #[schema(as = TokenScope)]
 pub struct TokenScopeDoc {
@@ -101,6 +102,9 @@ pub struct TokenScopeDoc {
     station: Option<String>,
     #[schema(required = true)]
     vendor: Option<String>,
+    buildings: Vec<String>,
+    #[schema(required = true)]
+    person: Option<String>,
 }
 
 /// A compound with its place in the estate and its responsible station.

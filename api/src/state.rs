@@ -27,6 +27,8 @@ pub struct AppState {
     pub api_metrics: ApiMetrics,
     /// Rate limits and counters of the public resident report endpoint.
     pub resident: ResidentIntake,
+    /// Escalation to people (acknowledgement links, deliveries); `None` when turned off.
+    pub escalation: Option<steward_escalation::Escalation>,
 }
 
 /// A registered device by its (validated) id, or a 400/404 naming it.

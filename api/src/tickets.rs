@@ -154,7 +154,7 @@ enum Format {
 /// Parse and check a ticket list request: 400 naming the parameter, 403 for a station or
 /// compound outside the caller's scope; the scope itself is applied in SQL.
 fn filter(who: &Principal, pairs: &Pairs, csv: bool) -> Result<(TicketFilter, Format), ApiError> {
-    who.require(&[Role::Manager, Role::Crew, Role::Dispatcher])?;
+    who.require(&[Role::Manager, Role::Crew, Role::Captain, Role::Dispatcher])?;
     let q = single_values(pairs, &["priority", "state"])?;
     params(&q, &LIST_PARAMS)?;
     let format = match q.get("format").map(String::as_str) {
@@ -404,7 +404,7 @@ pub(crate) async fn get_ticket(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Sorted<TicketDetailView>>, ApiError> {
-    who.require(&[Role::Manager, Role::Crew, Role::Dispatcher])?;
+    who.require(&[Role::Manager, Role::Crew, Role::Captain, Role::Dispatcher])?;
     let id = ticket_id(&id)?;
     let desk = s.tickets.clone();
     let detail = blocking(move || Ok(desk.store().get(id)?)).await?;

@@ -14,13 +14,14 @@ use steward_estate::{NewToken, Role, TokenInfo, TokenScope};
 use utoipa::ToSchema;
 
 /// A token to create. Which scope fields apply depends on the role: manager `streets`
-/// and/or `compounds`; crew `station`; vendor `vendor`; admin none.
+/// and/or `compounds`; crew `station`; vendor `vendor`; captain `buildings` (and
+/// optionally `person`); admin none.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
     /// Who holds it, e.g. `north crew tablet`.
     pub name: String,
-    /// `admin`, `manager`, `crew` or `vendor`.
+    /// `admin`, `manager`, `crew`, `vendor` or `captain`.
     pub role: String,
     #[serde(default)]
     pub streets: Vec<String>,
@@ -28,6 +29,11 @@ pub struct CreateToken {
     pub compounds: Vec<String>,
     pub station: Option<String>,
     pub vendor: Option<String>,
+    #[serde(default)]
+    pub buildings: Vec<String>,
+    /// Captain: the person (estate `people` id) the token is.
+    #[serde(default)]
+    pub person: Option<String>,
 }
 
 /// A stored token, never its secret.
@@ -105,6 +111,8 @@ pub async fn create_token(
             compounds: b.compounds,
             station: b.station,
             vendor: b.vendor,
+            buildings: b.buildings,
+            person: b.person,
         },
     };
     let reg = s.registry.clone();

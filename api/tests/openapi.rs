@@ -220,6 +220,7 @@ async fn state() -> (AppState, steward_rules::RulesHandle) {
         tickets: rules.desk(),
         api_metrics: Default::default(),
         resident: Default::default(),
+        escalation: None,
     };
     (state, rules)
 }
@@ -267,11 +268,14 @@ async fn every_documented_operation_is_served() {
         .chain(router_routes())
         .collect::<BTreeSet<_>>();
     for (method, path) in ops {
-        // Resident tracking codes are the one other path parameter.
-        let concrete = path.replace("{id}", "1").replace("{code}", "abcdefghij");
+        // Resident tracking codes and ack-link tokens are the other path parameters.
+        let concrete = path
+            .replace("{id}", "1")
+            .replace("{token}", "not-a-token")
+            .replace("{code}", "abcdefghij");
         assert!(
             !concrete.contains('{'),
-            "{path}: a parameter other than id or code"
+            "{path}: a parameter other than id, token or code"
         );
         if !served(addr, &method, &concrete).await {
             missing.push(format!("{method} {path}"));

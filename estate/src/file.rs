@@ -2,6 +2,9 @@
 //! streets, communities, compounds, buildings, gateways and devices. Devices may also come
 //! from a CSV file named by `devices_csv`, which suits vendor hand-overs of many devices.
 
+use crate::people::{
+    CaptainDef, CrewDef, DistrictDef, GridCellDef, Management, PersonDef, RotaDef,
+};
 use crate::{secret, validate_id, DeviceKind, EstateError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -28,6 +31,25 @@ pub struct EstateFile {
     /// relative to the estate file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub devices_csv: Option<PathBuf>,
+    // People of the estate (docs/people.md).
+    /// IANA time zone of rotas and local times (default Asia/Shanghai).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub district: Option<DistrictDef>,
+    #[serde(default)]
+    pub people: Vec<PersonDef>,
+    #[serde(default)]
+    pub crews: Vec<CrewDef>,
+    #[serde(default)]
+    pub grid_cells: Vec<GridCellDef>,
+    #[serde(default)]
+    pub captains: Vec<CaptainDef>,
+    #[serde(default)]
+    pub rotas: Vec<RotaDef>,
+    /// Planned work during which non-life-safety rules open no tickets (windows.rs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub maintenance_windows: Vec<crate::windows::WindowDef>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -37,6 +59,9 @@ pub struct StationDef {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
+    /// Person id of the station head (second escalation tier).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -46,6 +71,9 @@ pub struct StreetDef {
     pub name: String,
     /// Station that answers for compounds of this street with no property company.
     pub fallback_station: String,
+    /// Person id of the street platform's duty officer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duty_officer: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -67,6 +95,12 @@ pub struct CompoundDef {
     /// The property company's station; absent means the street's fall-back station.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub station: Option<String>,
+    /// Who manages it; default `property_company` with a property company, else `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub management: Option<Management>,
+    /// Since when the compound is covered, `YYYY-MM-DD`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub takeover_date: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -305,6 +339,8 @@ impl EstateFile {
                 ));
             }
         }
+        crate::people::validate_file(self, &mut errors);
+        crate::windows::validate_file(self, &mut errors);
         if errors.is_empty() {
             Ok(())
         } else {

@@ -1,6 +1,6 @@
 //! Steward's domain: device kinds, the metric catalogue of device contract v1, the estate
 //! file (stations, streets, communities, compounds, buildings, gateways, devices), the
-//! estate registry kept in SQLite, and the API's access tokens (roles and scopes over that
+//! estate registry kept in SQLite, maintenance windows, and the API's access tokens (roles and scopes over that
 //! estate, stored hashed in the same database).
 //!
 //! This crate is shared by every stage; it may not depend on any of them, talk to MQTT or
@@ -12,18 +12,22 @@ pub mod file;
 pub mod inbound;
 mod kind;
 pub mod model;
+pub mod people;
 pub mod registry;
 pub mod schema;
 pub mod secret;
 pub mod tokens;
+pub mod windows;
 
 pub use file::EstateFile;
 pub use kind::{validate_id, DeviceKind};
 pub use model::{
     Decoded, DecodedSink, DeviceEvent, Reading, Reject, RejectReason, Status, StatusChange, Value,
 };
+pub use people::{People, Person};
 pub use registry::{AuthOutcome, CompoundInfo, DeviceInfo, DeviceUpsert, Directory, Registry};
 pub use tokens::{IssuedToken, NewToken, Role, TokenInfo, TokenScope};
+pub use windows::{MaintenanceWindow, WindowDef, WindowSet, WindowSource, WindowTarget};
 
 use std::path::PathBuf;
 

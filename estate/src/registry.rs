@@ -185,6 +185,9 @@ pub struct PlaceNames {
 pub struct Registry {
     pub(crate) conn: Arc<Mutex<Connection>>,
     directory: Arc<RwLock<Arc<Directory>>>,
+    people: Arc<RwLock<Arc<crate::people::People>>>,
+    /// Maintenance windows (estate/src/windows.rs), refreshed when they change.
+    windows: Arc<RwLock<Arc<crate::windows::WindowSet>>>,
 }
 
 impl Registry {
@@ -202,17 +205,28 @@ impl Registry {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(crate::people::store::SCHEMA)?;
+        conn.execute_batch(crate::windows::SCHEMA)?;
         let reg = Registry {
             conn: Arc::new(Mutex::new(conn)),
             directory: Arc::new(RwLock::new(Arc::new(Directory::default()))),
+            people: Arc::new(RwLock::new(Arc::new(crate::people::People::default()))),
+            windows: Arc::default(),
         };
         reg.reload()?;
+        reg.reload_windows()?;
         Ok(reg)
     }
 
     /// Current snapshot; cheap to call per message.
     pub fn directory(&self) -> Arc<Directory> {
         self.directory.read().clone()
+    }
+
+    /// Current people snapshot (crews, rotas, captains, escalation tiers), rebuilt
+    /// whenever the estate is applied or reloaded.
+    pub fn people(&self) -> Arc<crate::people::People> {
+        self.people.read().clone()
     }
 
     /// Upsert everything in an estate file in one transaction. Secrets given in plain are
@@ -301,8 +315,11 @@ impl Registry {
                     ],
                 )?;
             }
+            crate::people::store::write(&tx, file)?;
+            crate::windows::apply_file(&tx, file)?;
             tx.commit()?;
         }
+        self.reload_windows()?;
         self.reload()
     }
 
@@ -444,6 +461,17 @@ impl Registry {
         })
     }
 
+    pub(crate) fn windows_snapshot(&self) -> Arc<crate::windows::WindowSet> {
+        self.windows.read().clone()
+    }
+
+    /// Rebuild the maintenance windows snapshot from SQLite.
+    pub fn reload_windows(&self) -> Result<(), EstateError> {
+        let set = crate::windows::load(&self.conn.lock())?;
+        *self.windows.write() = Arc::new(set);
+        Ok(())
+    }
+
     /// Rebuild the directory snapshot from SQLite.
     pub fn reload(&self) -> Result<(), EstateError> {
         let dir = {
@@ -510,7 +538,9 @@ impl Registry {
                 compounds,
             }
         };
+        let people = crate::people::store::load(&self.conn.lock())?;
         *self.directory.write() = Arc::new(dir);
+        *self.people.write() = Arc::new(people);
         Ok(())
     }
 }

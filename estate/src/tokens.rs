@@ -30,6 +30,9 @@ pub enum Role {
     Crew,
     /// A device vendor: manages its own devices and sees their state and rejects.
     Vendor,
+    /// A building captain: reads the tickets of some buildings and files hazard reports
+    /// for them.
+    Captain,
     /// A dispatcher at the hotline desk: reads every ticket in scope (all compounds, or
     /// those of its `streets` when given), opens tickets from calls, transfers, merges,
     /// links and cancels them (docs/dispatch.md).
@@ -37,11 +40,12 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 6] = [
         Role::Admin,
         Role::Manager,
         Role::Crew,
         Role::Vendor,
+        Role::Captain,
         Role::Dispatcher,
     ];
 
@@ -51,6 +55,7 @@ impl Role {
             Role::Manager => "manager",
             Role::Crew => "crew",
             Role::Vendor => "vendor",
+            Role::Captain => "captain",
             Role::Dispatcher => "dispatcher",
         }
     }
@@ -69,14 +74,15 @@ impl FromStr for Role {
             .into_iter()
             .find(|r| r.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown role `{s}`; expected admin, manager, crew, vendor or dispatcher")
+                format!("unknown role `{s}`; expected admin, manager, crew, vendor, captain or dispatcher")
             })
     }
 }
 
 /// The part of the estate a token covers. Which fields apply depends on the role:
-/// manager: `streets` and/or `compounds`; crew: `station`; vendor: `vendor`; dispatcher:
-/// `streets`, optional (none: the whole estate); admin: none.
+/// manager: `streets` and/or `compounds`; crew: `station`; vendor: `vendor`; captain:
+/// `buildings` (and optionally the `person` it is); dispatcher: `streets`, optional (none:
+/// the whole estate); admin: none.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TokenScope {
@@ -84,6 +90,10 @@ pub struct TokenScope {
     pub compounds: Vec<String>,
     pub station: Option<String>,
     pub vendor: Option<String>,
+    /// Captain: the buildings it reports for and reads tickets of.
+    pub buildings: Vec<String>,
+    /// Captain: the person (estate `people`) the token is, named in the audit trail.
+    pub person: Option<String>,
 }
 
 /// A token to create.
@@ -154,6 +164,10 @@ impl Registry {
                 e.push(format!("{field}: does not apply to role {}", t.role));
             }
         };
+        if t.role != Role::Captain {
+            not_for("buildings", !s.buildings.is_empty());
+            not_for("person", s.person.is_some());
+        }
         match t.role {
             Role::Admin => {
                 not_for("streets", !s.streets.is_empty());
@@ -213,8 +227,44 @@ impl Registry {
                     Some(_) => {}
                 }
             }
+            Role::Captain => {
+                not_for("streets", !s.streets.is_empty());
+                not_for("compounds", !s.compounds.is_empty());
+                not_for("station", s.station.is_some());
+                not_for("vendor", s.vendor.is_some());
+                self.validate_captain_scope(s, &mut e);
+            }
         }
         e
+    }
+
+    /// A captain's buildings must exist; its person, if named, must be captain of each.
+    fn validate_captain_scope(&self, s: &TokenScope, e: &mut Vec<String>) {
+        if s.buildings.is_empty() {
+            e.push("buildings: a captain needs at least one building".into());
+        }
+        for b in &s.buildings {
+            if !self.exists("SELECT 1 FROM buildings WHERE id=?1", b) {
+                e.push(format!("buildings: unknown building `{}`", short(b)));
+            }
+        }
+        if let Some(p) = &s.person {
+            let people = self.people();
+            if people.person(p).is_none() {
+                e.push(format!("person: unknown person `{}`", short(p)));
+            } else {
+                let theirs = people.captain_buildings(p);
+                for b in &s.buildings {
+                    if !theirs.contains(&b.as_str()) {
+                        e.push(format!(
+                            "person: `{}` is not a captain of building `{}`",
+                            short(p),
+                            short(b)
+                        ));
+                    }
+                }
+            }
+        }
     }
 
     fn station_exists(&self, id: &str) -> bool {
@@ -246,6 +296,8 @@ impl Registry {
         scope.streets.dedup();
         scope.compounds.sort();
         scope.compounds.dedup();
+        scope.buildings.sort();
+        scope.buildings.dedup();
         let token = format!("{TOKEN_PREFIX}{}", secret::generate_secret());
         let scope_json = serde_json::to_string(&scope)
             .map_err(|e| EstateError::Corrupt(format!("token scope: {e}")))?;
@@ -363,6 +415,10 @@ street = "street-1"
 id = "cmp-1"
 name = "Elm"
 community = "com-1"
+[[buildings]]
+id = "b-1"
+name = "Block 1"
+compound = "cmp-1"
 "#,
         )
         .expect("estate");
@@ -453,6 +509,42 @@ community = "com-1"
             ),
             (new(Role::Vendor, TokenScope::default()), "vendor: required"),
             (
+                new(Role::Captain, TokenScope::default()),
+                "buildings: a captain needs",
+            ),
+            (
+                new(
+                    Role::Captain,
+                    TokenScope {
+                        buildings: vec!["b-9".into()],
+                        ..Default::default()
+                    },
+                ),
+                "buildings: unknown building `b-9`",
+            ),
+            (
+                new(
+                    Role::Captain,
+                    TokenScope {
+                        buildings: vec!["b-1".into()],
+                        person: Some("p-9".into()),
+                        ..Default::default()
+                    },
+                ),
+                "person: unknown person `p-9`",
+            ),
+            (
+                new(
+                    Role::Crew,
+                    TokenScope {
+                        station: Some("st-1".into()),
+                        buildings: vec!["b-1".into()],
+                        ..Default::default()
+                    },
+                ),
+                "buildings: does not apply to role crew",
+            ),
+            (
                 new(
                     Role::Dispatcher,
                     TokenScope {
@@ -489,6 +581,17 @@ community = "com-1"
             },
         ));
         assert!(ok.is_ok());
+        let captain = reg.create_token(&new(
+            Role::Captain,
+            TokenScope {
+                buildings: vec!["b-1".into(), "b-1".into()],
+                ..Default::default()
+            },
+        ));
+        assert_eq!(
+            captain.map(|c| c.info.scope.buildings).ok(),
+            Some(vec!["b-1".into()])
+        );
         // A dispatcher covers the whole estate without streets, or only its streets.
         for streets in [vec![], vec!["street-1".to_string()]] {
             let ok = reg.create_token(&new(

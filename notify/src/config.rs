@@ -2,15 +2,16 @@
 //! one channel. It is meant to be the hub config's `[notify]` section, so messages name
 //! keys as `notify.<path>`. Unknown keys are refused; secrets are redacted in `Debug`.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::NotifyError;
 
 /// A credential from the config (webhook secret, robot key or token, SMTP password, SMS
 /// gateway header). `Debug` shows `***`; the value is read only where it is used.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(transparent)]
 pub struct Secret(String);
 
@@ -30,18 +31,20 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotifyConfig {
     #[serde(default)]
     pub outbox: OutboxConfig,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub endpoints: BTreeMap<String, EndpointConfig>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OutboxConfig {
+    /// SQLite file of the outbox (pending deliveries, attempts, dead letters).
+    pub database: PathBuf,
     /// Attempts before a delivery is dead-lettered.
     pub max_attempts: u32,
     /// Delay before the second attempt; doubles per attempt up to `max_backoff`, with jitter.
@@ -62,6 +65,7 @@ pub struct OutboxConfig {
 impl Default for OutboxConfig {
     fn default() -> Self {
         OutboxConfig {
+            database: PathBuf::from("var/notify.db"),
             max_attempts: 10,
             initial_backoff: Duration::from_secs(5),
             max_backoff: Duration::from_secs(600),
@@ -94,7 +98,7 @@ impl ChannelKind {
 }
 
 /// One endpoint; `channel = "..."` picks the variant.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(tag = "channel", rename_all = "lowercase")]
 pub enum EndpointConfig {
     Webhook(WebhookConfig),
@@ -116,7 +120,7 @@ impl EndpointConfig {
     }
 }
 
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     pub url: String,
@@ -124,7 +128,7 @@ pub struct WebhookConfig {
     pub secret: Secret,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RobotFormat {
     #[default]
@@ -143,7 +147,7 @@ fn dingtalk_url() -> String {
     DINGTALK_URL.to_string()
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WecomConfig {
     /// The robot's send URL without its query (the key goes in `key`).
@@ -154,7 +158,7 @@ pub struct WecomConfig {
     pub format: RobotFormat,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DingtalkConfig {
     #[serde(default = "dingtalk_url")]
@@ -167,7 +171,7 @@ pub struct DingtalkConfig {
     pub format: RobotFormat,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmailConfig {
     pub host: String,
@@ -185,7 +189,7 @@ fn smtp_port() -> u16 {
     25
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SmsEncoding {
     /// Placeholders are JSON-string escaped (the template supplies the quotes).
@@ -195,7 +199,7 @@ pub enum SmsEncoding {
     Form,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum HttpMethod {
     Get,
@@ -204,7 +208,7 @@ pub enum HttpMethod {
     Put,
 }
 
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmsConfig {
     /// Gateway URL; may hold `{phone}` and `{text}` (percent-encoded when substituted).

@@ -20,7 +20,7 @@ pub use channel::webhook::{sign_webhook, verify_webhook, VerifyError};
 pub use channel::{Channels, SendError};
 pub use config::{ChannelKind, EndpointConfig, NotifyConfig, OutboxConfig, Secret};
 pub use message::{mask_email, mask_phone, Notification, Recipient};
-pub use outbox::{AttemptRecord, DeliveryRecord, DeliveryState, Enqueued, Outbox};
+pub use outbox::{AttemptEntry, AttemptRecord, DeliveryRecord, DeliveryState, Enqueued, Outbox};
 pub use worker::{Backoff, Dispatcher};
 
 use std::path::PathBuf;

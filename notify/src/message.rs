@@ -10,6 +10,9 @@ pub struct Notification {
     pub ticket_id: String,
     /// The escalation tier this notification belongs to (0 = at raise).
     pub tier: u32,
+    /// Reminder number within the tier (0 = the tier's first notice).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub round: u32,
     /// `P1`, `P2`, `P3`.
     pub priority: String,
     pub title: String,
@@ -17,6 +20,10 @@ pub struct Notification {
     /// A link the recipient can open (ticket page or one-time acknowledgement page).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Notification {
@@ -106,32 +113,9 @@ impl std::fmt::Debug for Recipient {
     }
 }
 
-/// `13812345678` -> `138****5678`; short numbers keep only their last two digits.
-pub fn mask_phone(phone: &str) -> String {
-    let chars: Vec<char> = phone.chars().collect();
-    let n = chars.len();
-    if n >= 7 {
-        let head: String = chars[..3].iter().collect();
-        let tail: String = chars[n - 4..].iter().collect();
-        format!("{head}****{tail}")
-    } else if n > 2 {
-        let tail: String = chars[n - 2..].iter().collect();
-        format!("****{tail}")
-    } else {
-        "****".to_string()
-    }
-}
-
-/// `zhang.san@example.com` -> `z***@example.com`.
-pub fn mask_email(email: &str) -> String {
-    match email.split_once('@') {
-        Some((local, domain)) => {
-            let first: String = local.chars().take(1).collect();
-            format!("{first}***@{domain}")
-        }
-        None => "***".to_string(),
-    }
-}
+// One masking for the whole hub: the estate's (people's contacts are masked the same way
+// in the API, logs and the delivery record).
+pub use steward_estate::people::{mask_email, mask_phone};
 
 #[cfg(test)]
 mod tests {

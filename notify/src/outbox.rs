@@ -127,6 +127,28 @@ pub struct AttemptRecord {
     pub error: Option<String>,
 }
 
+/// An attempt with its id and its delivery's tier, key and recipient id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttemptEntry {
+    pub id: i64,
+    pub tier: u32,
+    pub key: String,
+    pub recipient_id: String,
+    pub record: AttemptRecord,
+}
+
+impl AttemptEntry {
+    /// The reminder round, read back from the key ([`delivery_key`]).
+    pub fn round(&self) -> u32 {
+        self.key
+            .split('/')
+            .nth(2)
+            .and_then(|p| p.strip_prefix('r'))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
 /// A pending delivery the worker sends.
 #[derive(Debug, Clone)]
 pub struct DueDelivery {
@@ -153,7 +175,14 @@ pub struct Outbox {
 
 /// The idempotency key of a delivery.
 pub fn delivery_key(n: &Notification, recipient: &Recipient, endpoint: &str) -> String {
-    format!("{}/{}/{}/{}", n.ticket_id, n.tier, recipient.id, endpoint)
+    if n.round == 0 {
+        format!("{}/{}/{}/{}", n.ticket_id, n.tier, recipient.id, endpoint)
+    } else {
+        format!(
+            "{}/{}/r{}/{}/{}",
+            n.ticket_id, n.tier, n.round, recipient.id, endpoint
+        )
+    }
 }
 
 const RECORD_COLUMNS: &str = "id, idem_key, ticket_id, tier, recipient_id, recipient_masked, \
@@ -428,6 +457,43 @@ impl Outbox {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
+    /// Attempts recorded after attempt id `after_id`, oldest first, at most `limit`, with
+    /// their delivery's tier and key: a follower copies them elsewhere (an audit trail, a
+    /// time-series table) and keeps the last id it copied.
+    pub fn attempts_after(
+        &self,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<AttemptEntry>, NotifyError> {
+        let conn = self.conn.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT a.id, d.tier, d.idem_key, d.recipient_id, a.delivery_id, a.ticket_id,
+                    a.attempt, a.at_ms, a.endpoint, a.channel, a.recipient, a.outcome, a.error
+             FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
+             WHERE a.id > ?1 ORDER BY a.id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![after_id, limit as i64], |r| {
+            Ok(AttemptEntry {
+                id: r.get(0)?,
+                tier: r.get(1)?,
+                key: r.get(2)?,
+                recipient_id: r.get(3)?,
+                record: AttemptRecord {
+                    delivery_id: r.get(4)?,
+                    ticket_id: r.get(5)?,
+                    attempt: r.get(6)?,
+                    at_ms: r.get(7)?,
+                    endpoint: r.get(8)?,
+                    channel: r.get(9)?,
+                    recipient: r.get(10)?,
+                    outcome: r.get(11)?,
+                    error: r.get(12)?,
+                },
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
     /// Deliveries per state: (pending, delivered, dead).
     pub fn counts(&self) -> Result<(u64, u64, u64), NotifyError> {
         let conn = self.conn.lock();
@@ -448,6 +514,7 @@ mod tests {
         Notification {
             ticket_id: ticket.into(),
             tier,
+            round: 0,
             priority: "P1".into(),
             title: "trapped passenger".into(),
             text: "lift-1".into(),

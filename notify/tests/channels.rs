@@ -23,6 +23,7 @@ fn notification() -> Notification {
     Notification {
         ticket_id: "T-42".into(),
         tier: 0,
+        round: 0,
         priority: "P1".into(),
         title: "电梯困人 trapped passenger".into(),
         text: "Building 3, lift A, floor 7".into(),

@@ -69,6 +69,7 @@ fn notification(ticket: usize) -> Notification {
     Notification {
         ticket_id: format!("T-{ticket}"),
         tier: 0,
+        round: 0,
         priority: "P1".into(),
         title: "trapped passenger".into(),
         text: format!("lift {ticket}"),

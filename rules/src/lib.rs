@@ -12,6 +12,8 @@
 //!   per-device state there across restarts.
 //! - [`backtest`]: replay QuestDB history through a pack.
 //! - [`DeviceStates`]: the latest state of every device, read by the API.
+//! - [`screen`]: maintenance windows and lift modes hold back tickets of rules that are
+//!   not `life_safety` (recorded as `suppressed` ticket events and counted).
 //!
 //! Boundaries: rules consume what ingest decoded (through [`steward_estate::DecodedSink`]);
 //! they own no ticket logic (lifecycle, SLA, rating and the event log are
@@ -25,18 +27,20 @@ mod metrics;
 mod pack;
 mod service;
 mod state;
+mod suppress;
 
 pub use backtest::{
     backtest, backtest_decoded, event_rows, status_rows, telemetry_rows, BacktestTicket,
 };
 pub use engine::{Action, Engine, Notification};
-pub use metrics::RulesMetrics;
+pub use metrics::{ReasonLabel, RulesMetrics};
 pub use pack::{CommandDef, CommandTarget, Rule, RulePack, DEFAULT_PACK};
 pub use service::{
     CommandSink, Dispatcher, NoCommands, RulesConfig, RulesHandle, RulesService, RulesSink,
 };
 pub use state::{DeviceState, DeviceStates, Liveness};
 pub use steward_estate::clock::{Clock, ManualClock, SystemClock};
+pub use suppress::{screen, under_maintenance, Because, Suppressed, MAINTENANCE_MODES};
 
 use std::path::PathBuf;
 

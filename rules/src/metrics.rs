@@ -33,6 +33,22 @@ pub struct RulesMetrics {
     pub reload_errors: Counter,
     /// Devices with rule state.
     pub devices: Gauge,
+    /// Tickets not opened: a maintenance window (`window`) or the device's mode
+    /// (`device_mode`).
+    pub suppressed: Family<ReasonLabel, Counter>,
+}
+
+/// Why a rule's ticket was suppressed: `window` or `device_mode`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+impl RulesMetrics {
+    /// Suppressed tickets so far for `reason` (`window` or `device_mode`).
+    pub fn suppressed(&self, reason: &'static str) -> u64 {
+        self.suppressed.get_or_create(&ReasonLabel { reason }).get()
+    }
 }
 
 impl RulesMetrics {
@@ -111,6 +127,14 @@ impl RulesMetrics {
             m.reload_errors.clone(),
         );
         r.register("devices", "Devices with rule state", m.devices.clone());
+        for reason in ["window", "device_mode"] {
+            let _ = m.suppressed.get_or_create(&ReasonLabel { reason });
+        }
+        r.register(
+            "suppressed",
+            "Tickets rules did not open: maintenance window or device mode",
+            m.suppressed.clone(),
+        );
         m
     }
 

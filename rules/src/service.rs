@@ -3,8 +3,9 @@
 //! ticket desk, which publishes what happened as [`TicketEvent`]s.
 
 use crate::engine::{Action, Engine, Notification};
-use crate::metrics::RulesMetrics;
+use crate::metrics::{ReasonLabel, RulesMetrics};
 use crate::pack::{pack_files, RulePack};
+use crate::suppress::{self, Suppressed};
 use crate::RulesError;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -207,6 +208,36 @@ impl Dispatcher {
             escalation_level: 1,
             audience: self.desk.sla_policy().level_name(1),
             message: n.message,
+        });
+    }
+
+    /// A ticket a rule would have opened on a device under maintenance: counted, logged
+    /// and published as a `suppressed` ticket event (no ticket, not an alert), which
+    /// lands in QuestDB's `ticket_events` like every other.
+    pub fn suppressed(&self, s: Suppressed) {
+        self.metrics
+            .suppressed
+            .get_or_create(&ReasonLabel {
+                reason: s.because.label(),
+            })
+            .inc();
+        let why = s.because.describe();
+        info!(device = %s.device_id, rule = %s.rule_id, priority = %s.priority, because = %why, "ticket suppressed");
+        self.desk.publish(TicketEvent {
+            event_id: None,
+            kind: TicketEventKind::Suppressed,
+            ts_ms: s.ts_ms,
+            ticket_id: None,
+            topic: steward_tickets::alerts_topic(&s.station),
+            device_id: s.device_id,
+            rule_id: s.rule_id,
+            station: s.station,
+            compound: s.compound,
+            priority: s.priority,
+            state: None,
+            escalation_level: 0,
+            audience: s.because.audience(),
+            message: format!("{} {}: suppressed by {why}", s.priority, s.title),
         });
     }
 
@@ -552,12 +583,34 @@ impl Worker {
 
     fn on_decoded(&mut self, d: &Decoded) {
         let actions = self.evaluate(|e, dir| e.on_decoded(d, dir));
+        let actions = self.screen(actions);
         self.dispatcher.apply(actions);
+    }
+
+    /// Hold back what would open tickets on devices under maintenance (suppress.rs).
+    fn screen(&self, actions: Vec<Action>) -> Vec<Action> {
+        if !actions
+            .iter()
+            .any(|a| matches!(a, Action::Raise(_) | Action::Notify(_)))
+        {
+            return actions;
+        }
+        let windows = self.registry.windows();
+        let dir = self.registry.directory();
+        let engine = &self.engine;
+        let (kept, held) = suppress::screen(actions, engine.pack(), &windows, &dir, &|id| {
+            engine.mode_of(id)
+        });
+        for s in held {
+            self.dispatcher.suppressed(s);
+        }
+        kept
     }
 
     fn tick(&mut self) {
         let now_ms = self.clock.now_ms();
         let actions = self.evaluate(|e, dir| e.tick(now_ms, dir));
+        let actions = self.screen(actions);
         // A tick can open or resolve tickets for thousands of silent devices at once.
         self.dispatcher.desk.begin_batch();
         self.dispatcher.apply(actions);

@@ -32,7 +32,9 @@ async fn run_demo(a: DemoArgs) -> Result<()> {
     let temp = tempfile::tempdir()?;
     let dir = a.dir.unwrap_or_else(|| temp.path().to_path_buf());
     std::fs::create_dir_all(&dir)?;
-    let cfg = demo::demo_config(&dir, a.mqtt_port, a.api_port)?;
+    let mut cfg = demo::demo_config(&dir, a.mqtt_port, a.api_port)?;
+    let (inbox, inbox_task) = super::inbox::start().await?;
+    demo::with_demo_inbox(&mut cfg, &format!("http://{inbox}/"))?;
     eprintln!("starting QuestDB and the hub (the first run fetches the QuestDB jar with Maven)...");
     let hub = Hub::start(cfg).await?;
     let estate = EstateFile::parse(demo::DEMO_ESTATE)?;
@@ -78,6 +80,7 @@ async fn run_demo(a: DemoArgs) -> Result<()> {
         m.rejected_total(),
         m.storage.rows_written.get()
     );
+    inbox_task.abort();
     drop(temp);
     Ok(())
 }
@@ -154,9 +157,15 @@ fn print_banner(hub: &Hub, estate: &EstateFile) {
     );
     println!("  curl http://{}/metrics", hub.api_addr);
     println!(
+        "  curl -H 'Authorization: Bearer {}' http://{}/api/v1/stations/st-riverside/on-call",
+        hub.admin_token, hub.api_addr
+    );
+    println!(
         "  curl -G http://{}/exec --data-urlencode 'query=SELECT * FROM lift_telemetry LIMIT -10'",
         hub.questdb_http
     );
+    println!("Notifications to the estate's people (escalation) print here as `notify ...`");
+    println!("lines; open a link in a browser to acknowledge that ticket.");
     println!("Ctrl-C stops the demo.");
     println!();
 }

@@ -11,7 +11,7 @@ use steward_estate::Registry;
 pub enum TokenCommand {
     /// Create a token and print it; only its hash is stored.
     Create {
-        /// admin, manager, crew, vendor or dispatcher.
+        /// admin, manager, crew, vendor, captain or dispatcher.
         #[arg(long)]
         role: steward_estate::Role,
         /// Who holds it.
@@ -30,6 +30,12 @@ pub enum TokenCommand {
         /// Vendor: its vendor name as devices carry it.
         #[arg(long)]
         vendor: Option<String>,
+        /// Captain: a building it reports for (repeatable).
+        #[arg(long)]
+        building: Vec<String>,
+        /// Captain: the person (estate `people` id) it is.
+        #[arg(long)]
+        person: Option<String>,
         #[arg(long, short, default_value = "steward.toml")]
         config: PathBuf,
     },
@@ -55,6 +61,8 @@ pub fn run(cmd: TokenCommand) -> Result<()> {
             compound,
             station,
             vendor,
+            building,
+            person,
             config,
         } => {
             let issued = registry(&config)?.create_token(&steward_estate::NewToken {
@@ -65,6 +73,8 @@ pub fn run(cmd: TokenCommand) -> Result<()> {
                     compounds: compound,
                     station,
                     vendor,
+                    buildings: building,
+                    person,
                 },
             })?;
             eprintln!(

@@ -70,10 +70,93 @@ const SECTIONS: &[(&str, &str)] = &[
         "SLA targets per priority: time to acknowledge, to be on site, to resolve. An \
          unset target means none for that stage.",
     ),
+    (
+        "notify",
+        "Where notifications go: named endpoints on a channel (signed webhook, WeCom or \
+         DingTalk group robot, SMTP email, SMS gateway), and the delivery outbox \
+         (docs/notifications.md). People name the endpoints they are reached on in the \
+         estate file.",
+    ),
+    (
+        "notify.outbox",
+        "The durable delivery outbox: retries with exponential backoff and jitter, then a \
+         dead letter.",
+    ),
+    (
+        "escalation",
+        "Escalation to people: who is told at raise and who next while nobody \
+         acknowledges (docs/escalation.md), and the one-time acknowledgement links.",
+    ),
 ];
 
 /// Every key, in the order printed within its table.
 const KEYS: &[Key] = &[
+    unset(
+        "notify.endpoints",
+        "{ crew-hook = { channel = \"webhook\", url = \"https://crew.example/steward\", secret = \"change-me\" } }",
+        "Named endpoints, usually written as one table each: `[notify.endpoints.crew-hook]` \
+         with `channel` = webhook, wecom, dingtalk, email or sms and that channel's keys \
+         (docs/notifications.md lists them).",
+    ),
+    key(
+        "notify.outbox.database",
+        "SQLite file of pending deliveries, attempts and dead letters.",
+    ),
+    key(
+        "notify.outbox.max_attempts",
+        "Attempts before a delivery becomes a dead letter (listed by the API).",
+    ),
+    key(
+        "notify.outbox.initial_backoff",
+        "Delay before the second attempt; it doubles per attempt, with jitter.",
+    ),
+    key("notify.outbox.max_backoff", "Longest delay between attempts."),
+    key(
+        "notify.outbox.poll_interval",
+        "How often the worker looks for due deliveries when nothing wakes it.",
+    ),
+    key(
+        "notify.outbox.batch",
+        "Deliveries sent at once, so one slow endpoint does not hold up the others.",
+    ),
+    key(
+        "notify.outbox.request_timeout",
+        "Timeout of one HTTP request or SMTP session.",
+    ),
+    key(
+        "escalation.enabled",
+        "Notify people at all; tickets, their MQTT alerts and the SSE stream do not depend \
+         on it.",
+    ),
+    unset(
+        "escalation.policy",
+        "\"escalation.toml\"",
+        "Escalation policy file (TOML, reloaded when it changes); unset means the built-in \
+         policy (P1: on-call crew member and building captain at once, station head at \
+         +5 min, street duty officer at +15 min, district at +30 min).",
+    ),
+    key(
+        "escalation.database",
+        "SQLite file of used acknowledgement links; the link key is kept next to it.",
+    ),
+    unset(
+        "escalation.public_url",
+        "\"https://steward.example.com\"",
+        "Address people open acknowledgement links at; unset means the API's own address, \
+         which phones outside the LAN cannot reach.",
+    ),
+    key("escalation.link_ttl", "How long an acknowledgement link works."),
+    unset(
+        "escalation.link_secret",
+        "\"a-long-random-string\"",
+        "Key that signs acknowledgement links (at least 16 characters); unset means a \
+         random key kept next to escalation.database.",
+    ),
+    key(
+        "escalation.tick",
+        "How often the ladder looks for due steps and copies delivery attempts to the \
+         audit trail.",
+    ),
     key(
         "estate.file",
         "Estate file (TOML) loaded into the registry at start-up; relative paths are taken \

@@ -91,6 +91,8 @@ pub fn hub_config(dir: &std::path::Path, estate: &str) -> Result<HubConfig> {
     config.estate.file = Some(dir.join("estate.toml"));
     config.estate.database = dir.join("steward.db");
     config.rules.database = dir.join("tickets.db");
+    config.notify.outbox.database = dir.join("notify.db");
+    config.escalation.database = dir.join("escalation.db");
     config.ingest.spool_dir = dir.join("spool");
     config.ingest.flush_interval = Duration::from_millis(50);
     config.broker.v4_listen = "127.0.0.1:0".parse()?;

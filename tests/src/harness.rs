@@ -58,6 +58,8 @@ impl HubSandbox {
         config.questdb.managed.root = Some(dir.path().join("questdb"));
         config.questdb.managed.max_heap = "512m".into();
         config.rules.database = dir.path().join("tickets.db");
+        config.notify.outbox.database = dir.path().join("notify.db");
+        config.escalation.database = dir.path().join("escalation.db");
         config.ingest.spool_dir = dir.path().join("spool");
         config.ingest.flush_interval = Duration::from_millis(50);
         tweak(&mut config);

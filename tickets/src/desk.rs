@@ -166,14 +166,21 @@ impl TicketDesk {
     /// A resident's report, timestamped by the desk's clock: opens (or adds to) a ticket
     /// for the compound's station and publishes it like a rule's, so crews are alerted the
     /// same way.
-    pub fn report(&self, mut r: ResidentReport) -> Result<RaiseOutcome, TicketError> {
+    pub fn report(&self, r: ResidentReport) -> Result<RaiseOutcome, TicketError> {
+        self.report_by(r, RESIDENT_ACTOR)
+    }
+
+    /// [`Self::report`] filed by someone known (a building captain, `captain:<who>`),
+    /// recorded under `actor` in the audit trail.
+    pub fn report_by(
+        &self,
+        mut r: ResidentReport,
+        actor: &str,
+    ) -> Result<RaiseOutcome, TicketError> {
         r.ts_ms = self.now_ms();
-        let o = self
-            .inner
-            .store
-            .report(&r, &self.inner.policy, RESIDENT_ACTOR)?;
+        let o = self.inner.store.report(&r, &self.inner.policy, actor)?;
         if o.created {
-            info!(ticket = o.ticket.id, compound = %r.compound, category = %r.category, station = %r.station, "ticket opened by a resident report");
+            info!(ticket = o.ticket.id, compound = %r.compound, category = %r.category, station = %r.station, actor, "ticket opened by a report");
         }
         self.announce_raise(&o, r.ts_ms, r.title.clone());
         Ok(o)

@@ -30,6 +30,10 @@ pub enum TicketEventKind {
     Escalated,
     /// A rule's notification for the station.
     Notification,
+    /// What a rule would have raised during a maintenance window or while the device
+    /// reported a maintenance mode: no ticket, only this record (`audience` is
+    /// `window:<id>` or `mode:<mode>`).
+    Suppressed,
 }
 
 impl TicketEventKind {
@@ -42,6 +46,7 @@ impl TicketEventKind {
             TicketEventKind::Reminder => "reminder",
             TicketEventKind::Escalated => "escalated",
             TicketEventKind::Notification => "notification",
+            TicketEventKind::Suppressed => "suppressed",
         }
     }
 

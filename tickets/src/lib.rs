@@ -37,7 +37,7 @@ pub use sla::{SlaConfig, SlaEvent, SlaPolicy, SlaStage, Targets};
 pub use sqlite::SqliteTicketStore;
 pub use state::{
     AuditRecord, ClearOutcome, RaiseOutcome, ResidentReport, Ticket, TicketDetail, TicketFilter,
-    TicketScope, TicketState, RESIDENT_KIND,
+    TicketScope, TicketState, CAPTAIN_KIND, RESIDENT_KIND,
 };
 pub use store::TicketStore;
 

@@ -186,7 +186,8 @@ pub struct TicketFilter {
     /// Skip this many of the matching tickets first (paging).
     pub offset: Option<u32>,
     /// Restrict to what a caller may see: when set, a ticket must be routed to one of
-    /// `stations` or belong to one of `compounds`. Empty lists then match nothing.
+    /// `stations`, belong to one of `compounds` or be of one of `buildings`. Empty lists
+    /// then match nothing.
     pub within: Option<TicketScope>,
 }
 
@@ -196,6 +197,8 @@ pub struct TicketFilter {
 pub struct TicketScope {
     pub stations: Vec<String>,
     pub compounds: Vec<String>,
+    /// A building captain's buildings.
+    pub buildings: Vec<String>,
 }
 
 /// A fault reported by a resident (not by a device): opens a ticket for the compound's
@@ -213,18 +216,44 @@ pub struct ResidentReport {
     /// Description, location and contact as the resident gave them.
     pub detail: String,
     pub ts_ms: i64,
+    /// Set when a building captain files the report: the ticket is the building's
+    /// (kind `captain`), kept apart from residents' reports of the compound.
+    pub building: Option<String>,
 }
 
 impl ResidentReport {
-    /// Pseudo device id of a compound's resident reports (no device is involved).
+    /// Pseudo device id of a compound's resident reports, or of a building's captain
+    /// reports (no device is involved).
     pub fn device_id(&self) -> String {
-        format!("resident:{}", self.compound)
+        match &self.building {
+            Some(b) => format!("captain:{b}"),
+            None => format!("resident:{}", self.compound),
+        }
     }
 
+    /// A captain's P1 and P2 of one category are separate tickets, so a P1 is never
+    /// folded into an open P2.
     pub fn rule_id(&self) -> String {
-        format!("resident-{}", self.category)
+        match &self.building {
+            Some(_) => format!(
+                "captain-{}-{}",
+                self.category,
+                self.priority.as_str().to_ascii_lowercase()
+            ),
+            None => format!("resident-{}", self.category),
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match &self.building {
+            Some(_) => CAPTAIN_KIND,
+            None => RESIDENT_KIND,
+        }
     }
 }
+
+/// Ticket kind of building captains' hazard reports.
+pub const CAPTAIN_KIND: &str = "captain";
 
 /// Ticket kind of resident reports.
 pub const RESIDENT_KIND: &str = "resident";

@@ -59,6 +59,17 @@ pub trait TicketStore: Send + Sync {
 
     fn ticket(&self, id: i64) -> Result<Ticket, TicketError>;
 
+    /// Add a record to a ticket's audit trail that moves nothing (a notification sent, a
+    /// delivery attempt); an unknown ticket is an error.
+    fn add_audit(
+        &self,
+        id: i64,
+        ts_ms: i64,
+        actor: &str,
+        action: &str,
+        note: &str,
+    ) -> Result<(), TicketError>;
+
     /// A ticket with its audit trail, oldest record first.
     fn get(&self, id: i64) -> Result<TicketDetail, TicketError>;
 

@@ -31,6 +31,7 @@ fn raise(device: &str, p: Priority, ts: i64) -> Raise {
 fn report(detail: &str, ts: i64) -> ResidentReport {
     ResidentReport {
         compound: "cmp-1".into(),
+        building: None,
         station: "st-north".into(),
         category: "lift".into(),
         priority: Priority::P2,

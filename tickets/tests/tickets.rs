@@ -477,6 +477,7 @@ fn resident_reports_open_one_ticket_per_compound_and_category() {
         title: "resident report: lift".into(),
         detail: detail.into(),
         ts_ms: ts,
+        building: None,
     };
     let first = s
         .report(
@@ -518,6 +519,62 @@ fn resident_reports_open_one_ticket_per_compound_and_category() {
 }
 
 #[test]
+fn captain_reports_are_the_buildings_and_kept_apart_by_priority() {
+    let s = SqliteTicketStore::open_in_memory().unwrap();
+    let report = |priority: Priority, building: Option<&str>, ts: i64| ResidentReport {
+        compound: "cmp-1".into(),
+        station: "st-north".into(),
+        category: "fire_safety".into(),
+        priority,
+        title: "hazard".into(),
+        detail: "smoke in the stairwell".into(),
+        ts_ms: ts,
+        building: building.map(String::from),
+    };
+    let p2 = s
+        .report(
+            &report(Priority::P2, Some("b-1"), T0),
+            &policy(),
+            "captain:p-chen",
+        )
+        .unwrap();
+    let p1 = s
+        .report(
+            &report(Priority::P1, Some("b-1"), T0 + 1),
+            &policy(),
+            "captain:p-chen",
+        )
+        .unwrap();
+    let resident = s
+        .report(
+            &report(Priority::P2, None, T0 + 2),
+            &policy(),
+            RESIDENT_ACTOR,
+        )
+        .unwrap();
+    assert!(p2.created && p1.created && resident.created);
+    assert_eq!(p1.ticket.kind, CAPTAIN_KIND);
+    assert_eq!(p1.ticket.building, "b-1");
+    assert_eq!(p1.ticket.priority, Priority::P1);
+    assert_eq!(resident.ticket.building, "");
+    let audit = s.get(p1.ticket.id).unwrap().audit;
+    assert_eq!(audit[0].actor, "captain:p-chen");
+    let mine: Vec<i64> = s
+        .list(&TicketFilter {
+            within: Some(TicketScope {
+                buildings: vec!["b-1".into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(mine, vec![p1.ticket.id, p2.ticket.id]);
+}
+
+#[test]
 fn list_filters_any_of_states_scope_and_paging() {
     let s = SqliteTicketStore::open_in_memory().unwrap();
     let mut ids = Vec::new();
@@ -553,6 +610,7 @@ fn list_filters_any_of_states_scope_and_paging() {
             within: Some(TicketScope {
                 stations: vec![],
                 compounds: vec!["cmp-1".into(), "cmp-3".into()],
+                buildings: vec![],
             }),
             ..Default::default()
         }),
@@ -563,6 +621,7 @@ fn list_filters_any_of_states_scope_and_paging() {
             within: Some(TicketScope {
                 stations: vec!["st-acme".into()],
                 compounds: vec![],
+                buildings: vec![],
             }),
             ..Default::default()
         }),

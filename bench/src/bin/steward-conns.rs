@@ -311,6 +311,8 @@ fn hub_config(dir: &std::path::Path) -> Result<steward::HubConfig> {
     config.estate.file = Some(dir.join("estate.toml"));
     config.estate.database = dir.join("steward.db");
     config.rules.database = dir.join("tickets.db");
+    config.notify.outbox.database = dir.join("notify.db");
+    config.escalation.database = dir.join("escalation.db");
     config.ingest.spool_dir = dir.join("spool");
     config.questdb.managed.root = Some(dir.join("questdb"));
     config.questdb.managed.max_heap = "1g".into();

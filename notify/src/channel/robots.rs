@@ -156,6 +156,7 @@ mod tests {
         let n = Notification {
             ticket_id: "t".into(),
             tier: 0,
+            round: 0,
             priority: "P1".into(),
             title: "困人".into(),
             text: "梯".repeat(2000),

@@ -88,6 +88,8 @@ pub struct WebhookBody<'a> {
     pub delivery: &'a str,
     pub ticket_id: &'a str,
     pub tier: u32,
+    /// Reminder number within the tier (0 = first notice).
+    pub round: u32,
     pub priority: &'a str,
     pub title: &'a str,
     pub text: &'a str,
@@ -114,6 +116,7 @@ pub(crate) async fn send(
         delivery: d.key,
         ticket_id: &n.ticket_id,
         tier: n.tier,
+        round: n.round,
         priority: &n.priority,
         title: &n.title,
         text: &n.text,

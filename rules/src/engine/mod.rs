@@ -199,6 +199,20 @@ impl Engine {
             .is_some_and(|r| r.active)
     }
 
+    /// The device's latest reported `mode` (lifts and gates), from its saved state, so it
+    /// survives restarts like every other value.
+    pub fn mode_of(&self, device_id: &str) -> Option<&'static str> {
+        let data = &self.devices.get(device_id)?.data;
+        let specs = catalog::metrics(data.kind);
+        let pos = specs.iter().position(|m| m.name == "mode")?;
+        match (data.values.get(pos), specs[pos].ty) {
+            (Some(Some((Val::E(i), _))), MetricType::Enum(allowed)) => {
+                allowed.get(usize::from(*i)).copied()
+            }
+            _ => None,
+        }
+    }
+
     /// Swap in a new pack. Per-device state of rules whose id still exists is kept; when
     /// a rule's condition changed, only whether it is active is kept (its timers restart),
     /// so a changed rule neither re-raises nor loses track of an open condition.

@@ -23,6 +23,10 @@
 //! | learned baseline | `metric`, `op`, `baseline_share`, `while` (bool metric), `min_samples` |
 //! | combinations | `all = [..]`, `any = [..]` |
 //! | compound scope | `compound = "<kind>"`, `where = {condition}` (flag, enum, threshold, status, all, any) |
+//!
+//! A rule with `life_safety = true` (default false) is never suppressed: a maintenance
+//! window or a lift in `inspection` / `out_of_service` mode keeps other rules from opening
+//! tickets, never these (docs/maintenance-windows.md). Commands are never suppressed.
 
 mod cond;
 
@@ -182,6 +186,9 @@ pub struct Rule {
     pub notify: bool,
     pub ticket: bool,
     pub commands: Vec<CommandDef>,
+    /// Never suppressed by a maintenance window or a device mode (trapped passenger,
+    /// fire, CO): see docs/maintenance-windows.md.
+    pub life_safety: bool,
     /// File the rule came from.
     pub file: String,
     /// Hash of the condition: state is only carried across a reload when it is unchanged.
@@ -402,6 +409,7 @@ const RULE_KEYS: &[&str] = &[
     "ticket",
     "condition",
     "command",
+    "life_safety",
 ];
 
 #[derive(Default)]
@@ -463,6 +471,7 @@ impl RuleCx<'_> {
         let source = self.str(t, "source")?.unwrap_or_default().to_string();
         let notify = self.bool(t, "notify", true)?;
         let ticket = self.bool(t, "ticket", true)?;
+        let life_safety = self.bool(t, "life_safety", false)?;
         let cond = t
             .get("condition")
             .ok_or_else(|| self.err("condition", "missing"))?;
@@ -516,6 +525,7 @@ impl RuleCx<'_> {
             notify,
             ticket,
             commands,
+            life_safety,
             file: self.file.to_string(),
             fingerprint: fnv1a(cond.to_string().as_bytes()),
             momentary,

@@ -1,6 +1,8 @@
 //! Rows to ILP: one function per kind of row, each appending to a questdb-rs buffer.
 
-use super::schema::{EVENTS_TABLE, REJECTS_TABLE, STATUS_TABLE, TICKET_EVENTS_TABLE};
+use super::schema::{
+    EVENTS_TABLE, NOTIFICATION_EVENTS_TABLE, REJECTS_TABLE, STATUS_TABLE, TICKET_EVENTS_TABLE,
+};
 use questdb::ingress::{Buffer, ColumnName, TableName, TimestampMicros};
 use steward_estate::model::{DeviceEvent, Reading, StatusChange, Value};
 
@@ -124,6 +126,45 @@ pub fn append_ticket_event(buf: &mut Buffer, e: &TicketEventRow) -> IlpResult {
         buf.column_i64("escalation_level", e.escalation_level)?
             .column_str("message", e.message)?
             .at(micros(e.ts_ms))
+    })
+}
+
+/// One notification delivery attempt for `notification_events`.
+pub struct NotificationEventRow<'a> {
+    pub ts_ms: i64,
+    pub attempt_id: i64,
+    pub ticket_id: Option<i64>,
+    pub tier: i64,
+    pub round: i64,
+    pub recipient_id: &'a str,
+    /// Masked contact, as the outbox records it.
+    pub recipient: &'a str,
+    pub endpoint: &'a str,
+    pub channel: &'a str,
+    pub outcome: &'a str,
+    pub attempt: i64,
+    pub error: Option<&'a str>,
+}
+
+pub fn append_notification_event(buf: &mut Buffer, e: &NotificationEventRow) -> IlpResult {
+    guarded(buf, |buf| {
+        buf.table(NOTIFICATION_EVENTS_TABLE)?
+            .symbol("recipient_id", e.recipient_id)?
+            .symbol("endpoint", e.endpoint)?
+            .symbol("channel", e.channel)?
+            .symbol("outcome", e.outcome)?
+            .column_i64("attempt_id", e.attempt_id)?;
+        if let Some(id) = e.ticket_id {
+            buf.column_i64("ticket_id", id)?;
+        }
+        buf.column_i64("tier", e.tier)?
+            .column_i64("round", e.round)?
+            .column_str("recipient", e.recipient)?
+            .column_i64("attempt", e.attempt)?;
+        if let Some(err) = e.error {
+            buf.column_str("error", err)?;
+        }
+        buf.at(micros(e.ts_ms))
     })
 }
 

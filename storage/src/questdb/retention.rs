@@ -4,7 +4,8 @@
 //! and the wall clock, so a reading with a future timestamp cannot wipe a table.
 
 use super::schema::{
-    rollup_view, Rollup, EVENTS_TABLE, REJECTS_TABLE, STATUS_TABLE, TICKET_EVENTS_TABLE,
+    rollup_view, Rollup, EVENTS_TABLE, NOTIFICATION_EVENTS_TABLE, REJECTS_TABLE, STATUS_TABLE,
+    TICKET_EVENTS_TABLE,
 };
 use serde::{Deserialize, Serialize};
 use steward_estate::DeviceKind;
@@ -23,7 +24,7 @@ pub struct RetentionConfig {
     pub device_status_days: u32,
     /// `rejects`.
     pub rejects_days: u32,
-    /// `ticket_events` (partitioned by month).
+    /// `ticket_events` and `notification_events` (partitioned by month).
     pub ticket_events_months: u32,
     /// Hourly rollups `<kind>_telemetry_1h` (partitioned by month).
     pub hourly_months: u32,
@@ -133,6 +134,11 @@ impl RetentionConfig {
         v.push(table(REJECTS_TABLE, days(self.rejects_days)));
         v.push(table(
             TICKET_EVENTS_TABLE,
+            months(self.ticket_events_months),
+        ));
+        // Who was told is part of the ticket's record: kept as long as its events.
+        v.push(table(
+            NOTIFICATION_EVENTS_TABLE,
             months(self.ticket_events_months),
         ));
         for k in DeviceKind::ALL {

@@ -9,6 +9,7 @@ pub const EVENTS_TABLE: &str = "device_events";
 pub const STATUS_TABLE: &str = "device_status";
 pub const REJECTS_TABLE: &str = "rejects";
 pub const TICKET_EVENTS_TABLE: &str = "ticket_events";
+pub const NOTIFICATION_EVENTS_TABLE: &str = "notification_events";
 
 pub fn telemetry_ddl(kind: DeviceKind) -> String {
     let mut cols = vec![
@@ -54,6 +55,14 @@ pub fn all_ddl() -> Vec<String> {
          device_id SYMBOL CAPACITY 65536 CACHE, rule_id SYMBOL, station SYMBOL, compound_id SYMBOL, \
          priority SYMBOL, state SYMBOL, escalation_level LONG, audience SYMBOL, message VARCHAR) \
          TIMESTAMP(ts) PARTITION BY MONTH WAL"
+    ));
+    // One row per delivery attempt: that a crew was told, when, how and with what result.
+    // DEDUP on the attempt id: a copy sent again after a crash is one row.
+    v.push(format!(
+        "CREATE TABLE IF NOT EXISTS {NOTIFICATION_EVENTS_TABLE} (ts TIMESTAMP, attempt_id LONG, \
+         ticket_id LONG, tier LONG, round LONG, recipient_id SYMBOL, recipient VARCHAR, \
+         endpoint SYMBOL, channel SYMBOL, outcome SYMBOL, attempt LONG, error VARCHAR) \
+         TIMESTAMP(ts) PARTITION BY MONTH WAL DEDUP UPSERT KEYS(ts, attempt_id)"
     ));
     v.extend(rollup_ddls());
     v

@@ -18,7 +18,6 @@ use crate::request::{Clear, Raise};
 use crate::sla::{SlaEvent, SlaPolicy};
 use crate::state::{
     ClearOutcome, RaiseOutcome, ResidentReport, Ticket, TicketDetail, TicketFilter, TicketState,
-    RESIDENT_KIND,
 };
 use crate::{TicketError, TicketStore};
 use lifecycle::NewTicket;
@@ -110,9 +109,9 @@ impl TicketStore for SqliteTicketStore {
         let new = NewTicket {
             device_id: &device_id,
             rule_id: &rule_id,
-            kind: RESIDENT_KIND,
+            kind: r.kind(),
             compound: &r.compound,
-            building: "",
+            building: r.building.as_deref().unwrap_or(""),
             station: &r.station,
             priority: r.priority,
             title: &r.title,
@@ -139,6 +138,20 @@ impl TicketStore for SqliteTicketStore {
 
     fn ticket(&self, id: i64) -> Result<Ticket, TicketError> {
         read::ticket(&self.conn.lock(), id)
+    }
+
+    fn add_audit(
+        &self,
+        id: i64,
+        ts_ms: i64,
+        actor: &str,
+        action: &str,
+        note: &str,
+    ) -> Result<(), TicketError> {
+        let conn = self.conn.lock();
+        // Checked first so a record never points at no ticket.
+        read::ticket(&conn, id)?;
+        schema::audit(&conn, id, ts_ms, actor, action, None, None, note)
     }
 
     fn get(&self, id: i64) -> Result<TicketDetail, TicketError> {

@@ -105,7 +105,8 @@ pub(super) fn list(conn: &Connection, f: &TicketFilter) -> Result<Vec<Ticket>, T
     if let Some(w) = &f.within {
         let a = any_of("station", w.stations.iter().cloned(), &mut args);
         let b = any_of("compound", w.compounds.iter().cloned(), &mut args);
-        sql.push_str(&format!(" AND ({a} OR {b})"));
+        let c = any_of("building", w.buildings.iter().cloned(), &mut args);
+        sql.push_str(&format!(" AND ({a} OR {b} OR {c})"));
     }
     sql.push_str(&format!(
         " ORDER BY opened_ms DESC, id DESC LIMIT {} OFFSET {}",
