@@ -12,6 +12,10 @@
 //!   per-device state, opaque to this crate.
 //! - [`TicketDesk`]: every change someone must hear of (rules raising and clearing, the
 //!   SLA clock, crews and residents through the API) goes through it and is published.
+//! - The dispatcher's desk and resident tracking (`dispatch`, docs/dispatch.md): tickets
+//!   from phone calls with their [`Caller`] kept apart, transfers with a [`Holding`]
+//!   history the rating splits by ([`attribute`], [`rate_split`]), merges and
+//!   [`TicketLink`]s, and residents' tracking codes and once-only [`ResidentRating`]s.
 //!
 //! Boundaries: this crate knows the estate's types and nothing of the stages around it.
 //! It does not evaluate rules (it is told to [`Raise`] and [`Clear`]), talk to MQTT or
