@@ -22,8 +22,9 @@
 //! them, `names` (display names of places) on `state`; one module per resource holds its
 //! handlers and reply types (`devices`, `estate`, `rejects`, `tickets`, `reports`,
 //! `yearly`, `resident`, `tokens`, `windows`, `history`, `live`, `dashboard`, `session`,
-//! `catalog`, `notifications`, `health`); `openapi` lists the handlers and `router` maps
-//! paths to them.
+//! `catalog`, `notifications`, `health`; the dispatcher's desk in `dispatch`, residents
+//! following their reports in `tracking`, the report form page and its QR codes in `qr`);
+//! `openapi` lists the handlers and `router` maps paths to them.
 //! No module imports the router.
 
 pub mod auth;
@@ -32,6 +33,7 @@ mod catalog;
 mod config;
 mod dashboard;
 mod devices;
+mod dispatch;
 mod error;
 mod estate;
 mod health;
@@ -44,6 +46,7 @@ mod notifications;
 pub mod openapi;
 mod params;
 mod people;
+mod qr;
 mod rejects;
 mod reports;
 pub mod resident;
@@ -54,6 +57,7 @@ mod session;
 mod state;
 mod tickets;
 mod tokens;
+mod tracking;
 mod windows;
 mod yearly;
 

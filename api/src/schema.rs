@@ -40,6 +40,7 @@ pub enum RoleDoc {
     Crew,
     Vendor,
     Captain,
+    Dispatcher,
 }
 
 /// Device kind (steward_estate::DeviceKind).
@@ -236,6 +237,11 @@ pub struct AuditRecordDoc {
 pub struct TicketDetailDoc {
     ticket: TicketDoc,
     audit: Vec<AuditRecordDoc>,
+    links: Vec<crate::dispatch::TicketLinkDoc>,
+    /// Who called, for a ticket opened from a call: admins, dispatchers and the
+    /// station's crew only, else null.
+    #[schema(required = true)]
+    caller: Option<crate::dispatch::CallerDoc>,
 }
 
 /// Monthly service figures of a station or compound (docs/rating.md).
@@ -273,6 +279,11 @@ pub struct RatingDoc {
     pending: u32,
     /// P1 tickets among `pending`.
     pending_p1: u32,
+    /// Residents' 1-5 star ratings of the month's tickets counted for this scope.
+    resident_ratings: u32,
+    /// Their mean; null without any (the score then leaves satisfaction out).
+    #[schema(required = true)]
+    resident_stars: Option<f64>,
 }
 
 #[cfg(test)]
@@ -402,6 +413,8 @@ mod tests {
         let detail = crate::tickets::TicketDetailView {
             ticket: view(),
             audit: vec![audit],
+            links: vec![],
+            caller: None,
         };
         assert_eq!(properties::<TicketDetailDoc>(), keys(&detail));
         let t = ticket();

@@ -137,6 +137,11 @@ pub struct TicketList {
 pub struct TicketDetailView {
     pub ticket: TicketView,
     pub audit: Vec<AuditRecord>,
+    /// Links from or to the ticket (related, duplicate, merged).
+    pub links: Vec<steward_tickets::TicketLink>,
+    /// Who called, for a ticket opened from a call; shown to admins, dispatchers and the
+    /// station's crew only (null otherwise).
+    pub caller: Option<steward_tickets::Caller>,
 }
 
 /// Output format of a ticket list.
@@ -149,7 +154,7 @@ enum Format {
 /// Parse and check a ticket list request: 400 naming the parameter, 403 for a station or
 /// compound outside the caller's scope; the scope itself is applied in SQL.
 fn filter(who: &Principal, pairs: &Pairs, csv: bool) -> Result<(TicketFilter, Format), ApiError> {
-    who.require(&[Role::Manager, Role::Crew, Role::Captain])?;
+    who.require(&[Role::Manager, Role::Crew, Role::Captain, Role::Dispatcher])?;
     let q = single_values(pairs, &["priority", "state"])?;
     params(&q, &LIST_PARAMS)?;
     let format = match q.get("format").map(String::as_str) {
@@ -399,11 +404,13 @@ pub(crate) async fn get_ticket(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Sorted<TicketDetailView>>, ApiError> {
-    who.require(&[Role::Manager, Role::Crew, Role::Captain])?;
+    who.require(&[Role::Manager, Role::Crew, Role::Captain, Role::Dispatcher])?;
     let id = ticket_id(&id)?;
     let desk = s.tickets.clone();
     let detail = blocking(move || Ok(desk.store().get(id)?)).await?;
     who.check(who.can_see_ticket(&detail.ticket), &format!("ticket {id}"))?;
+    let (s2, t2) = (s.clone(), detail.ticket.clone());
+    let (links, caller) = blocking(move || crate::dispatch::desk_extras(&s2, &who, &t2)).await?;
     let ticket = views(&s, vec![detail.ticket])
         .await?
         .pop()
@@ -411,6 +418,8 @@ pub(crate) async fn get_ticket(
     Ok(Json(Sorted(TicketDetailView {
         ticket,
         audit: detail.audit,
+        links,
+        caller,
     })))
 }
 

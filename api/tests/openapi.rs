@@ -269,13 +269,16 @@ async fn every_documented_operation_is_served() {
         .chain(router_routes())
         .collect::<BTreeSet<_>>();
     for (method, path) in ops {
+        // Resident tracking codes, ack-link tokens and checklist items are the other path
+        // parameters.
         let concrete = path
             .replace("{id}", "1")
             .replace("{token}", "not-a-token")
-            .replace("{item}", "item-1");
+            .replace("{item}", "item-1")
+            .replace("{code}", "abcdefghij");
         assert!(
             !concrete.contains('{'),
-            "{path}: a parameter other than id, token or item"
+            "{path}: a parameter other than id, token, item or code"
         );
         if !served(addr, &method, &concrete).await {
             missing.push(format!("{method} {path}"));
