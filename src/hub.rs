@@ -158,10 +158,12 @@ impl Hub {
                 &cfg,
                 &registry,
                 policy,
-                rules.desk(),
-                Arc::new(SystemClock),
-                api_addr,
-                questdb_http,
+                crate::people::Wiring {
+                    desk: rules.desk(),
+                    clock: Arc::new(SystemClock),
+                    api_addr,
+                    questdb_http,
+                },
                 &mut prom,
             )?)
         } else {

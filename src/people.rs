@@ -135,18 +135,31 @@ pub fn cross_check(cfg: &HubConfig, registry: &Registry) -> Result<Policy, HubEr
     }
 }
 
+/// Where the escalation service runs: the addresses it needs from the rest of the hub.
+pub struct Wiring {
+    pub desk: TicketDesk,
+    pub clock: Arc<dyn Clock>,
+    /// Acknowledgement links point here unless `escalation.public_url` is set.
+    pub api_addr: SocketAddr,
+    /// Delivery attempts are spooled to this QuestDB.
+    pub questdb_http: SocketAddr,
+}
+
 /// Start the outbox, its delivery worker and the escalation ladder with `policy` (from
 /// [`cross_check`]).
 pub fn start(
     cfg: &HubConfig,
     registry: &Registry,
     policy: Policy,
-    desk: TicketDesk,
-    clock: Arc<dyn Clock>,
-    api_addr: SocketAddr,
-    questdb_http: SocketAddr,
+    w: Wiring,
     prom: &mut prometheus_client::registry::Registry,
 ) -> Result<People, HubError> {
+    let Wiring {
+        desk,
+        clock,
+        api_addr,
+        questdb_http,
+    } = w;
     let start = |what: &str, e: &dyn std::fmt::Display| HubError::Start(format!("{what}: {e}"));
     let outbox = Outbox::open(&cfg.notify.outbox.database)
         .map_err(|e| start("notify.outbox.database", &e))?;

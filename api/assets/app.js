@@ -8,6 +8,7 @@ import { estatePage, compoundPage } from "./estate.js";
 import { ticketsPage, ticketPage, crewPage } from "./tickets.js";
 import { ratingPage, vendorPage } from "./reports.js";
 import { peoplePage } from "./people.js";
+import { deskPage } from "./desk.js";
 
 const liveBadge = document.getElementById("live");
 const loginBox = document.getElementById("login");
@@ -17,17 +18,19 @@ const who = document.getElementById("who");
 
 // Pages by role; the first is the start page. A vendor sees its own devices only.
 const PAGES = {
-  admin: ["estate", "tickets", "rating", "crew", "people"],
+  admin: ["estate", "tickets", "rating", "crew", "people", "desk"],
   manager: ["estate", "tickets", "rating", "crew", "people"],
   crew: ["estate", "tickets", "rating", "crew", "people"],
   vendor: ["vendor"],
   // A building captain reads its buildings' tickets (and files reports through the API).
   captain: ["tickets"],
+  dispatcher: ["desk", "tickets", "estate"],
 };
 const ROUTES = {
   estate: ["estate", estatePage], compound: ["estate", compoundPage], tickets: ["tickets", ticketsPage],
   ticket: ["tickets", ticketPage], rating: ["rating", ratingPage], crew: ["crew", crewPage], vendor: ["vendor", vendorPage],
   people: ["people", peoplePage],
+  desk: ["desk", deskPage],
 };
 
 function applyText() {

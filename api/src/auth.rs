@@ -82,6 +82,15 @@ impl Principal {
                 scope.buildings = info.scope.buildings.iter().cloned().collect();
                 scope.person = info.scope.person.clone();
             }
+            // A hotline desk answers for the whole estate unless its token names streets.
+            Role::Dispatcher => {
+                for c in dir.compounds.values() {
+                    if info.scope.streets.is_empty() || info.scope.streets.contains(&c.street) {
+                        scope.compounds.insert(c.id.clone());
+                        scope.stations.insert(c.station.clone());
+                    }
+                }
+            }
         }
         Principal {
             role: info.role,
@@ -123,7 +132,7 @@ impl Principal {
     pub fn can_see_station(&self, station: &str) -> bool {
         match self.role {
             Role::Admin => true,
-            Role::Manager | Role::Crew => self.scope.stations.contains(station),
+            Role::Manager | Role::Crew | Role::Dispatcher => self.scope.stations.contains(station),
             Role::Vendor | Role::Captain => false,
         }
     }
@@ -131,7 +140,9 @@ impl Principal {
     pub fn can_see_compound(&self, compound: &str) -> bool {
         match self.role {
             Role::Admin => true,
-            Role::Manager | Role::Crew => self.scope.compounds.contains(compound),
+            Role::Manager | Role::Crew | Role::Dispatcher => {
+                self.scope.compounds.contains(compound)
+            }
             Role::Vendor | Role::Captain => false,
         }
     }
@@ -140,7 +151,7 @@ impl Principal {
     pub fn can_see_device(&self, d: &DeviceInfo) -> bool {
         match self.role {
             Role::Admin => true,
-            Role::Manager => self.scope.compounds.contains(&*d.compound),
+            Role::Manager | Role::Dispatcher => self.scope.compounds.contains(&*d.compound),
             Role::Crew => self.scope.stations.contains(&d.station),
             Role::Vendor => self.scope.vendor.as_deref() == Some(d.vendor.as_str()),
             Role::Captain => false,
@@ -161,7 +172,7 @@ impl Principal {
     pub fn can_see_ticket_of(&self, station: &str, compound: &str) -> bool {
         match self.role {
             Role::Admin => true,
-            Role::Manager => self.scope.compounds.contains(compound),
+            Role::Manager | Role::Dispatcher => self.scope.compounds.contains(compound),
             Role::Crew => self.scope.stations.contains(station),
             Role::Vendor | Role::Captain => false,
         }
@@ -171,7 +182,7 @@ impl Principal {
     pub fn ticket_scope(&self) -> Option<TicketScope> {
         match self.role {
             Role::Admin => None,
-            Role::Manager => Some(TicketScope {
+            Role::Manager | Role::Dispatcher => Some(TicketScope {
                 compounds: self.scope.compounds.iter().cloned().collect(),
                 ..Default::default()
             }),
@@ -355,6 +366,26 @@ mod tests {
         assert!(!vendor.can_see_device(&device("cmp-3", "st-south", "other")));
         assert!(!vendor.can_see_station("st-south"));
         assert_eq!(vendor.ticket_scope(), Some(TicketScope::default()));
+        // A dispatcher: the whole estate without streets, else the streets' compounds.
+        let desk = Principal::from_token(&info(Role::Dispatcher, TokenScope::default()), &dir());
+        assert!(["cmp-1", "cmp-2", "cmp-3"]
+            .iter()
+            .all(|c| desk.can_see_compound(c)));
+        assert!(desk.can_see_ticket_of("st-south", "cmp-3"));
+        let street = Principal::from_token(
+            &info(
+                Role::Dispatcher,
+                TokenScope {
+                    streets: vec!["street-2".into()],
+                    ..Default::default()
+                },
+            ),
+            &dir(),
+        );
+        assert!(street.can_see_ticket_of("st-south", "cmp-3"));
+        assert!(!street.can_see_ticket_of("st-north", "cmp-1"));
+        assert!(street.require(&[Role::Dispatcher]).is_ok());
+        assert!(street.require(&[Role::Crew]).is_err());
         assert_eq!(Principal::config_admin().ticket_scope(), None);
     }
 }

@@ -6,7 +6,7 @@
 use crate::auth::Principal;
 use crate::error::{blocking, ApiError};
 use crate::params::id_param;
-use crate::resident::{text, ReportAccepted, CATEGORIES};
+use crate::resident::{text, CATEGORIES};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -37,10 +37,20 @@ pub struct CaptainReportBody {
 /// File a hazard report for one of the captain's buildings (captain tokens only). Opens a
 /// ticket for the building's station, or adds to the open one of the same category and
 /// priority.
+/// What a captain's report did. A captain follows the ticket itself (their token reads
+/// their buildings' tickets), so it carries no resident tracking code.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct CaptainReportAccepted {
+    /// False when the report was added to an open ticket of the same category.
+    pub created: bool,
+    /// The ticket it opened or was added to.
+    pub ticket_id: i64,
+}
+
 #[utoipa::path(post, path = "/api/v1/captain/reports", tag = "people",
     request_body = CaptainReportBody,
     responses(
-        (status = 201, description = "the ticket it opened or was added to", body = ReportAccepted),
+        (status = 201, description = "the ticket it opened or was added to", body = CaptainReportAccepted),
         (status = 400, description = "names the invalid field"),
         (status = 401), (status = 403, description = "not a captain, or not one of its buildings"),
     ),
@@ -131,7 +141,7 @@ pub(crate) async fn create_report(
     info!(ticket = outcome.ticket.id, building = %b.building, %actor, priority = %priority, created = outcome.created, "captain report");
     Ok((
         StatusCode::CREATED,
-        Json(ReportAccepted {
+        Json(CaptainReportAccepted {
             created: outcome.created,
             ticket_id: outcome.ticket.id,
         }),

@@ -22,7 +22,7 @@ const JS: &str = "text/javascript; charset=utf-8";
 
 /// Every file of the dashboard: name, content type, body. The scripts are ES modules
 /// importing each other by these names.
-const ASSETS: [(&str, &str, &str); 11] = [
+const ASSETS: [(&str, &str, &str); 12] = [
     (
         "index.html",
         "text/html; charset=utf-8",
@@ -46,6 +46,7 @@ const ASSETS: [(&str, &str, &str); 11] = [
     ("tickets.js", JS, include_str!("../assets/tickets.js")),
     ("reports.js", JS, include_str!("../assets/reports.js")),
     ("people.js", JS, include_str!("../assets/people.js")),
+    ("desk.js", JS, include_str!("../assets/desk.js")),
 ];
 
 /// Content-Security-Policy for the dashboard: only its own scripts, styles and API, so a

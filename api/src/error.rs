@@ -142,6 +142,9 @@ impl From<steward_tickets::TicketError> for ApiError {
             E::NotFound(_) => ApiError::NotFound(e.to_string()),
             E::IllegalTransition { .. } => ApiError::Conflict(e.to_string()),
             E::NoActor { .. } | E::BadMonth(_) => ApiError::BadRequest(e.to_string()),
+            E::Refused { .. } => ApiError::Conflict(e.to_string()),
+            E::Invalid(_) => ApiError::BadRequest(e.to_string()),
+            E::UnknownCode(_) => ApiError::NotFound(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }

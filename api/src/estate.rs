@@ -36,7 +36,7 @@ pub struct CompoundList {
     pub compounds: Vec<CompoundView>,
 }
 
-/// Compounds with their responsible station (admin, manager, crew: scoped).
+/// Compounds with their responsible station (admin, manager, crew, dispatcher: scoped).
 #[utoipa::path(get, path = "/api/v1/compounds", tag = "estate",
     responses((status = 200, description = "the compounds, by id", body = CompoundList),
         (status = 401), (status = 403)),
@@ -45,7 +45,7 @@ pub(crate) async fn list_compounds(
     who: Principal,
     State(s): State<AppState>,
 ) -> Result<Json<CompoundList>, ApiError> {
-    who.require(&[Role::Manager, Role::Crew])?;
+    who.require(&[Role::Manager, Role::Crew, Role::Dispatcher])?;
     let reg = s.registry.clone();
     let mut compounds = blocking(move || Ok(reg.compounds()?)).await?;
     compounds.retain(|c| who.can_see_compound(&c.id));

@@ -71,6 +71,24 @@ pub struct ResidentIntake {
     per_client: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     global: Arc<DefaultDirectRateLimiter>,
     pub reports: Family<OutcomeLabel, Counter>,
+    /// Tracking-code lookups and ratings: the same limits times [`LOOKUP_FACTOR`].
+    lookups: Arc<(DefaultKeyedRateLimiter<IpAddr>, DefaultDirectRateLimiter)>,
+}
+
+/// A resident checks a report more often than they file one; the lookup limits are the
+/// report limits times this. Even so, guessing a 50-bit tracking code at that rate is
+/// hopeless.
+pub const LOOKUP_FACTOR: u32 = 10;
+
+fn quotas(cfg: &PublicReportsConfig, factor: u32) -> (Quota, Quota) {
+    let per_hour = cfg.per_client_per_hour.max(1).saturating_mul(factor);
+    let period = Duration::from_secs(3600) / per_hour;
+    let per_client = Quota::with_period(period)
+        .unwrap_or_else(|| Quota::per_hour(nz(per_hour)))
+        .allow_burst(nz(cfg.per_client_burst.saturating_mul(factor)));
+    let global = Quota::per_minute(nz(cfg.global_per_minute.saturating_mul(factor)))
+        .allow_burst(nz(cfg.global_burst.saturating_mul(factor)));
+    (per_client, global)
 }
 
 fn nz(v: u32) -> NonZeroU32 {
@@ -90,16 +108,17 @@ impl ResidentIntake {
             "Public resident reports by outcome",
             reports.clone(),
         );
-        let period = Duration::from_secs(3600) / cfg.per_client_per_hour.max(1);
-        let per_client = Quota::with_period(period)
-            .unwrap_or_else(|| Quota::per_hour(nz(cfg.per_client_per_hour)))
-            .allow_burst(nz(cfg.per_client_burst));
-        let global = Quota::per_minute(nz(cfg.global_per_minute)).allow_burst(nz(cfg.global_burst));
+        let (per_client, global) = quotas(cfg, 1);
+        let (lookup_client, lookup_global) = quotas(cfg, LOOKUP_FACTOR);
         ResidentIntake {
             enabled: cfg.enabled,
             per_client: Arc::new(RateLimiter::keyed(per_client)),
             global: Arc::new(RateLimiter::direct(global)),
             reports,
+            lookups: Arc::new((
+                RateLimiter::keyed(lookup_client),
+                RateLimiter::direct(lookup_global),
+            )),
         }
     }
 
@@ -120,6 +139,22 @@ impl ResidentIntake {
         }
         if let Err(not_until) = self.global.check() {
             return Err(wait(not_until.wait_time_from(self.global.clock().now())));
+        }
+        Ok(())
+    }
+
+    /// [`Self::admit`] for tracking-code lookups and ratings, at their own limits.
+    pub(crate) fn admit_lookup(&self, client: IpAddr) -> Result<(), u64> {
+        let (per_client, global) = &*self.lookups;
+        if per_client.len() > SWEEP_ABOVE {
+            per_client.retain_recent();
+        }
+        let wait = |d: Duration| d.as_secs_f64().ceil().max(1.0) as u64;
+        if let Err(not_until) = per_client.check_key(&client) {
+            return Err(wait(not_until.wait_time_from(per_client.clock().now())));
+        }
+        if let Err(not_until) = global.check() {
+            return Err(wait(not_until.wait_time_from(global.clock().now())));
         }
         Ok(())
     }

@@ -22,8 +22,9 @@
 //! them, `names` (display names of places) on `state`; one module per resource holds its
 //! handlers and reply types (`devices`, `estate`, `rejects`, `tickets`, `reports`,
 //! `yearly`, `resident`, `tokens`, `windows`, `history`, `live`, `dashboard`, `session`,
-//! `catalog`, `notifications`, `health`); `openapi` lists the handlers and `router` maps
-//! paths to them.
+//! `catalog`, `notifications`, `health`; the dispatcher's desk in `dispatch`, residents
+//! following their reports in `tracking`, the report form page and its QR codes in `qr`);
+//! `openapi` lists the handlers and `router` maps paths to them.
 //! No module imports the router.
 
 pub mod auth;
@@ -33,6 +34,7 @@ mod config;
 mod crew_app;
 mod dashboard;
 mod devices;
+mod dispatch;
 mod error;
 mod estate;
 mod health;
@@ -46,6 +48,7 @@ pub mod openapi;
 mod params;
 mod people;
 mod photos;
+mod qr;
 mod rejects;
 mod reports;
 pub mod resident;
@@ -56,6 +59,7 @@ mod session;
 mod state;
 mod tickets;
 mod tokens;
+mod tracking;
 mod windows;
 mod yearly;
 

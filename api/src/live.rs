@@ -131,7 +131,7 @@ pub(crate) async fn alert_stream(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    principal.require(&[Role::Admin, Role::Manager, Role::Crew])?;
+    principal.require(&[Role::Admin, Role::Manager, Role::Crew, Role::Dispatcher])?;
     let (filter, last) = parse_request(&q, &headers)?;
     let scope = (!principal.is_admin()).then_some(principal);
     let last = match last {

@@ -6,6 +6,7 @@ use crate::{
     people, photos, rejects, reports, resident, rounds, schema, session, tickets, tokens, windows,
     yearly,
 };
+use crate::{dispatch, qr, tracking};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use std::sync::OnceLock;
@@ -103,6 +104,16 @@ impl Modify for Security {
         rounds::tick_item,
         rounds::pm_compliance,
         rounds::pm_compliance_csv,
+        // The dispatcher's desk and resident tracking (issue 14).
+        dispatch::create_call,
+        dispatch::transfer,
+        dispatch::merge,
+        dispatch::link,
+        dispatch::cancel,
+        tracking::track,
+        tracking::rate,
+        qr::qr_png,
+        qr::qr_svg,
         openapi_json,
         docs_page,
     ),
@@ -121,6 +132,14 @@ impl Modify for Security {
         schema::TicketStateDoc,
         schema::RoleDoc,
         rounds::TickBody,
+        dispatch::CallBody,
+        dispatch::CallerBody,
+        dispatch::TransferBody,
+        dispatch::MergeBody,
+        dispatch::LinkBody,
+        dispatch::CancelBody,
+        dispatch::CallerDoc,
+        tracking::RatingBody,
     )),
     modifiers(&Security),
     tags(
@@ -130,7 +149,8 @@ impl Modify for Security {
         (name = "tickets", description = "tickets: lists, CSV export, audit trail, moves"),
         (name = "reports", description = "SLA figures and star ratings"),
         (name = "tokens", description = "API tokens (admin)"),
-        (name = "public", description = "resident reports (no token)"),
+        (name = "public", description = "resident reports, tracking codes, ratings, report QR codes (no token)"),
+        (name = "dispatch", description = "the dispatcher's desk: tickets from calls, transfers, merges, links"),
         (name = "live", description = "the alert stream (Server-Sent Events, resumable)"),
         (name = "history", description = "readings and events from QuestDB, downsampled"),
         (name = "notifications", description = "escalation to people: acknowledgement links, deliveries, dead letters, the policy"),

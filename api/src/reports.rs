@@ -300,13 +300,21 @@ pub(crate) async fn sla(
         ids = BTreeSet::from([id.clone()]);
     }
     let desk = s.tickets.clone();
-    let tickets = blocking(move || {
-        Ok(desk.store().list(&TicketFilter {
+    let (ids2, month2) = (ids.clone(), month.clone());
+    let (tickets, mut ratings) = blocking(move || {
+        let tickets = desk.store().list(&TicketFilter {
             from_ms: Some(from),
             to_ms: Some(to),
             limit: Some(100_000),
             ..Default::default()
-        })?)
+        })?;
+        // The store's rating splits transferred tickets between their stations and counts
+        // residents' stars (docs/rating.md), which the month's list alone cannot.
+        let ratings = ids2
+            .iter()
+            .map(|id| Ok((id.clone(), desk.store().rating(id, &month2)?)))
+            .collect::<Result<std::collections::HashMap<_, _>, ApiError>>()?;
+        Ok((tickets, ratings))
     })
     .await?;
     let rows: Vec<Row> = ids
@@ -322,9 +330,11 @@ pub(crate) async fn sla(
                     }
                 })
                 .collect();
-            let owned: Vec<Ticket> = mine.iter().map(|t| (*t).clone()).collect();
+            let rating = ratings
+                .remove(&id)
+                .unwrap_or_else(|| rate(&id, &month, &[]));
             Row {
-                rating: RatingView::new(rate(&id, &month, &owned), &mine),
+                rating: RatingView::new(rating, &mine),
                 sla: sla_figures(&mine),
                 id,
             }

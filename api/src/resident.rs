@@ -83,6 +83,8 @@ pub struct ReportAccepted {
     pub created: bool,
     /// The ticket it opened or was added to.
     pub ticket_id: i64,
+    /// Follows the report: `GET /api/v1/public/reports/{code}` (10 characters, base32).
+    pub tracking_code: String,
 }
 
 pub(crate) fn text(name: &str, v: &str, max: usize, multiline: bool) -> Result<String, ApiError> {
@@ -105,7 +107,7 @@ pub(crate) fn text(name: &str, v: &str, max: usize, multiline: bool) -> Result<S
 #[utoipa::path(post, path = "/api/v1/public/reports", tag = "public",
     request_body = ReportBody,
     responses(
-        (status = 201, description = "the ticket it opened or was added to", body = ReportAccepted),
+        (status = 201, description = "the ticket it opened or was added to, and the report's tracking code", body = ReportAccepted),
         (status = 400, description = "names the invalid field (unknown compound, category, length)"),
         (status = 404, description = "public reports are disabled"),
         (status = 429, description = "too many reports; see Retry-After"),
@@ -131,7 +133,7 @@ pub(crate) async fn create_report(
         }
     };
     let desk = s.tickets.clone();
-    let outcome = blocking(move || Ok(desk.report(report)?)).await?;
+    let (outcome, code) = blocking(move || Ok(desk.report_tracked(report)?)).await?;
     intake.count("accepted");
     info!(ticket = outcome.ticket.id, compound = %outcome.ticket.compound, created = outcome.created, "resident report");
     Ok((
@@ -139,6 +141,7 @@ pub(crate) async fn create_report(
         Json(ReportAccepted {
             created: outcome.created,
             ticket_id: outcome.ticket.id,
+            tracking_code: code,
         }),
     )
         .into_response())

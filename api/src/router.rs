@@ -10,6 +10,8 @@ use crate::{
     openapi, people, photos, rejects, reports, resident, rounds, session, tickets, tokens, windows,
     yearly,
 };
+// The dispatcher's desk and resident tracking (issue 14).
+use crate::{dispatch, qr, tracking};
 use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::response::Response;
@@ -89,9 +91,20 @@ pub fn app(state: AppState) -> Router {
         .route("/rounds/{id}", get(rounds::get_round))
         .route("/rounds/{id}/items/{item}", post(rounds::tick_item))
         .route("/reports/pm-compliance", get(rounds::pm_compliance))
-        .route("/reports/pm-compliance.csv", get(rounds::pm_compliance_csv));
+        .route("/reports/pm-compliance.csv", get(rounds::pm_compliance_csv))
+        // The dispatcher's desk and resident tracking (issue 14).
+        .route("/tickets", post(dispatch::create_call))
+        .route("/tickets/{id}/transfer", post(dispatch::transfer))
+        .route("/tickets/{id}/merge", post(dispatch::merge))
+        .route("/tickets/{id}/links", post(dispatch::link))
+        .route("/tickets/{id}/cancel", post(dispatch::cancel))
+        .route("/public/reports/{code}", get(tracking::track))
+        .route("/public/reports/{code}/rating", post(tracking::rate))
+        .route("/compounds/{id}/report-qr.png", get(qr::qr_png))
+        .route("/compounds/{id}/report-qr.svg", get(qr::qr_svg));
     Router::new()
         .merge(dashboard::routes())
+        .merge(qr::routes())
         .merge(crew_app::routes())
         .route(
             "/ack/{token}",

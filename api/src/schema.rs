@@ -40,6 +40,7 @@ pub enum RoleDoc {
     Crew,
     Vendor,
     Captain,
+    Dispatcher,
 }
 
 /// Device kind (steward_estate::DeviceKind).
@@ -236,6 +237,11 @@ pub struct AuditRecordDoc {
 pub struct TicketDetailDoc {
     ticket: TicketDoc,
     audit: Vec<AuditRecordDoc>,
+    links: Vec<crate::dispatch::TicketLinkDoc>,
+    /// Who called, for a ticket opened from a call: admins, dispatchers and the
+    /// station's crew only, else null.
+    #[schema(required = true)]
+    caller: Option<crate::dispatch::CallerDoc>,
     /// Who the ticket was last dispatched to; null when never.
     #[schema(required = true)]
     assignee: Option<String>,
@@ -283,6 +289,11 @@ pub struct RatingDoc {
     pending: u32,
     /// P1 tickets among `pending`.
     pending_p1: u32,
+    /// Residents' 1-5 star ratings of the month's tickets counted for this scope.
+    resident_ratings: u32,
+    /// Their mean; null without any (the score then leaves satisfaction out).
+    #[schema(required = true)]
+    resident_stars: Option<f64>,
 }
 
 #[cfg(test)]
@@ -409,7 +420,7 @@ mod tests {
             street_name: "Riverside".into(),
         };
         assert_eq!(properties::<TicketDoc>(), keys(&view()));
-        let detail = crate::tickets::TicketDetailView::new(view(), vec![audit]);
+        let detail = crate::tickets::TicketDetailView::new(view(), vec![audit], vec![], None);
         assert_eq!(properties::<TicketDetailDoc>(), keys(&detail));
         let t = ticket();
         let rating = crate::reports::RatingView::new(

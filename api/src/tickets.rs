@@ -137,6 +137,11 @@ pub struct TicketList {
 pub struct TicketDetailView {
     pub ticket: TicketView,
     pub audit: Vec<AuditRecord>,
+    /// Links from or to the ticket (related, duplicate, merged).
+    pub links: Vec<steward_tickets::TicketLink>,
+    /// Who called, for a ticket opened from a call; shown to admins, dispatchers and the
+    /// station's crew only (null otherwise).
+    pub caller: Option<steward_tickets::Caller>,
     /// Who the ticket was last dispatched to, from the audit trail.
     pub assignee: Option<String>,
     /// The cause the crew named when resolving, from the audit trail.
@@ -148,7 +153,12 @@ pub struct TicketDetailView {
 }
 
 impl TicketDetailView {
-    pub fn new(ticket: TicketView, audit: Vec<AuditRecord>) -> TicketDetailView {
+    pub fn new(
+        ticket: TicketView,
+        audit: Vec<AuditRecord>,
+        links: Vec<steward_tickets::TicketLink>,
+        caller: Option<steward_tickets::Caller>,
+    ) -> TicketDetailView {
         // The newest transition into `to` whose note starts with `prefix`: the text
         // after the prefix, up to the `: ` before the crew's own words.
         let from_audit = |to: TicketState, prefix: &str| {
@@ -170,6 +180,8 @@ impl TicketDetailView {
                 .collect(),
             ticket,
             audit,
+            links,
+            caller,
         }
     }
 }
@@ -177,6 +189,15 @@ impl TicketDetailView {
 /// How the audit note of a dispatch names the assignee, and of a resolve the failure code.
 const ASSIGNED_PREFIX: &str = "assigned to ";
 const FAILURE_PREFIX: &str = "failure code ";
+
+/// What the crew wrote when resolving, without the failure code the audit note starts
+/// with (a resident's closure note shows their words only).
+pub(crate) fn resolve_words(note: &str) -> String {
+    note.strip_prefix(FAILURE_PREFIX)
+        .and_then(|rest| rest.split_once(": "))
+        .map_or(note, |(_, words)| words)
+        .to_string()
+}
 
 /// Output format of a ticket list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,7 +209,7 @@ enum Format {
 /// Parse and check a ticket list request: 400 naming the parameter, 403 for a station or
 /// compound outside the caller's scope; the scope itself is applied in SQL.
 fn filter(who: &Principal, pairs: &Pairs, csv: bool) -> Result<(TicketFilter, Format), ApiError> {
-    who.require(&[Role::Manager, Role::Crew, Role::Captain])?;
+    who.require(&[Role::Manager, Role::Crew, Role::Captain, Role::Dispatcher])?;
     let q = single_values(pairs, &["priority", "state"])?;
     params(&q, &LIST_PARAMS)?;
     let format = match q.get("format").map(String::as_str) {
@@ -438,16 +459,23 @@ pub(crate) async fn get_ticket(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Sorted<TicketDetailView>>, ApiError> {
-    who.require(&[Role::Manager, Role::Crew, Role::Captain])?;
+    who.require(&[Role::Manager, Role::Crew, Role::Captain, Role::Dispatcher])?;
     let id = ticket_id(&id)?;
     let desk = s.tickets.clone();
     let detail = blocking(move || Ok(desk.store().get(id)?)).await?;
     who.check(who.can_see_ticket(&detail.ticket), &format!("ticket {id}"))?;
+    let (s2, t2) = (s.clone(), detail.ticket.clone());
+    let (links, caller) = blocking(move || crate::dispatch::desk_extras(&s2, &who, &t2)).await?;
     let ticket = views(&s, vec![detail.ticket])
         .await?
         .pop()
         .ok_or_else(|| ApiError::Internal(format!("ticket {id}: no view")))?;
-    Ok(Json(Sorted(TicketDetailView::new(ticket, detail.audit))))
+    Ok(Json(Sorted(TicketDetailView::new(
+        ticket,
+        detail.audit,
+        links,
+        caller,
+    ))))
 }
 
 /// A move along the ticket lifecycle.

@@ -270,14 +270,17 @@ async fn every_documented_operation_is_served() {
         .chain(router_routes())
         .collect::<BTreeSet<_>>();
     for (method, path) in ops {
+        // Resident tracking codes, ack-link tokens and checklist items are the other path
+        // parameters.
         let concrete = path
             .replace("{id}", "1")
             .replace("{token}", "not-a-token")
             .replace("{item}", "item-1")
+            .replace("{code}", "abcdefghij")
             .replace("{sha}", &"0".repeat(64));
         assert!(
             !concrete.contains('{'),
-            "{path}: a parameter other than id, token, item or sha"
+            "{path}: a parameter other than id, token, item, code or sha"
         );
         if !served(addr, &method, &concrete).await {
             missing.push(format!("{method} {path}"));

@@ -60,7 +60,7 @@ pub(crate) fn listener_token(registry: &Registry, token: &str) -> Option<Listene
     match info.role {
         Role::Admin => Some(Listener { station: None }),
         Role::Crew => info.scope.station.map(|s| Listener { station: Some(s) }),
-        Role::Manager | Role::Vendor | Role::Captain => None,
+        Role::Manager | Role::Vendor | Role::Captain | Role::Dispatcher => None,
     }
 }
 

@@ -19,7 +19,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use steward_estate::clock::Clock;
 use steward_notify::{AttemptEntry, Dispatcher, Enqueued, Notification, Recipient};
-use steward_tickets::{Ticket, TicketDesk, TicketError, TicketFilter, TicketState};
+use steward_tickets::{
+    Ticket, TicketDesk, TicketError, TicketFilter, TicketState, TICKET_KIND_WORK_ORDER,
+};
 use tracing::{error, info, warn};
 
 /// Where delivery attempts go besides the audit trail (the hub writes QuestDB's
@@ -66,8 +68,10 @@ struct Inner {
     p: Parts,
     policy: RwLock<Arc<Policy>>,
     policy_stamp: Mutex<Option<SystemTime>>,
-    /// Newest round queued per (ticket, tier): a step is looked at once, not every tick.
-    done: Mutex<HashMap<(i64, u32), u32>>,
+    /// Newest round queued per (ticket, station, tier): a step is looked at once, not
+    /// every tick. The station is part of it so that a ticket transferred to another
+    /// station reaches that station's people too.
+    done: Mutex<HashMap<(i64, String, u32), u32>>,
 }
 
 /// Tickets the ladder looks at in one tick; a storm beyond it is picked up as older
@@ -216,10 +220,15 @@ impl Escalation {
         {
             let mut done = self.inner.done.lock();
             let live: HashSet<i64> = open.iter().map(|t| t.id).collect();
-            done.retain(|(id, _), _| live.contains(id));
-            for t in open.into_iter().filter(|t| t.acknowledged_ms.is_none()) {
+            done.retain(|(id, _, _), _| live.contains(id));
+            // Planned work orders have their own deadline and are not emergencies: nobody
+            // is paged up a ladder for them.
+            let pageable =
+                |t: &Ticket| t.acknowledged_ms.is_none() && t.ticket_kind != TICKET_KIND_WORK_ORDER;
+            for t in open.into_iter().filter(pageable) {
                 for s in due_steps(policy.ladder(t.priority), t.opened_ms, now) {
-                    if done.get(&(t.id, s.tier)).is_some_and(|r| *r >= s.round) {
+                    let key = (t.id, t.station.clone(), s.tier);
+                    if done.get(&key).is_some_and(|r| *r >= s.round) {
                         continue;
                     }
                     due.push((t.clone(), s));
@@ -229,7 +238,10 @@ impl Escalation {
         let mut queued = 0;
         for (t, s) in due {
             queued += self.send_step(&policy, &t, s).await?;
-            self.inner.done.lock().insert((t.id, s.tier), s.round);
+            self.inner
+                .done
+                .lock()
+                .insert((t.id, t.station.clone(), s.tier), s.round);
         }
         Ok(queued)
     }

@@ -46,6 +46,12 @@ fn person(id: &str, channel: &str) -> Contact {
 
 impl Roster for TestRoster {
     fn resolve(&self, a: &Audience, t: &Ticket, _at_ms: i64) -> Vec<Contact> {
+        if t.station == "st-2" {
+            return match a {
+                Audience::OnCall => vec![person("p-second", "crew-hook")],
+                _ => Vec::new(),
+            };
+        }
         assert_eq!(t.station, "st-1");
         match a {
             Audience::OnCall => vec![person("p-wang", "crew-hook")],
@@ -148,44 +154,15 @@ fn at(hooks: &Receiver, path: &str) -> Vec<serde_json::Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn p1_climbs_the_ladder_until_a_link_acknowledges_it() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let clock = Arc::new(ManualClock::new(T0));
-    let hooks = Receiver::start(webhook_check(clock.clone())).await;
-    let ding = Receiver::start(dingtalk_check()).await;
-    let cfg = notify_config(&hooks, &ding);
-
-    let store: Arc<dyn TicketStore> =
-        Arc::new(SqliteTicketStore::open(&dir.path().join("tickets.db")).expect("tickets"));
-    let mut prom = prometheus_client::registry::Registry::default();
-    let desk = TicketDesk::new(
-        store.clone(),
-        SlaPolicy::default(),
-        clock.clone(),
-        TicketMetrics::default(),
-    );
-    let outbox = Arc::new(Outbox::open(&dir.path().join("notify.db")).expect("outbox"));
-    let channels = Arc::new(Channels::new(&cfg, clock.clone()).expect("channels"));
-    let dispatcher = Arc::new(Dispatcher::new(
-        outbox,
-        channels,
-        clock.clone(),
-        cfg.outbox.clone(),
-    ));
-    let esc = Escalation::new(Parts {
-        desk: desk.clone(),
-        roster: Arc::new(TestRoster),
-        dispatcher,
-        store: EscalationStore::open(&dir.path().join("escalation.db")).expect("store"),
-        key: LinkKey::generate(),
-        policy: Policy::default(),
-        policy_path: None,
-        public_url: "http://hub.example".into(),
-        link_ttl: Duration::from_secs(3600),
-        clock: clock.clone(),
-        metrics: EscalationMetrics::new(&mut prom),
-        log: Arc::new(NoLog),
-        tick: Duration::from_millis(50),
-    });
+    let Rig {
+        _dir,
+        clock,
+        hooks,
+        ding,
+        desk,
+        esc,
+    } = rig().await;
+    let store = desk.store().clone();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let runner = tokio::spawn(esc.clone().run(async {
         let _ = stop_rx.await;
@@ -320,4 +297,108 @@ fn a_policy_naming_unknown_people_is_refused() {
         e.contains("escalation.toml: p1.tiers[0].notify[0]: unknown person `p-x`"),
         "{e}"
     );
+}
+
+/// A hub's worth of escalation for one test: desk, dispatcher, service, receivers.
+struct Rig {
+    _dir: tempfile::TempDir,
+    clock: Arc<ManualClock>,
+    hooks: Receiver,
+    ding: Receiver,
+    desk: TicketDesk,
+    esc: Escalation,
+}
+
+async fn rig() -> Rig {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(T0));
+    let hooks = Receiver::start(webhook_check(clock.clone())).await;
+    let ding = Receiver::start(dingtalk_check()).await;
+    let cfg = notify_config(&hooks, &ding);
+    let store: Arc<dyn TicketStore> =
+        Arc::new(SqliteTicketStore::open(&dir.path().join("tickets.db")).expect("tickets"));
+    let desk = TicketDesk::new(
+        store,
+        SlaPolicy::default(),
+        clock.clone(),
+        TicketMetrics::default(),
+    );
+    let outbox = Arc::new(Outbox::open(&dir.path().join("notify.db")).expect("outbox"));
+    let channels = Arc::new(Channels::new(&cfg, clock.clone()).expect("channels"));
+    let dispatcher = Arc::new(Dispatcher::new(
+        outbox,
+        channels,
+        clock.clone(),
+        cfg.outbox.clone(),
+    ));
+    let mut prom = prometheus_client::registry::Registry::default();
+    let esc = Escalation::new(Parts {
+        desk: desk.clone(),
+        roster: Arc::new(TestRoster),
+        dispatcher,
+        store: EscalationStore::open(&dir.path().join("escalation.db")).expect("store"),
+        key: LinkKey::generate(),
+        policy: Policy::default(),
+        policy_path: None,
+        public_url: "http://hub.example".into(),
+        link_ttl: Duration::from_secs(3600),
+        clock: clock.clone(),
+        metrics: EscalationMetrics::new(&mut prom),
+        log: Arc::new(NoLog),
+        tick: Duration::from_millis(50),
+    });
+    Rig {
+        _dir: dir,
+        clock,
+        hooks,
+        ding,
+        desk,
+        esc,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_reaches_the_new_station_and_work_orders_page_nobody() {
+    let r = rig().await;
+    let worker = tokio::spawn(r.esc.dispatcher().clone().run(std::future::pending()));
+    // A planned round's work order: no ladder.
+    let wo = r
+        .desk
+        .open_work_order(&steward_tickets::WorkOrder {
+            device_id: "smoke-1".into(),
+            rule_id: "round:r-1".into(),
+            kind: "smoke".into(),
+            compound: "cmp-1".into(),
+            building: "b-1".into(),
+            station: "st-1".into(),
+            priority: Priority::P3,
+            title: "monthly smoke detector test".into(),
+            detail: String::new(),
+            ts_ms: T0,
+            ticket_kind: steward_tickets::TICKET_KIND_WORK_ORDER.into(),
+            resolve_due_ms: Some(T0 + 24 * 60 * MIN),
+        })
+        .expect("work order");
+    assert!(wo.created);
+    let id = raise(&r.desk, T0);
+    assert_eq!(
+        r.esc.tick().await.expect("tick"),
+        2,
+        "on-call and captain, not the round"
+    );
+    wait_until("the first notice", || at(&r.hooks, "/crew-hook").len() == 1).await;
+    // Moved to st-2: its on-call person is told at once; st-1's ladder is not repeated.
+    r.desk
+        .transfer(id, "st-2", "wrong station", "dispatcher")
+        .expect("transfer");
+    assert_eq!(r.esc.tick().await.expect("tick"), 1);
+    wait_until("the new station's on-call", || {
+        at(&r.hooks, "/crew-hook")
+            .iter()
+            .any(|n| n["recipient"]["id"] == "p-second")
+    })
+    .await;
+    r.clock.set(T0 + MIN);
+    assert_eq!(r.esc.tick().await.expect("tick"), 0);
+    worker.abort();
 }

@@ -177,13 +177,23 @@ impl EstateFile {
                 path: path.to_path_buf(),
                 message,
             },
+            EstateError::Invalid(errors) => EstateError::InvalidFile {
+                path: path.to_path_buf(),
+                errors,
+            },
             other => other,
         })?;
         if let Some(csv_path) = file.devices_csv.clone() {
             let csv_path = path.parent().unwrap_or(Path::new(".")).join(csv_path);
             file.devices.extend(read_devices_csv(&csv_path)?);
         }
-        file.validate()?;
+        file.validate().map_err(|e| match e {
+            EstateError::Invalid(errors) => EstateError::InvalidFile {
+                path: path.to_path_buf(),
+                errors,
+            },
+            other => other,
+        })?;
         Ok(file)
     }
 

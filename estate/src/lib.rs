@@ -45,6 +45,9 @@ pub enum EstateError {
     Parse { path: PathBuf, message: String },
     #[error("invalid estate: {}", .0.join("; "))]
     Invalid(Vec<String>),
+    /// [`EstateError::Invalid`] of a file read from disk, naming the file.
+    #[error("invalid estate file {}: {}", path.display(), errors.join("; "))]
+    InvalidFile { path: PathBuf, errors: Vec<String> },
     #[error("{0} not found")]
     NotFound(String),
     #[error("estate database: {0}")]

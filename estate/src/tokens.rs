@@ -33,15 +33,20 @@ pub enum Role {
     /// A building captain: reads the tickets of some buildings and files hazard reports
     /// for them.
     Captain,
+    /// A dispatcher at the hotline desk: reads every ticket in scope (all compounds, or
+    /// those of its `streets` when given), opens tickets from calls, transfers, merges,
+    /// links and cancels them (docs/dispatch.md).
+    Dispatcher,
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 6] = [
         Role::Admin,
         Role::Manager,
         Role::Crew,
         Role::Vendor,
         Role::Captain,
+        Role::Dispatcher,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -51,6 +56,7 @@ impl Role {
             Role::Crew => "crew",
             Role::Vendor => "vendor",
             Role::Captain => "captain",
+            Role::Dispatcher => "dispatcher",
         }
     }
 }
@@ -68,14 +74,15 @@ impl FromStr for Role {
             .into_iter()
             .find(|r| r.as_str() == s)
             .ok_or_else(|| {
-                format!("unknown role `{s}`; expected admin, manager, crew, vendor or captain")
+                format!("unknown role `{s}`; expected admin, manager, crew, vendor, captain or dispatcher")
             })
     }
 }
 
 /// The part of the estate a token covers. Which fields apply depends on the role:
 /// manager: `streets` and/or `compounds`; crew: `station`; vendor: `vendor`; captain:
-/// `buildings` (and optionally the `person` it is); admin: none.
+/// `buildings` (and optionally the `person` it is); dispatcher: `streets`, optional (none:
+/// the whole estate); admin: none.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TokenScope {
@@ -195,6 +202,16 @@ impl Registry {
                         e.push(format!("station: unknown station `{}`", short(st)))
                     }
                     Some(_) => {}
+                }
+            }
+            Role::Dispatcher => {
+                not_for("compounds", !s.compounds.is_empty());
+                not_for("station", s.station.is_some());
+                not_for("vendor", s.vendor.is_some());
+                for st in &s.streets {
+                    if !self.street_exists(st) {
+                        e.push(format!("streets: unknown street `{}`", short(st)));
+                    }
                 }
             }
             Role::Vendor => {
@@ -527,6 +544,26 @@ compound = "cmp-1"
                 ),
                 "buildings: does not apply to role crew",
             ),
+            (
+                new(
+                    Role::Dispatcher,
+                    TokenScope {
+                        station: Some("st-1".into()),
+                        ..Default::default()
+                    },
+                ),
+                "station: does not apply",
+            ),
+            (
+                new(
+                    Role::Dispatcher,
+                    TokenScope {
+                        streets: vec!["street-9".into()],
+                        ..Default::default()
+                    },
+                ),
+                "streets: unknown street",
+            ),
         ];
         for (t, want) in cases {
             match reg.create_token(&t) {
@@ -555,5 +592,16 @@ compound = "cmp-1"
             captain.map(|c| c.info.scope.buildings).ok(),
             Some(vec!["b-1".into()])
         );
+        // A dispatcher covers the whole estate without streets, or only its streets.
+        for streets in [vec![], vec!["street-1".to_string()]] {
+            let ok = reg.create_token(&new(
+                Role::Dispatcher,
+                TokenScope {
+                    streets,
+                    ..Default::default()
+                },
+            ));
+            assert!(ok.is_ok(), "{ok:?}");
+        }
     }
 }

@@ -11,13 +11,14 @@ use steward_estate::Registry;
 pub enum TokenCommand {
     /// Create a token and print it; only its hash is stored.
     Create {
-        /// admin, manager, crew, vendor or captain.
+        /// admin, manager, crew, vendor, captain or dispatcher.
         #[arg(long)]
         role: steward_estate::Role,
         /// Who holds it.
         #[arg(long, default_value = "cli")]
         name: String,
-        /// Manager: a street it covers (repeatable).
+        /// Manager or dispatcher: a street it covers (repeatable; a dispatcher without one
+        /// covers the whole estate).
         #[arg(long)]
         street: Vec<String>,
         /// Manager: a compound it covers (repeatable).

@@ -186,6 +186,7 @@ async fn every_endpoint_by_role(sb: &HubSandbox, c: &Cast) -> anyhow::Result<()>
     // transition rows run in this order so forbidden calls come before the state moves.
     let ok = StatusCode::OK;
     let no = StatusCode::FORBIDDEN;
+    let bad = StatusCode::BAD_REQUEST;
     let rows: Vec<(Method, String, Option<Value>, [StatusCode; 4])> = vec![
         (
             Method::GET,
@@ -301,6 +302,38 @@ async fn every_endpoint_by_role(sb: &HubSandbox, c: &Cast) -> anyhow::Result<()>
                 json!({"building": "b-1", "category": "lift", "priority": "P2", "description": "x"}),
             ),
             [no, no, no, no],
+        ),
+        // The dispatcher's desk (admin here; tests/tests/dispatch.rs has the dispatcher):
+        // bodies the admin gets a 400 for, so no ticket moves.
+        (
+            Method::POST,
+            "/api/v1/tickets".into(),
+            Some(json!({"priority": "P9"})),
+            [bad, no, no, no],
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/tickets/{north_ticket}/transfer"),
+            Some(json!({"station": "st-9", "reason": "x"})),
+            [bad, no, no, no],
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/tickets/{north_ticket}/merge"),
+            Some(json!({"into": north_ticket})),
+            [bad, no, no, no],
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/tickets/{north_ticket}/links"),
+            Some(json!({"ticket": north_ticket, "relation": "related"})),
+            [bad, no, no, no],
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/tickets/{north_ticket}/cancel"),
+            Some(json!({"reason": ""})),
+            [bad, no, no, no],
         ),
         (Method::GET, "/api/v1/tokens".into(), None, [ok, no, no, no]),
         (

@@ -531,3 +531,27 @@ async fn people_on_call_crew_masking_and_captains() -> anyhow::Result<()> {
     sb.shutdown().await;
     Ok(())
 }
+
+/// A hub whose estate file names someone who does not exist refuses to start, naming the
+/// file, the key and the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_person_stops_the_hub_at_load() -> anyhow::Result<()> {
+    let bad = estate().replace(
+        "members = [\"p-wang\", \"p-li\"]",
+        "members = [\"p-wang\", \"p-nobody\"]",
+    );
+    let err = match HubSandbox::start_with(bad, |_| {}).await {
+        Ok(sb) => {
+            sb.shutdown().await;
+            anyhow::bail!("the hub started with an unknown crew member");
+        }
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        err.contains("invalid estate file")
+            && err.contains("estate.toml")
+            && err.contains("crews[0].members: unknown person `p-nobody`"),
+        "{err}"
+    );
+    Ok(())
+}

@@ -12,12 +12,17 @@
 //!   per-device state, opaque to this crate.
 //! - [`TicketDesk`]: every change someone must hear of (rules raising and clearing, the
 //!   SLA clock, crews and residents through the API) goes through it and is published.
+//! - The dispatcher's desk and resident tracking (`dispatch`, docs/dispatch.md): tickets
+//!   from phone calls with their [`Caller`] kept apart, transfers with a [`Holding`]
+//!   history the rating splits by ([`attribute`], [`rate_split`]), merges and
+//!   [`TicketLink`]s, and residents' tracking codes and once-only [`ResidentRating`]s.
 //!
 //! Boundaries: this crate knows the estate's types and nothing of the stages around it.
 //! It does not evaluate rules (it is told to [`Raise`] and [`Clear`]), talk to MQTT or
 //! QuestDB (events leave through the desk's channel), or serve HTTP.
 
 mod desk;
+mod dispatch;
 mod events;
 mod metrics;
 mod rating;
@@ -31,7 +36,7 @@ mod work_order;
 pub use desk::TicketDesk;
 pub use events::{alerts_topic, TicketEvent, TicketEventKind, EVENT_LOG_KEEP};
 pub use metrics::{PriorityLabel, StageLabel, StateLabel, TicketMetrics};
-pub use rating::{month_range, rate, stars_for, Rating};
+pub use rating::{month_range, rate, rate_split, stars_for, Rating};
 pub use request::{Clear, OnClear, Priority, Raise};
 pub use sla::{SlaConfig, SlaEvent, SlaPolicy, SlaStage, Targets};
 pub use sqlite::SqliteTicketStore;
@@ -42,6 +47,13 @@ pub use state::{
 };
 pub use store::TicketStore;
 pub use work_order::WorkOrder;
+
+// The dispatcher's desk and resident tracking (issue 14).
+pub use dispatch::{
+    attribute, holder_at, is_tracking_code, mask_phone, new_tracking_code, Attribution, CallTicket,
+    Caller, Holding, LinkRelation, ResidentRating, TicketLink, Tracked, CALL_KIND, SOURCE_PHONE,
+    TRACKING_CODE_LEN,
+};
 
 /// Actor recorded for changes the rules make on their own.
 pub const SYSTEM_ACTOR: &str = "rules";
@@ -74,4 +86,14 @@ pub enum TicketError {
     /// A ticket event that cannot be encoded for the log.
     #[error("cannot encode ticket event: {0}")]
     Encode(String),
+    /// A desk or resident request the ticket's state refuses (merge into a cancelled
+    /// ticket, transfer of a closed one, a second rating, rating before resolution).
+    #[error("ticket {id}: {message}")]
+    Refused { id: i64, message: String },
+    /// A request that is wrong whatever the state (names the field).
+    #[error("{0}")]
+    Invalid(String),
+    /// A tracking code no report was given.
+    #[error("no report has tracking code `{0}`")]
+    UnknownCode(String),
 }

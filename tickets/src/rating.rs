@@ -1,5 +1,6 @@
 //! The monthly service rating of docs/rating.md: pure arithmetic over a month's tickets.
 
+use crate::dispatch::Attribution;
 use crate::state::{Ticket, TicketState};
 use crate::TicketError;
 use serde::Serialize;
@@ -23,6 +24,10 @@ pub struct Rating {
     /// 0-100, see docs/rating.md; `None` when there is nothing to rate.
     pub score: Option<f64>,
     pub stars: Option<u8>,
+    /// Residents' 1-5 star ratings of the month's tickets counted for this scope.
+    pub resident_ratings: u32,
+    /// Their mean; `None` without any (the score then leaves satisfaction out).
+    pub resident_stars: Option<f64>,
 }
 
 /// `[start, end)` of a `YYYY-MM` month in ms, UTC.
@@ -48,11 +53,26 @@ pub fn month_range(month: &str) -> Result<(i64, i64), TicketError> {
     Ok((ms(start)?, ms(end)?))
 }
 
-/// The rating arithmetic of docs/rating.md over one month's tickets.
+/// The rating arithmetic of docs/rating.md over one month's tickets, each wholly the
+/// scope's, without resident ratings.
 pub fn rate(scope: &str, month: &str, tickets: &[Ticket]) -> Rating {
-    let rated: Vec<&Ticket> = tickets
+    let whole: Vec<(&Ticket, Attribution)> =
+        tickets.iter().map(|t| (t, Attribution::FULL)).collect();
+    rate_split(scope, month, &whole, &[])
+}
+
+/// The rating arithmetic of docs/rating.md: each ticket with the part of it the scope
+/// answers for (a transferred ticket is split between its stations), and the residents'
+/// stars given to the scope's tickets.
+pub fn rate_split(
+    scope: &str,
+    month: &str,
+    tickets: &[(&Ticket, Attribution)],
+    resident_stars: &[u8],
+) -> Rating {
+    let rated: Vec<&(&Ticket, Attribution)> = tickets
         .iter()
-        .filter(|t| t.state != TicketState::Cancelled)
+        .filter(|(t, _)| t.state != TicketState::Cancelled)
         .collect();
     let share = |verdicts: &mut dyn Iterator<Item = Option<bool>>| -> Option<f64> {
         let (mut met, mut n) = (0u32, 0u32);
@@ -62,16 +82,19 @@ pub fn rate(scope: &str, month: &str, tickets: &[Ticket]) -> Rating {
         }
         (n > 0).then(|| f64::from(met) / f64::from(n))
     };
-    // A verdict is known once the stage happened or its deadline passed unmet.
-    let ack = share(&mut rated.iter().map(|t| match t.acknowledged_ms {
-        Some(a) => Some(a <= t.ack_due_ms),
+    // A verdict is known once the stage happened or its deadline passed unmet; it counts
+    // for the scope that held the ticket at that moment.
+    let ack = share(&mut rated.iter().map(|(t, a)| match t.acknowledged_ms {
+        _ if !a.ack => None,
+        Some(ack) => Some(ack <= t.ack_due_ms),
         None if t.ack_breached => Some(false),
         None => None,
     }));
     let on_site = share(
         &mut rated
             .iter()
-            .map(|t| match (t.on_site_due_ms, t.on_site_ms) {
+            .map(|(t, a)| match (t.on_site_due_ms, t.on_site_ms) {
+                _ if !a.on_site => None,
                 (None, _) => None,
                 (Some(d), Some(o)) => Some(o <= d),
                 (Some(_), None) if t.on_site_breached => Some(false),
@@ -81,35 +104,43 @@ pub fn rate(scope: &str, month: &str, tickets: &[Ticket]) -> Rating {
     let resolved = share(
         &mut rated
             .iter()
-            .map(|t| match (t.resolve_due_ms, t.resolved_ms) {
+            .map(|(t, a)| match (t.resolve_due_ms, t.resolved_ms) {
+                _ if !a.resolve => None,
                 (None, _) => None,
                 (Some(d), Some(r)) => Some(r <= d),
                 (Some(_), None) if t.resolve_breached => Some(false),
                 _ => None,
             }),
     );
-    let mean = |xs: Vec<i64>| -> Option<f64> {
-        (!xs.is_empty()).then(|| xs.iter().sum::<i64>() as f64 / xs.len() as f64 / 60_000.0)
+    // Mean of the durations weighted by the share of each the scope held the ticket:
+    // sum(w * d) / sum(w), which for whole tickets is the plain mean.
+    let mean = |xs: Vec<(f64, i64)>| -> Option<f64> {
+        let w: f64 = xs.iter().map(|(w, _)| w).sum();
+        (w > 0.0).then(|| xs.iter().map(|(w, d)| w * *d as f64).sum::<f64>() / w / 60_000.0)
     };
     let mean_ack = mean(
         rated
             .iter()
-            .filter_map(|t| t.acknowledged_ms.map(|a| a - t.opened_ms))
+            .filter_map(|(t, a)| t.acknowledged_ms.map(|x| (a.ack_weight, x - t.opened_ms)))
             .collect(),
     );
     let mean_resolve = mean(
         rated
             .iter()
-            .filter_map(|t| t.resolved_ms.map(|r| r - t.opened_ms))
+            .filter_map(|(t, a)| t.resolved_ms.map(|x| (a.resolve_weight, x - t.opened_ms)))
             .collect(),
     );
-    let repeats = rated.iter().filter(|t| t.repeat_of.is_some()).count() as u32;
+    let repeats = rated.iter().filter(|(t, _)| t.repeat_of.is_some()).count() as u32;
     let repeat_rate = (!rated.is_empty()).then(|| f64::from(repeats) / rated.len() as f64);
+    let stars_mean = (!resident_stars.is_empty()).then(|| {
+        resident_stars.iter().map(|s| f64::from(*s)).sum::<f64>() / resident_stars.len() as f64
+    });
     let parts = [
         (0.35, ack),
         (0.25, on_site),
         (0.20, resolved),
         (0.20, repeat_rate.map(|r| 1.0 - r)),
+        (0.15, stars_mean.map(|m| (m - 1.0) / 4.0)),
     ];
     let weight: f64 = parts
         .iter()
@@ -143,6 +174,8 @@ pub fn rate(scope: &str, month: &str, tickets: &[Ticket]) -> Rating {
         repeat_rate,
         score,
         stars,
+        resident_ratings: resident_stars.len() as u32,
+        resident_stars: stars_mean,
     }
 }
 

@@ -4,6 +4,9 @@
 //!
 //! [`SqliteTicketStore`]: crate::SqliteTicketStore
 
+use crate::dispatch::{
+    CallTicket, Caller, Holding, LinkRelation, ResidentRating, TicketLink, Tracked,
+};
 use crate::events::TicketEvent;
 use crate::rating::Rating;
 use crate::request::{Clear, Raise};
@@ -127,4 +130,79 @@ pub trait TicketStore: Send + Sync {
         w: &crate::WorkOrder,
         policy: &SlaPolicy,
     ) -> Result<RaiseOutcome, TicketError>;
+    // --- The dispatcher's desk and resident tracking (issue 14) ---
+
+    /// Open a ticket from a phone call, recording the caller apart from its text and the
+    /// dispatcher (`actor`) in its audit trail; all-or-nothing.
+    fn call_in(
+        &self,
+        c: &CallTicket,
+        policy: &SlaPolicy,
+        actor: &str,
+    ) -> Result<RaiseOutcome, TicketError>;
+
+    /// The caller of a ticket opened from a call, if it was.
+    fn caller(&self, id: i64) -> Result<Option<Caller>, TicketError>;
+
+    /// Move an active ticket to `station`: its SLA due times stay, the holding history
+    /// and the audit trail get a record. Refused for a ticket no longer active or already
+    /// at `station`.
+    fn transfer(
+        &self,
+        id: i64,
+        station: &str,
+        reason: &str,
+        actor: &str,
+        now_ms: i64,
+    ) -> Result<Ticket, TicketError>;
+
+    /// Who held a ticket, oldest first; empty for a ticket never transferred (its
+    /// station held it from opening).
+    fn holdings(&self, id: i64) -> Result<Vec<Holding>, TicketError>;
+
+    /// Merge ticket `id` into `into`: `id` is cancelled ("merged into #N"), its
+    /// occurrences and report texts go to `into`'s audit trail and count there, residents
+    /// following `id` follow `into`. Returns (source, target) after the merge.
+    fn merge(
+        &self,
+        id: i64,
+        into: i64,
+        note: &str,
+        actor: &str,
+        now_ms: i64,
+    ) -> Result<(Ticket, Ticket), TicketError>;
+
+    /// Link two tickets (`related` or `duplicate`), noted in both audit trails.
+    fn link(
+        &self,
+        id: i64,
+        other: i64,
+        relation: LinkRelation,
+        actor: &str,
+        now_ms: i64,
+    ) -> Result<TicketLink, TicketError>;
+
+    /// Links from or to a ticket, oldest first.
+    fn links(&self, id: i64) -> Result<Vec<TicketLink>, TicketError>;
+
+    /// Give a resident report's ticket its tracking code.
+    fn add_tracking_code(
+        &self,
+        code: &str,
+        ticket_id: i64,
+        category: &str,
+        now_ms: i64,
+    ) -> Result<(), TicketError>;
+
+    /// What a tracking code follows; `UnknownCode` when none.
+    fn track(&self, code: &str) -> Result<Tracked, TicketError>;
+
+    /// A resident's 1-5 stars, once per code, after the ticket is resolved or closed.
+    fn rate_by_resident(
+        &self,
+        code: &str,
+        stars: u8,
+        comment: &str,
+        now_ms: i64,
+    ) -> Result<ResidentRating, TicketError>;
 }

@@ -356,3 +356,17 @@ fn the_demo_estate_has_people() {
         "no channels in the demo"
     );
 }
+
+#[test]
+fn a_file_on_disk_names_itself_the_key_and_the_reason() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("estate.toml");
+    let bad = EXAMPLE.replace("members = [\"p-li\"]", "members = [\"p-ghost\"]");
+    std::fs::write(&path, bad).expect("write");
+    let err = EstateFile::load(&path).expect_err("refused").to_string();
+    assert!(
+        err.starts_with(&format!("invalid estate file {}: ", path.display()))
+            && err.contains("crews[1].members: unknown person `p-ghost`"),
+        "{err}"
+    );
+}

@@ -3,12 +3,16 @@
 //! them to the trait.
 
 mod clock;
+mod dispatch;
 mod lifecycle;
 mod log;
 mod read;
 mod schema;
 mod work_order;
 
+use crate::dispatch::{
+    CallTicket, Caller, Holding, LinkRelation, ResidentRating, TicketLink, Tracked,
+};
 use crate::events::TicketEvent;
 use crate::rating::Rating;
 use crate::request::{Clear, Raise};
@@ -55,6 +59,7 @@ impl SqliteTicketStore {
         conn.set_prepared_statement_cache_capacity(64);
         conn.execute_batch(schema::SCHEMA)?;
         schema::migrate(&conn)?;
+        conn.execute_batch(schema::DESK_SCHEMA)?;
         Ok(SqliteTicketStore {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -214,5 +219,85 @@ impl TicketStore for SqliteTicketStore {
         policy: &SlaPolicy,
     ) -> Result<RaiseOutcome, TicketError> {
         work_order::open_work_order(&mut self.conn.lock(), w, policy)
+    }
+
+    // --- The dispatcher's desk and resident tracking (issue 14) ---
+
+    fn call_in(
+        &self,
+        c: &CallTicket,
+        policy: &SlaPolicy,
+        actor: &str,
+    ) -> Result<RaiseOutcome, TicketError> {
+        dispatch::call_in(&mut self.conn.lock(), c, policy, actor)
+    }
+
+    fn caller(&self, id: i64) -> Result<Option<Caller>, TicketError> {
+        dispatch::caller(&self.conn.lock(), id)
+    }
+
+    fn transfer(
+        &self,
+        id: i64,
+        station: &str,
+        reason: &str,
+        actor: &str,
+        now_ms: i64,
+    ) -> Result<Ticket, TicketError> {
+        dispatch::transfer(&mut self.conn.lock(), id, station, reason, actor, now_ms)
+    }
+
+    fn holdings(&self, id: i64) -> Result<Vec<Holding>, TicketError> {
+        dispatch::holdings(&self.conn.lock(), id)
+    }
+
+    fn merge(
+        &self,
+        id: i64,
+        into: i64,
+        note: &str,
+        actor: &str,
+        now_ms: i64,
+    ) -> Result<(Ticket, Ticket), TicketError> {
+        dispatch::merge(&mut self.conn.lock(), id, into, note, actor, now_ms)
+    }
+
+    fn link(
+        &self,
+        id: i64,
+        other: i64,
+        relation: LinkRelation,
+        actor: &str,
+        now_ms: i64,
+    ) -> Result<TicketLink, TicketError> {
+        dispatch::link(&mut self.conn.lock(), id, other, relation, actor, now_ms)
+    }
+
+    fn links(&self, id: i64) -> Result<Vec<TicketLink>, TicketError> {
+        dispatch::links(&self.conn.lock(), id)
+    }
+
+    fn add_tracking_code(
+        &self,
+        code: &str,
+        ticket_id: i64,
+        category: &str,
+        now_ms: i64,
+    ) -> Result<(), TicketError> {
+        dispatch::add_tracking_code(&self.conn.lock(), code, ticket_id, category, now_ms)
+    }
+
+    fn track(&self, code: &str) -> Result<Tracked, TicketError> {
+        dispatch::track(&self.conn.lock(), code)
+    }
+
+    fn rate_by_resident(
+        &self,
+        code: &str,
+        stars: u8,
+        comment: &str,
+        now_ms: i64,
+    ) -> Result<ResidentRating, TicketError> {
+        dispatch::rate_by_resident(&mut self.conn.lock(), code, stars, comment, now_ms)
     }
 }

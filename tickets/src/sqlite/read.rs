@@ -2,7 +2,7 @@
 //! month of tickets a rating is computed from.
 
 use super::schema::{any_of, from_row, load, COLS};
-use crate::rating::{month_range, rate, Rating};
+use crate::rating::Rating;
 use crate::state::{AuditRecord, Ticket, TicketDetail, TicketFilter, TicketState};
 use crate::TicketError;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -123,15 +123,8 @@ pub(super) fn list(conn: &Connection, f: &TicketFilter) -> Result<Vec<Ticket>, T
 }
 
 /// Service rating of a station or a compound (whichever `scope` names) for a month
-/// `YYYY-MM` (UTC), by the formula in docs/rating.md.
+/// `YYYY-MM` (UTC), by the formula in docs/rating.md: a transferred ticket counts for
+/// each station that held it, split as [`dispatch::rating`](super::dispatch) says.
 pub(super) fn rating(conn: &Connection, scope: &str, month: &str) -> Result<Rating, TicketError> {
-    let (from, to) = month_range(month)?;
-    let mut st = conn.prepare(&format!(
-        "SELECT {COLS} FROM tickets WHERE (station = ?1 OR compound = ?1)
-           AND opened_ms >= ?2 AND opened_ms < ?3"
-    ))?;
-    let tickets = st
-        .query_map(params![scope, from, to], |r| from_row(r).map(|x| x.0))?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rate(scope, month, &tickets))
+    super::dispatch::rating(conn, scope, month)
 }

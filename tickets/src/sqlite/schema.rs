@@ -73,6 +73,54 @@ CREATE TABLE IF NOT EXISTS rule_state (
 );
 ";
 
+/// Tables of the dispatcher's desk and resident tracking (issue 14). Only new tables, so
+/// the same statements bring an existing database up to date.
+pub(super) const DESK_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS ticket_callers (
+    ticket_id INTEGER PRIMARY KEY REFERENCES tickets(id),
+    source TEXT NOT NULL,
+    name TEXT NOT NULL,
+    phone TEXT NOT NULL,
+    ts_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ticket_holdings (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ticket_id INTEGER NOT NULL REFERENCES tickets(id),
+    station TEXT NOT NULL,
+    from_ms INTEGER NOT NULL,
+    to_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS ticket_holdings_ticket ON ticket_holdings(ticket_id, id);
+CREATE INDEX IF NOT EXISTS ticket_holdings_station ON ticket_holdings(station);
+CREATE TABLE IF NOT EXISTS ticket_links (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    from_id INTEGER NOT NULL REFERENCES tickets(id),
+    to_id INTEGER NOT NULL REFERENCES tickets(id),
+    relation TEXT NOT NULL,
+    ts_ms INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    note TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ticket_links_from ON ticket_links(from_id);
+CREATE INDEX IF NOT EXISTS ticket_links_to ON ticket_links(to_id);
+CREATE TABLE IF NOT EXISTS resident_codes (
+    code TEXT PRIMARY KEY,
+    ticket_id INTEGER NOT NULL REFERENCES tickets(id),
+    category TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS resident_codes_ticket ON resident_codes(ticket_id);
+CREATE TABLE IF NOT EXISTS resident_ratings (
+    code TEXT PRIMARY KEY REFERENCES resident_codes(code),
+    ticket_id INTEGER NOT NULL REFERENCES tickets(id),
+    station TEXT NOT NULL,
+    stars INTEGER NOT NULL CHECK (stars BETWEEN 1 AND 5),
+    comment TEXT NOT NULL,
+    ts_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS resident_ratings_ticket ON resident_ratings(ticket_id);
+";
+
 pub(super) const COLS: &str =
     "id, device_id, rule_id, kind, compound, building, station, priority, title, \
     detail, state, opened_ms, last_seen_ms, occurrences, condition_active, cleared_ms, \
