@@ -18,7 +18,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use steward_estate::Role;
 use steward_tickets::{
-    CallTicket, Caller, LinkRelation, Priority, Ticket, TicketLink, TicketState, SOURCE_PHONE,
+    CallTicket, Caller, LinkRelation, Priority, Ticket, TicketState, SOURCE_PHONE,
 };
 use utoipa::ToSchema;
 
@@ -341,28 +341,13 @@ pub struct LinkBody {
     pub actor: Option<String>,
 }
 
-/// A link between two tickets (steward_tickets::TicketLink).
-// Describes the JSON for the OpenAPI document only; never built.
-#[allow(dead_code)]
-#[derive(ToSchema)]
-#[schema(as = TicketLink)]
-pub struct TicketLinkDoc {
-    from: i64,
-    to: i64,
-    /// related, duplicate or merged (`from` went into `to`).
-    relation: String,
-    ts_ms: i64,
-    actor: String,
-    note: String,
-}
-
 /// Link two tickets (dispatcher, admin); both audit trails record it and the ticket
 /// detail lists it. A duplicate is then cancelled with a reason
 /// (`POST /api/v1/tickets/{id}/cancel`) or merged.
 #[utoipa::path(post, path = "/api/v1/tickets/{id}/links", tag = "dispatch",
     params(("id" = i64, Path, description = "ticket id")),
     request_body = LinkBody,
-    responses((status = 201, description = "the link", body = TicketLinkDoc),
+    responses((status = 201, description = "the link", body = crate::schema::TicketLinkDoc),
         (status = 400), (status = 401), (status = 403), (status = 404),
         (status = 409, description = "already linked")),
     security(("bearer" = [])))]
@@ -431,36 +416,4 @@ pub(crate) async fn cancel(
     })
     .await?;
     Ok(Json(Sorted(one_view(&s, t).await?)))
-}
-
-/// A ticket's links and, to those who may see it, its caller: for the ticket detail.
-pub(crate) fn desk_extras(
-    s: &AppState,
-    who: &Principal,
-    t: &Ticket,
-) -> Result<(Vec<TicketLink>, Option<Caller>), ApiError> {
-    let store = s.tickets.store();
-    let links = store.links(t.id)?;
-    // Personal data: the hotline desk, admins and the crew of the ticket's station only.
-    let may_see_caller = who.is_admin()
-        || who.role == Role::Dispatcher
-        || (who.role == Role::Crew && who.can_see_station(&t.station));
-    let caller = if may_see_caller {
-        store.caller(t.id)?
-    } else {
-        None
-    };
-    Ok((links, caller))
-}
-
-/// The caller of a ticket opened from a call (steward_tickets::Caller).
-// Describes the JSON for the OpenAPI document only; never built.
-#[allow(dead_code)]
-#[derive(ToSchema)]
-#[schema(as = Caller)]
-pub struct CallerDoc {
-    name: String,
-    phone: String,
-    /// How the ticket came in: `phone`.
-    source: String,
 }

@@ -47,6 +47,7 @@ mod notifications;
 pub mod openapi;
 mod params;
 mod people;
+mod photo_store;
 mod photos;
 mod qr;
 mod rejects;
@@ -69,7 +70,7 @@ pub use error::ApiError;
 pub use intake::{PublicReportsConfig, ResidentIntake};
 pub use live::{in_scope, StreamFilter};
 pub use metrics::ApiMetrics;
-pub use photos::PhotoStore;
+pub use photo_store::PhotoStore;
 pub use router::app;
 pub use state::{AppState, ReadinessProbe};
 

@@ -5,6 +5,12 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+/// Why an uploaded photo was refused: too_large, unsupported_type, undecodable, no_file.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhotoRejectLabels {
+    pub reason: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     pub method: String,
@@ -21,7 +27,7 @@ pub struct ApiMetrics {
     /// Clients connected to the alert stream (`steward_api_sse_clients`).
     pub sse_clients: Gauge,
     /// Ticket photos refused, by reason (`steward_api_photo_rejects_total`).
-    pub photo_rejects: Family<crate::photos::PhotoRejectLabels, Counter>,
+    pub photo_rejects: Family<PhotoRejectLabels, Counter>,
 }
 
 impl ApiMetrics {
@@ -41,7 +47,7 @@ impl ApiMetrics {
             "Clients connected to the SSE alert stream",
             sse_clients.clone(),
         );
-        let photo_rejects = Family::<crate::photos::PhotoRejectLabels, Counter>::default();
+        let photo_rejects = Family::<PhotoRejectLabels, Counter>::default();
         registry.register(
             "steward_api_photo_rejects",
             "Ticket photo uploads refused, by reason (too_large, unsupported_type, undecodable, no_file)",

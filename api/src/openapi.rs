@@ -138,7 +138,7 @@ impl Modify for Security {
         dispatch::MergeBody,
         dispatch::LinkBody,
         dispatch::CancelBody,
-        dispatch::CallerDoc,
+        schema::CallerDoc,
         tracking::RatingBody,
     )),
     modifiers(&Security),

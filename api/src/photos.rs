@@ -13,12 +13,9 @@ use axum::extract::{Multipart, Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use prometheus_client::encoding::EncodeLabelSet;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::io::Cursor;
-use std::path::PathBuf;
-use std::sync::Arc;
 use steward_estate::Role;
 use utoipa::ToSchema;
 
@@ -29,36 +26,6 @@ pub const MAX_PHOTO_BYTES: usize = 10 * 1024 * 1024;
 pub const UPLOAD_BODY_LIMIT: usize = MAX_PHOTO_BYTES + 256 * 1024;
 const THUMB_PX: u32 = 320;
 const ACTION: &str = "photo";
-
-/// Where photos are kept (`api.photo_dir`).
-#[derive(Clone, Debug)]
-pub struct PhotoStore {
-    dir: Arc<PathBuf>,
-}
-
-impl PhotoStore {
-    pub fn new(dir: impl Into<PathBuf>) -> PhotoStore {
-        PhotoStore {
-            dir: Arc::new(dir.into()),
-        }
-    }
-
-    fn ticket_dir(&self, id: i64) -> PathBuf {
-        self.dir.join(id.to_string())
-    }
-}
-
-impl Default for PhotoStore {
-    fn default() -> Self {
-        PhotoStore::new(std::env::temp_dir().join("steward-photos"))
-    }
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PhotoRejectLabels {
-    /// too_large, unsupported_type, undecodable, no_file.
-    pub reason: &'static str,
-}
 
 /// One photo of a ticket. Fields in alphabetical order.
 #[derive(Debug, Serialize, ToSchema)]
@@ -108,7 +75,7 @@ pub struct PhotoForm {
 fn reject(s: &AppState, reason: &'static str, e: ApiError) -> ApiError {
     s.api_metrics
         .photo_rejects
-        .get_or_create(&PhotoRejectLabels { reason })
+        .get_or_create(&crate::metrics::PhotoRejectLabels { reason })
         .inc();
     e
 }

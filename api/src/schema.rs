@@ -237,11 +237,11 @@ pub struct AuditRecordDoc {
 pub struct TicketDetailDoc {
     ticket: TicketDoc,
     audit: Vec<AuditRecordDoc>,
-    links: Vec<crate::dispatch::TicketLinkDoc>,
+    links: Vec<TicketLinkDoc>,
     /// Who called, for a ticket opened from a call: admins, dispatchers and the
     /// station's crew only, else null.
     #[schema(required = true)]
-    caller: Option<crate::dispatch::CallerDoc>,
+    caller: Option<CallerDoc>,
     /// Who the ticket was last dispatched to; null when never.
     #[schema(required = true)]
     assignee: Option<String>,
@@ -472,4 +472,31 @@ mod tests {
         ];
         assert_eq!(variants::<LivenessDoc>(), names(all));
     }
+}
+
+/// A link between two tickets (steward_tickets::TicketLink).
+// Describes the JSON for the OpenAPI document only; never built.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = TicketLink)]
+pub struct TicketLinkDoc {
+    from: i64,
+    to: i64,
+    /// related, duplicate or merged (`from` went into `to`).
+    relation: String,
+    ts_ms: i64,
+    actor: String,
+    note: String,
+}
+
+/// The caller of a ticket opened from a call (steward_tickets::Caller).
+// Describes the JSON for the OpenAPI document only; never built.
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(as = Caller)]
+pub struct CallerDoc {
+    name: String,
+    phone: String,
+    /// How the ticket came in: `phone`.
+    source: String,
 }

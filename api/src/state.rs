@@ -28,7 +28,7 @@ pub struct AppState {
     /// Rate limits and counters of the public resident report endpoint.
     pub resident: ResidentIntake,
     /// Where crews' ticket photos are kept (`api.photo_dir`).
-    pub photos: crate::photos::PhotoStore,
+    pub photos: crate::photo_store::PhotoStore,
     /// Escalation to people (acknowledgement links, deliveries); `None` when turned off.
     pub escalation: Option<steward_escalation::Escalation>,
     /// Planned rounds (steward-rounds); `None` when the stage does not run (503).

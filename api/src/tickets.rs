@@ -465,7 +465,7 @@ pub(crate) async fn get_ticket(
     let detail = blocking(move || Ok(desk.store().get(id)?)).await?;
     who.check(who.can_see_ticket(&detail.ticket), &format!("ticket {id}"))?;
     let (s2, t2) = (s.clone(), detail.ticket.clone());
-    let (links, caller) = blocking(move || crate::dispatch::desk_extras(&s2, &who, &t2)).await?;
+    let (links, caller) = blocking(move || desk_extras(&s2, &who, &t2)).await?;
     let ticket = views(&s, vec![detail.ticket])
         .await?
         .pop()
@@ -629,6 +629,32 @@ pub(crate) async fn transition_ticket(
         .pop()
         .ok_or_else(|| ApiError::Internal(format!("ticket {id}: no view")))?;
     Ok(Json(Sorted(ticket)))
+}
+
+/// A ticket's links and, to those who may see it, its caller: for the ticket detail.
+pub(crate) fn desk_extras(
+    s: &AppState,
+    who: &Principal,
+    t: &Ticket,
+) -> Result<
+    (
+        Vec<steward_tickets::TicketLink>,
+        Option<steward_tickets::Caller>,
+    ),
+    ApiError,
+> {
+    let store = s.tickets.store();
+    let links = store.links(t.id)?;
+    // Personal data: the hotline desk, admins and the crew of the ticket's station only.
+    let may_see_caller = who.is_admin()
+        || who.role == Role::Dispatcher
+        || (who.role == Role::Crew && who.can_see_station(&t.station));
+    let caller = if may_see_caller {
+        store.caller(t.id)?
+    } else {
+        None
+    };
+    Ok((links, caller))
 }
 
 #[cfg(test)]

@@ -166,6 +166,25 @@ struct CsvDevice {
 }
 
 impl EstateFile {
+    /// The maintenance windows against the devices, buildings and compounds of this file.
+    fn validate_windows(&self, errors: &mut Vec<String>) {
+        use crate::windows::WindowTarget;
+        let devices: HashSet<&str> = self.devices.iter().map(|d| d.id.as_str()).collect();
+        let buildings: HashSet<&str> = self.buildings.iter().map(|b| b.id.as_str()).collect();
+        let compounds: HashSet<&str> = self.compounds.iter().map(|c| c.id.as_str()).collect();
+        let known = |t: &WindowTarget| match t {
+            WindowTarget::Device(d) => devices.contains(d.as_str()),
+            WindowTarget::Building(b) => buildings.contains(b.as_str()),
+            WindowTarget::Compound(c) => compounds.contains(c.as_str()),
+        };
+        crate::windows::validate_defs(
+            &self.maintenance_windows,
+            self.timezone.as_deref(),
+            &known,
+            errors,
+        );
+    }
+
     /// Read, parse and validate an estate file (and its device CSV, if any).
     pub fn load(path: &Path) -> Result<EstateFile, EstateError> {
         let text = std::fs::read_to_string(path).map_err(|error| EstateError::Io {
@@ -350,7 +369,7 @@ impl EstateFile {
             }
         }
         crate::people::validate_file(self, &mut errors);
-        crate::windows::validate_file(self, &mut errors);
+        self.validate_windows(&mut errors);
         if errors.is_empty() {
             Ok(())
         } else {

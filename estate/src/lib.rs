@@ -18,6 +18,7 @@ pub mod registry;
 pub mod schema;
 pub mod secret;
 pub mod tokens;
+mod window_store;
 pub mod windows;
 
 pub use file::EstateFile;

@@ -316,7 +316,7 @@ impl Registry {
                 )?;
             }
             crate::people::store::write(&tx, file)?;
-            crate::windows::apply_file(&tx, file)?;
+            crate::windows::apply_defs(&tx, &file.maintenance_windows, file.timezone.as_deref())?;
             tx.commit()?;
         }
         self.reload_windows()?;

@@ -7,8 +7,6 @@
 //! [`WindowSet`] snapshot (like the [`crate::Directory`]) serves the rules' hot path.
 
 use crate::clock::now_ms;
-use crate::file::EstateFile;
-use crate::registry::Registry;
 use crate::{validate_id, EstateError};
 use chrono::{DateTime, NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
@@ -34,11 +32,6 @@ pub fn estate_offset(timezone: Option<&str>) -> Result<Tz, String> {
     let name = timezone.unwrap_or(DEFAULT_TIMEZONE);
     name.parse::<Tz>()
         .map_err(|_| format!("unknown time zone `{name}`"))
-}
-
-/// The time zone an estate file's local window times are in.
-fn file_zone(file: &EstateFile) -> Option<&str> {
-    file.timezone.as_deref()
 }
 
 /// A window as written in the estate file or posted to the API.
@@ -232,25 +225,23 @@ pub fn check(
     }
 }
 
-/// Validate the estate file's windows against the ids it defines; called from
-/// [`EstateFile::validate`].
-pub(crate) fn validate_file(file: &EstateFile, errors: &mut Vec<String>) {
+/// Validate the estate file's windows (`maintenance_windows`, local times in
+/// `timezone`); `known` says whether a target is defined by the file. Called from
+/// [`EstateFile::validate`](crate::file::EstateFile::validate), which owns the ids.
+pub(crate) fn validate_defs(
+    defs: &[WindowDef],
+    timezone: Option<&str>,
+    known: &dyn Fn(&WindowTarget) -> bool,
+    errors: &mut Vec<String>,
+) {
     // A bad `timezone` is reported once, by the people's checks.
-    let Ok(offset) = estate_offset(file_zone(file)) else {
+    let Ok(offset) = estate_offset(timezone) else {
         return;
     };
-    let devices: HashSet<&str> = file.devices.iter().map(|d| d.id.as_str()).collect();
-    let buildings: HashSet<&str> = file.buildings.iter().map(|d| d.id.as_str()).collect();
-    let compounds: HashSet<&str> = file.compounds.iter().map(|d| d.id.as_str()).collect();
-    let known = |t: &WindowTarget| match t {
-        WindowTarget::Device(d) => devices.contains(d.as_str()),
-        WindowTarget::Building(b) => buildings.contains(b.as_str()),
-        WindowTarget::Compound(c) => compounds.contains(c.as_str()),
-    };
     let mut seen = HashSet::new();
-    for (i, w) in file.maintenance_windows.iter().enumerate() {
+    for (i, w) in defs.iter().enumerate() {
         let prefix = format!("maintenance_windows[{i}].");
-        if let Err(e) = check(w, &prefix, offset, &known, WindowSource::File) {
+        if let Err(e) = check(w, &prefix, offset, known, WindowSource::File) {
             errors.extend(e);
         }
         if !seen.insert(w.id.as_str()) {
@@ -259,12 +250,16 @@ pub(crate) fn validate_file(file: &EstateFile, errors: &mut Vec<String>) {
     }
 }
 
-/// Replace the file's windows in the registry (inside [`Registry::apply`]'s transaction):
+/// Replace the file's windows in the registry (inside `Registry::apply`'s transaction):
 /// a window removed from the file is gone after the next load; API windows are kept.
-pub(crate) fn apply_file(tx: &Transaction<'_>, file: &EstateFile) -> Result<(), EstateError> {
-    let offset = estate_offset(file_zone(file)).map_err(|e| EstateError::Invalid(vec![e]))?;
+pub(crate) fn apply_defs(
+    tx: &Transaction<'_>,
+    defs: &[WindowDef],
+    timezone: Option<&str>,
+) -> Result<(), EstateError> {
+    let offset = estate_offset(timezone).map_err(|e| EstateError::Invalid(vec![e]))?;
     tx.execute("DELETE FROM maintenance_windows WHERE source='file'", [])?;
-    for (i, def) in file.maintenance_windows.iter().enumerate() {
+    for (i, def) in defs.iter().enumerate() {
         let prefix = format!("maintenance_windows[{i}].");
         let w = check(def, &prefix, offset, &|_| true, WindowSource::File)
             .map_err(EstateError::Invalid)?;
@@ -273,7 +268,11 @@ pub(crate) fn apply_file(tx: &Transaction<'_>, file: &EstateFile) -> Result<(), 
     Ok(())
 }
 
-fn insert(conn: &Connection, w: &MaintenanceWindow, replace: bool) -> rusqlite::Result<usize> {
+pub(crate) fn insert(
+    conn: &Connection,
+    w: &MaintenanceWindow,
+    replace: bool,
+) -> rusqlite::Result<usize> {
     let verb = if replace {
         "INSERT OR REPLACE"
     } else {
@@ -379,83 +378,6 @@ impl WindowSet {
             .map(|i| &self.windows[*i])
             .filter(|w| w.open_at(ts_ms))
             .max_by_key(|w| (w.to_ms, std::cmp::Reverse(w.id.clone())))
-    }
-}
-
-impl Registry {
-    /// The zone API window times are read and shown in: the estate's (`timezone`).
-    pub fn window_offset(&self) -> Tz {
-        self.people().timezone()
-    }
-
-    /// Current windows snapshot; cheap to call per message.
-    pub fn windows(&self) -> Arc<WindowSet> {
-        self.windows_snapshot()
-    }
-
-    /// Validate and store a window created through the API. Local times are read in the
-    /// estate's zone. Errors name the field (`building: unknown building ...`).
-    pub fn create_window(
-        &self,
-        def: &WindowDef,
-        created_by: Option<&str>,
-    ) -> Result<MaintenanceWindow, EstateError> {
-        let offset = self.window_offset();
-        let dir = self.directory();
-        let buildings = self.building_compounds()?;
-        let known = |t: &WindowTarget| match t {
-            WindowTarget::Device(d) => dir.device(d).is_some(),
-            WindowTarget::Building(b) => buildings.contains_key(b),
-            WindowTarget::Compound(c) => dir.compounds.contains_key(c),
-        };
-        let mut w =
-            check(def, "", offset, &known, WindowSource::Api).map_err(EstateError::Invalid)?;
-        w.created_by = created_by.map(str::to_string);
-        {
-            let conn = self.conn.lock();
-            let exists = conn
-                .query_row(
-                    "SELECT 1 FROM maintenance_windows WHERE id=?1",
-                    [&w.id],
-                    |_| Ok(()),
-                )
-                .map(|_| true)
-                .or_else(|e| match e {
-                    rusqlite::Error::QueryReturnedNoRows => Ok(false),
-                    e => Err(e),
-                })?;
-            if exists {
-                return Err(EstateError::Invalid(vec![format!(
-                    "id: a window `{}` already exists",
-                    w.id
-                )]));
-            }
-            insert(&conn, &w, false)?;
-        }
-        self.reload_windows()?;
-        Ok(w)
-    }
-
-    /// Remove a window (file windows come back at the next load of the estate file).
-    pub fn delete_window(&self, id: &str) -> Result<(), EstateError> {
-        let n = self
-            .conn
-            .lock()
-            .execute("DELETE FROM maintenance_windows WHERE id=?1", [id])?;
-        if n == 0 {
-            return Err(EstateError::NotFound(format!("maintenance window `{id}`")));
-        }
-        self.reload_windows()
-    }
-
-    /// Every building's compound.
-    pub fn building_compounds(&self) -> Result<HashMap<String, String>, EstateError> {
-        let conn = self.conn.lock();
-        let mut stmt = conn.prepare("SELECT id, compound FROM buildings")?;
-        let map = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
-            .collect::<Result<HashMap<_, _>, _>>()?;
-        Ok(map)
     }
 }
 

@@ -1,4 +1,6 @@
 use super::*;
+use crate::file::EstateFile;
+use crate::registry::Registry;
 
 const ESTATE: &str = r#"
 [[stations]]
