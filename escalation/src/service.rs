@@ -72,6 +72,10 @@ struct Inner {
     /// every tick. The station is part of it so that a ticket transferred to another
     /// station reaches that station's people too.
     done: Mutex<HashMap<(i64, String, u32), u32>>,
+    /// The delivery gauges need a recount (a full scan of the outbox): set at start and
+    /// whenever a round queued or copied something, the only ways the states change
+    /// besides an admin's retry, which the retry's own attempt then reflects.
+    recount: std::sync::atomic::AtomicBool,
 }
 
 /// Tickets the ladder looks at in one tick; a storm beyond it is picked up as older
@@ -117,6 +121,7 @@ impl Escalation {
                 policy: RwLock::new(policy),
                 policy_stamp: Mutex::new(stamp),
                 done: Mutex::new(HashMap::new()),
+                recount: std::sync::atomic::AtomicBool::new(true),
             }),
         }
     }
@@ -168,9 +173,15 @@ impl Escalation {
     /// Returns the number of deliveries queued.
     pub async fn tick(&self) -> Result<usize, EscalationError> {
         self.reload_policy();
+        use std::sync::atomic::Ordering;
         let queued = self.ladder_round().await?;
-        self.copy_attempts().await?;
-        self.update_gauges().await;
+        let copied = self.copy_attempts().await?;
+        if queued + copied > 0 {
+            self.inner.recount.store(true, Ordering::Relaxed);
+        }
+        if self.inner.recount.swap(false, Ordering::Relaxed) {
+            self.update_gauges().await;
+        }
         Ok(queued)
     }
 
@@ -378,12 +389,13 @@ impl Escalation {
     }
 
     /// Copy attempts recorded since the last round to the audit trail and the delivery log.
-    async fn copy_attempts(&self) -> Result<(), EscalationError> {
+    /// Returns how many attempts were copied.
+    async fn copy_attempts(&self) -> Result<usize, EscalationError> {
         let after = self.inner.p.store.cursor(ATTEMPT_CURSOR)?;
         let outbox = self.inner.p.dispatcher.outbox().clone();
         let entries = blocking(move || outbox.attempts_after(after, ATTEMPTS_PER_TICK)).await?;
         let Some(last) = entries.last().map(|e| e.id) else {
-            return Ok(());
+            return Ok(0);
         };
         for e in &entries {
             let r = &e.record;
@@ -422,7 +434,7 @@ impl Escalation {
         })
         .await?;
         self.inner.p.store.set_cursor(ATTEMPT_CURSOR, last)?;
-        Ok(())
+        Ok(entries.len())
     }
 
     async fn update_gauges(&self) {
