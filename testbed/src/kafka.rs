@@ -1,0 +1,1 @@
+pub struct KafkaCluster; #[derive(Debug, thiserror::Error)] #[error("x")] pub struct KafkaError;

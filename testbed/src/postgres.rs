@@ -1,0 +1,1 @@
+pub struct LocalPostgres; #[derive(Debug, thiserror::Error)] #[error("x")] pub struct PostgresError;
