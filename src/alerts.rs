@@ -41,6 +41,18 @@ impl HubPublisher {
     }
 }
 
+/// Where alerts and device commands are published: the embedded broker on one machine,
+/// the downlink topic in cluster mode.
+pub trait Publish: Send + Sync {
+    fn publish(&self, topic: &str, payload: Vec<u8>);
+}
+
+impl Publish for HubPublisher {
+    fn publish(&self, topic: &str, payload: Vec<u8>) {
+        HubPublisher::publish(self, topic, payload)
+    }
+}
+
 impl CommandSink for HubPublisher {
     fn send(&self, device_id: &str, payload: &str) {
         info!(device = device_id, "device command");
@@ -82,7 +94,7 @@ pub fn forward_events(
     // The store, not the rules' desk: the desk holds the channel's sender, and the channel
     // must close when the rules stage stops so that this thread ends.
     log: Arc<dyn TicketStore>,
-    publisher: Arc<HubPublisher>,
+    publisher: Arc<dyn Publish>,
     mut outbox: Outbox,
 ) -> std::io::Result<EventForwarder> {
     let thread = std::thread::Builder::new()
@@ -145,7 +157,7 @@ pub fn forward_events(
 
 fn forward(
     ev: &TicketEvent,
-    publisher: &HubPublisher,
+    publisher: &Arc<dyn Publish>,
     buf: &mut steward_storage::Buffer,
     rows: &mut u64,
 ) {

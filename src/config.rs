@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use steward_api::ApiConfig;
 use steward_broker::BrokerConfig;
+use steward_cluster::ClusterConfig;
 use steward_escalation::EscalationConfig;
 use steward_ingest::IngestConfig;
 use steward_notify::NotifyConfig;
@@ -48,6 +49,8 @@ pub struct HubConfig {
     /// Escalation to people: policy file, acknowledgement links.
     pub escalation: EscalationConfig,
     pub rounds: RoundsConfig,
+    /// Cluster mode (Kafka, PostgreSQL): this node's role; `single` is one machine.
+    pub cluster: ClusterConfig,
 }
 
 impl HubConfig {
@@ -150,6 +153,16 @@ impl HubConfig {
         errors.extend(self.notify.validate());
         errors.extend(self.escalation.validate());
         errors.extend(self.rounds.validate());
+        errors.extend(self.cluster.validate());
+        if self.cluster.role != steward_cluster::Role::Single
+            && self.questdb.mode != steward_storage::questdb::QuestDbMode::External
+        {
+            errors.push(
+                "questdb.mode: cluster nodes share one QuestDB: set `external` and \
+                 questdb.http_addr"
+                    .into(),
+            );
+        }
         if self.ingest.max_payload_bytes >= self.broker.max_payload_bytes {
             errors.push(format!(
                 "ingest.max_payload_bytes: must be below broker.max_payload_bytes ({}) so an \

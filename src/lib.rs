@@ -3,11 +3,13 @@
 //! the arguments, `cli/` holds one module per subcommand (not part of this library).
 
 mod alerts;
+mod cluster;
 pub mod config;
 pub mod demo;
 mod hub;
 mod people;
 
+pub use cluster::ClusterNode;
 pub use config::HubConfig;
 pub use hub::{open_registry, Hub};
 

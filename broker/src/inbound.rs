@@ -81,6 +81,7 @@ impl InboundSource for BrokerSource {
                         topic: f.publish.topic,
                         payload: f.publish.payload,
                         ack: AckToken(offset),
+                        received_us: None,
                     });
                 }
                 Ok(Some(Notification::Unschedule)) => {

@@ -24,6 +24,11 @@ pub struct Inbound {
     pub payload: Bytes,
     /// The message's place in the source's stream, for [`InboundSource::release_through`].
     pub ack: AckToken,
+    /// When the hub first received the message (microseconds since the epoch), if the
+    /// source carries it: a Kafka record read again after a failover keeps the receive
+    /// time its front end gave it, so the rows it makes are the same rows (and QuestDB's
+    /// DEDUP keeps one). `None` means now.
+    pub received_us: Option<i64>,
 }
 
 /// A message's place in its source's stream. Tokens rise in the order the source hands

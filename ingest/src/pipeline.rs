@@ -208,7 +208,7 @@ impl Loop {
             };
             match next {
                 Received::Message(m) => {
-                    self.handle(&m.topic, &m.payload);
+                    self.handle(&m.topic, &m.payload, m.received_us);
                     self.pending_ack = Some(m.ack);
                 }
                 Received::Idle => {}
@@ -248,7 +248,7 @@ impl Loop {
         while Instant::now() < until {
             match source.recv_until(Instant::now() + DRAIN_QUIET) {
                 Received::Message(m) => {
-                    self.handle(&m.topic, &m.payload);
+                    self.handle(&m.topic, &m.payload, m.received_us);
                     self.pending_ack = Some(m.ack);
                     drained += 1;
                     if self.buf.len() - self.spooled_len >= SPOOL_CHUNK
@@ -410,13 +410,13 @@ impl Loop {
         }
     }
 
-    fn handle(&mut self, topic: &[u8], payload: &[u8]) {
+    fn handle(&mut self, topic: &[u8], payload: &[u8], received_us: Option<i64>) {
         self.metrics.received.inc();
         let dir = self.registry.directory();
         // A decoder bug must cost one message, not the ingest thread (and with it all
         // later data): the message is rejected and the panic counted.
         // One clock read per message: decoding's notion of now and the receive time agree.
-        let received_us = now_us();
+        let received_us = received_us.unwrap_or_else(now_us);
         let decoded = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             contract::decode(topic, payload, &dir, received_us / 1000, &self.cfg)
         })) {

@@ -3,7 +3,7 @@
 use super::{runtime, shutdown_signal};
 use anyhow::Result;
 use std::path::Path;
-use steward::{Hub, HubConfig};
+use steward::{ClusterNode, Hub, HubConfig};
 
 pub fn run(config: &Path) -> Result<()> {
     let cfg = HubConfig::load(config)?;
@@ -11,6 +11,9 @@ pub fn run(config: &Path) -> Result<()> {
 }
 
 async fn serve(cfg: HubConfig) -> Result<()> {
+    if cfg.cluster.role != steward_cluster::Role::Single {
+        return serve_node(cfg).await;
+    }
     let hub = Hub::start(cfg).await?;
     eprintln!(
         "steward running: mqtt {} | api http://{} | questdb http://{}{}",
@@ -23,5 +26,23 @@ async fn serve(cfg: HubConfig) -> Result<()> {
     );
     shutdown_signal().await;
     hub.shutdown().await;
+    Ok(())
+}
+
+/// A cluster node (`cluster.role = "frontend"` or `"worker"`).
+async fn serve_node(cfg: HubConfig) -> Result<()> {
+    let node = ClusterNode::start(cfg).await?;
+    // The one-machine hub's banner, so scripts read both alike; a worker has no MQTT.
+    eprintln!(
+        "steward running: mqtt {} | api http://{} | questdb http://{} | role {:?}",
+        node.mqtt_addr
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "-".into()),
+        node.api_addr,
+        node.questdb_http,
+        node.role,
+    );
+    shutdown_signal().await;
+    node.shutdown().await;
     Ok(())
 }

@@ -14,6 +14,8 @@ mod harness;
 #[cfg(feature = "harness")]
 pub use harness::*;
 #[cfg(feature = "harness")]
+pub mod cluster;
+#[cfg(feature = "harness")]
 pub mod crash;
 #[cfg(feature = "harness")]
 pub mod process;

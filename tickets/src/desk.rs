@@ -118,6 +118,12 @@ impl TicketDesk {
         }
     }
 
+    /// Forget the events of a batch the store rolled back (a cluster worker whose
+    /// partition was fenced): nobody may hear of tickets that were never committed.
+    pub fn abort_batch(&self) {
+        self.inner.held.lock().take();
+    }
+
     /// Log the event durably, then publish it with its log id (held back while a batch is
     /// open). No subscriber is fine: the tickets themselves are in the store.
     pub fn publish(&self, e: TicketEvent) {

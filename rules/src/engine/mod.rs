@@ -557,6 +557,31 @@ impl Engine {
         v
     }
 
+    /// [`Engine::restore`] then [`Engine::resume_at`] for the restored devices only: a
+    /// cluster worker loads a compound's devices when it first sees the compound, and the
+    /// devices already loaded keep their silence clocks.
+    pub fn restore_at(&mut self, rows: Vec<(String, String)>, now_ms: i64) -> usize {
+        let ids: Vec<String> = rows.iter().map(|(id, _)| id.clone()).collect();
+        let n = self.restore(rows);
+        let pack = self.pack.clone();
+        for id in ids {
+            let Some(dev) = self.devices.get_mut(id.as_str()) else {
+                continue;
+            };
+            let silent_active = pack
+                .for_kind(dev.data.kind)
+                .iter()
+                .zip(&dev.rules)
+                .any(|(ri, rt)| rt.active && pack.at(*ri).silence);
+            if !silent_active {
+                if let Some(t) = dev.data.last_seen_ms.as_mut() {
+                    *t = (*t).max(now_ms);
+                }
+            }
+        }
+        n
+    }
+
     /// Load states saved by [`Engine::take_dirty`] / [`Engine::snapshot`]. Unreadable rows
     /// are skipped (returned count tells how many were restored).
     pub fn restore(&mut self, rows: impl IntoIterator<Item = (String, String)>) -> usize {
