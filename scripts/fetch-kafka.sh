@@ -48,8 +48,9 @@ mkdir -p "$STAGE/kafka/libs"
 mvn -q -B -f "$STAGE/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
   "-DoutputDirectory=$STAGE/kafka/libs"
 [[ -f "$STAGE/kafka/libs/kafka_2.13-$VERSION.jar" ]] || { echo "fetch-kafka: kafka_2.13-$VERSION.jar missing after mvn" >&2; exit 1; }
-# Brokers log to kafka.log in -Dkafka.logs.dir (the node's directory), not stdout; the
-# testbed reads it for readiness and error messages.
+# For brokers run by hand (-Dlog4j2.configurationFile=...): log to kafka.log in
+# -Dkafka.logs.dir, not stdout. steward-testbed writes the same configuration into each
+# cluster's directory, so it also runs from jars elsewhere (STEWARD_KAFKA_LIBS).
 cat >"$STAGE/kafka/log4j2.yaml" <<'LOG'
 Configuration:
   Appenders:

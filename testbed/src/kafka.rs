@@ -124,7 +124,10 @@ pub fn libs_dir() -> PathBuf {
 
 /// The jar directory, checked to hold this version's broker jar.
 fn resolve_libs() -> Result<PathBuf, KafkaError> {
-    let libs = libs_dir();
+    check_libs(libs_dir())
+}
+
+fn check_libs(libs: PathBuf) -> Result<PathBuf, KafkaError> {
     let jar = libs.join(format!("kafka_2.13-{KAFKA_VERSION}.jar"));
     if jar.is_file() {
         Ok(libs)
@@ -196,18 +199,52 @@ fn random_cluster_id() -> String {
     out
 }
 
-/// `count` distinct free loopback ports: all are bound at once so none repeats, then
-/// released for the brokers to take.
+/// `count` distinct free loopback ports. Nodes get their ports only when their JVMs bind
+/// them, seconds after this probe, so the ports come from below the kernel's ephemeral
+/// range where possible: there no outgoing connection (of this suite's many clients) can
+/// take one meanwhile, and other tests binding port 0 never land. Ports are picked at
+/// random there and all held at once so none repeats.
 fn free_ports(count: usize) -> Result<Vec<u16>, KafkaError> {
-    let listeners = (0..count)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(io_err("cannot bind a free loopback port"))?;
-    listeners
-        .iter()
+    let (lo, hi) = quiet_port_range();
+    let mut held: Vec<TcpListener> = Vec::with_capacity(count);
+    let mut seed = RandomState::new().build_hasher();
+    let mut attempts = 0;
+    while held.len() < count && hi > lo && attempts < 1000 {
+        attempts += 1;
+        seed.write_usize(attempts);
+        let port = lo + (seed.finish() % u64::from(hi - lo)) as u16;
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+            held.push(l);
+        }
+    }
+    while held.len() < count {
+        let l =
+            TcpListener::bind("127.0.0.1:0").map_err(io_err("cannot bind a free loopback port"))?;
+        held.push(l);
+    }
+    held.iter()
         .map(|l| l.local_addr().map(|a| a.port()))
         .collect::<Result<Vec<_>, _>>()
         .map_err(io_err("cannot read a bound port"))
+}
+
+/// Ports 20000 up to the start of the ephemeral range (Linux: 32768), or an empty range
+/// when the ephemeral range starts too low to leave room.
+fn quiet_port_range() -> (u16, u16) {
+    const LO: u16 = 20000;
+    let ephemeral_start = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| {
+            t.split_whitespace()
+                .next()
+                .and_then(|p| p.parse::<u16>().ok())
+        })
+        .unwrap_or(32768);
+    if ephemeral_start > LO + 1000 {
+        (LO, ephemeral_start)
+    } else {
+        (0, 0)
+    }
 }
 
 /// The server.properties of every node, before the per-node keys; `nodes` sizes the
@@ -744,6 +781,35 @@ mod tests {
         assert_eq!(get(1, "default.replication.factor").as_deref(), Some("1"));
         assert_eq!(get(1, "min.insync.replicas").as_deref(), Some("1"));
         assert_eq!(get(5, "default.replication.factor").as_deref(), Some("3"));
+    }
+
+    #[test]
+    fn missing_jars_say_how_to_fetch_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = check_libs(dir.path().to_path_buf())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("scripts/fetch-kafka.sh"), "{e}");
+        assert!(e.contains(LIBS_ENV), "{e}");
+        fs::write(
+            dir.path().join(format!("kafka_2.13-{KAFKA_VERSION}.jar")),
+            b"",
+        )
+        .unwrap();
+        assert!(check_libs(dir.path().to_path_buf()).is_ok());
+    }
+
+    #[test]
+    fn free_ports_are_distinct_and_outside_the_ephemeral_range() {
+        let ports = free_ports(6).unwrap();
+        let mut sorted = ports.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 6, "{ports:?}");
+        let (lo, hi) = quiet_port_range();
+        if hi > lo {
+            assert!(ports.iter().all(|p| (lo..hi).contains(p)), "{ports:?}");
+        }
     }
 
     #[test]
