@@ -50,7 +50,18 @@ if ! /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
     echo "aiosmtpd not found: the notification email test will skip (apt-get install python3-aiosmtpd)" >&2
   fi
 fi
+if ! command -v initdb >/dev/null 2>&1 && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+  # The cluster-mode tests run a real PostgreSQL from Debian's binaries.
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  else
+    echo "initdb not found: install PostgreSQL (apt-get install postgresql)" >&2
+    exit 1
+  fi
+fi
 scripts/fetch-questdb.sh
+# The cluster-mode tests run a local 3-broker Kafka cluster (KRaft) from these jars.
+scripts/fetch-kafka.sh
 # The crash and shutdown tests run the hub binary as its own process.
 cargo build --locked --bin steward
 # Each end-to-end test runs its own QuestDB (a JVM); two at a time suits a 2-core machine.
