@@ -20,7 +20,7 @@ use steward_cluster::{
 };
 use steward_estate::Registry;
 use steward_ingest::{Ingest, IngestMetrics};
-use steward_pgstore::{PgOptions, PgTicketStore};
+use steward_pgstore::{Options as PgOptions, PgTicketStore};
 use steward_rules::{CommandSink, DeviceStates, Dispatcher, RulesMetrics, SystemClock};
 use steward_storage::questdb::QuestDbClient;
 use steward_storage::{Outbox, StorageMetrics};

@@ -32,6 +32,7 @@ use steward_estate::{Decoded, Directory, Registry};
 use steward_ingest::{contract, IngestConfig};
 use steward_pgstore::{Fence, PgStoreError, PgTicketStore};
 use steward_rules::{screen, Action, Clock, Dispatcher, Engine, RulesConfig};
+use steward_tickets::TicketStore;
 use tracing::{debug, error, info, warn};
 
 pub const RULES_GROUP: &str = "steward-rules";
@@ -546,7 +547,7 @@ impl Loop {
                 partition, current, ..
             }) => {
                 self.parts.metrics.fenced.inc();
-                warn!(partition, current, "fenced: another worker owns the partition; batch dropped");
+                warn!(partition, current = ?current, "fenced: another worker owns the partition; batch dropped");
                 self.owned.remove(&partition);
                 self.parts.metrics.partitions.set(self.owned.len() as i64);
                 self.failed("fenced");
