@@ -11,16 +11,16 @@ use steward_tickets::{
 };
 
 impl PgTicketStore {
-    fn write<T>(
+    fn write<T: Send>(
         &self,
-        f: impl FnMut(&mut crate::conn::Db) -> Result<T, crate::PgStoreError>,
+        f: impl FnMut(&mut crate::conn::Db) -> Result<T, crate::PgStoreError> + Send,
     ) -> Result<T, TicketError> {
         Ok(self.run(true, f, |_| {})?)
     }
 
-    fn read<T>(
+    fn read<T: Send>(
         &self,
-        f: impl FnMut(&mut crate::conn::Db) -> Result<T, crate::PgStoreError>,
+        f: impl FnMut(&mut crate::conn::Db) -> Result<T, crate::PgStoreError> + Send,
     ) -> Result<T, TicketError> {
         Ok(self.run(false, f, |_| {})?)
     }
