@@ -5,7 +5,7 @@
 //! claimed, so a worker that lost a partition (paused, partitioned away) cannot write
 //! after the one that took it over.
 
-use crate::conn::{lost, Db, PgTicketStore};
+use crate::conn::{lost, off_runtime, Db, PgTicketStore, State};
 use crate::PgStoreError;
 
 type E = PgStoreError;
@@ -40,35 +40,32 @@ impl PgTicketStore {
         partition: i32,
     ) -> Result<Claim, PgStoreError> {
         let mut slot = self.shared.claims.lock();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            if slot.as_ref().is_none_or(Db::is_closed) {
-                *slot = None;
-                *slot = Some(Db::connect(&self.shared.url, &self.shared.opts)?);
-            }
-            let Some(db) = slot.as_mut() else {
-                return Err(E::BatchLost);
-            };
-            let r = db.one(
-                "INSERT INTO partition_offsets(consumer_group, topic, partition_id, epoch, next_offset)
-                 VALUES($1, $2, $3, 1, -1)
-                 ON CONFLICT (consumer_group, topic, partition_id)
-                 DO UPDATE SET epoch = partition_offsets.epoch + 1
-                 RETURNING epoch, next_offset",
-                &[&group, &topic, &partition],
-            );
-            match r {
-                Ok(row) => {
-                    return Ok(Claim {
-                        epoch: row.try_get(0)?,
-                        next_offset: row.try_get(1)?,
-                    })
+        let slot: &mut Option<Db> = &mut slot;
+        off_runtime(|| {
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let db = self.connected(slot)?;
+                let r = db.one(
+                    "INSERT INTO partition_offsets(consumer_group, topic, partition_id, epoch, next_offset)
+                     VALUES($1, $2, $3, 1, -1)
+                     ON CONFLICT (consumer_group, topic, partition_id)
+                     DO UPDATE SET epoch = partition_offsets.epoch + 1
+                     RETURNING epoch, next_offset",
+                    &[&group, &topic, &partition],
+                );
+                match r {
+                    Ok(row) => {
+                        return Ok(Claim {
+                            epoch: row.try_get(0)?,
+                            next_offset: row.try_get(1)?,
+                        })
+                    }
+                    Err(e) if attempt < 2 && lost(&e, Some(db)) => *slot = None,
+                    Err(e) => return Err(e),
                 }
-                Err(e) if attempt < 2 && lost(&e, Some(db)) => *slot = None,
-                Err(e) => return Err(e),
             }
-        }
+        })
     }
 
     /// Commit the open batch together with the offsets of `fences`, if every partition
@@ -79,7 +76,8 @@ impl PgTicketStore {
     /// from the database either way. Without an open batch, commits the offsets alone.
     pub fn commit_fenced(&self, fences: &[Fence]) -> Result<(), PgStoreError> {
         self.begin()?;
-        let mut st = self.shared.state.lock();
+        let mut guard = self.shared.state.lock();
+        let st: &mut State = &mut guard;
         st.in_batch = false;
         let broken = std::mem::take(&mut st.broken);
         let fenced = |f: &Fence, current: Option<i64>| E::Fenced {
@@ -92,22 +90,24 @@ impl PgTicketStore {
             st.db = None;
             return Err(fences.first().map_or(E::BatchLost, |f| fenced(f, None)));
         };
-        let r = check_and_commit(db, fences);
-        let refusal = match r {
-            Ok(()) => return Ok(()),
-            Err(Refusal::Moved(i, current)) => fenced(&fences[i], current),
-            Err(Refusal::Failed(i, e)) => {
-                tracing::warn!(error = %e, "fenced commit failed; the batch is rolled back");
-                match fences.get(i) {
-                    Some(f) => fenced(f, None),
-                    None => e,
+        let (refusal, rolled_back) = off_runtime(|| {
+            let refusal = match check_and_commit(db, fences) {
+                Ok(()) => return (None, true),
+                Err(Refusal::Moved(i, current)) => fenced(&fences[i], current),
+                Err(Refusal::Failed(i, e)) => {
+                    tracing::warn!(error = %e, "fenced commit failed; the batch is rolled back");
+                    match fences.get(i) {
+                        Some(f) => fenced(f, None),
+                        None => e,
+                    }
                 }
-            }
-        };
-        if db.simple("ROLLBACK").is_err() {
+            };
+            (Some(refusal), db.simple("ROLLBACK").is_ok())
+        });
+        if !rolled_back {
             st.db = None;
         }
-        Err(refusal)
+        refusal.map_or(Ok(()), Err)
     }
 
     /// Saved rule state of these devices only, by device id (a worker loads the devices

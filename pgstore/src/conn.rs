@@ -152,8 +152,11 @@ impl PgTicketStore {
     }
 
     pub fn connect_with(url: &str, opts: Options) -> Result<PgTicketStore, PgStoreError> {
-        let mut db = Db::connect(url, &opts)?;
-        crate::schema::create(&mut db)?;
+        let db = off_runtime(|| {
+            let mut db = Db::connect(url, &opts)?;
+            crate::schema::create(&mut db)?;
+            Ok::<_, E>(db)
+        })?;
         Ok(PgTicketStore {
             shared: Arc::new(Shared {
                 url: url.to_string(),
@@ -171,28 +174,35 @@ impl PgTicketStore {
     /// Run `f` as one all-or-nothing operation: its own transaction, or a savepoint of
     /// the open batch. Outside a batch a lost connection is replaced and `f` run once
     /// more. `after` runs on the result after the commit, still under the lock.
-    pub(crate) fn run<T>(
+    pub(crate) fn run<T: Send>(
         &self,
         write: bool,
-        mut f: impl FnMut(&mut Db) -> Result<T, E>,
+        f: impl FnMut(&mut Db) -> Result<T, E> + Send,
         after: impl FnOnce(&T),
     ) -> Result<T, E> {
-        let mut st = self.shared.state.lock();
-        if st.in_batch {
-            let v = in_batch(&mut st, write, f)?;
-            after(&v);
-            return Ok(v);
-        }
+        let mut guard = self.shared.state.lock();
+        let st: &mut State = &mut guard;
+        let v = off_runtime(|| {
+            if st.in_batch {
+                in_batch(st, write, f)
+            } else {
+                self.own_transaction(st, write, f)
+            }
+        })?;
+        after(&v);
+        Ok(v)
+    }
+
+    fn own_transaction<T>(
+        &self,
+        st: &mut State,
+        write: bool,
+        mut f: impl FnMut(&mut Db) -> Result<T, E>,
+    ) -> Result<T, E> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            if st.db.as_ref().is_none_or(Db::is_closed) {
-                st.db = None;
-                st.db = Some(Db::connect(&self.shared.url, &self.shared.opts)?);
-            }
-            let Some(db) = st.db.as_mut() else {
-                return Err(E::BatchLost);
-            };
+            let db = self.connected(&mut st.db)?;
             let r = if write {
                 db.simple("BEGIN")
                     .and_then(|_| f(db))
@@ -200,61 +210,64 @@ impl PgTicketStore {
             } else {
                 f(db)
             };
-            match r {
-                Ok(v) => {
-                    after(&v);
-                    return Ok(v);
+            let e = match r {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            if lost(&e, Some(db)) {
+                st.db = None;
+                if attempt < 2 {
+                    tracing::warn!(error = %e, "PostgreSQL connection lost; retrying on a new one");
+                    continue;
                 }
-                Err(e) => {
-                    if lost(&e, Some(db)) {
-                        st.db = None;
-                        if attempt < 2 {
-                            tracing::warn!(error = %e, "PostgreSQL connection lost; retrying on a new one");
-                            continue;
-                        }
-                        return Err(e);
-                    }
-                    if write {
-                        if let Err(r) = db.simple("ROLLBACK") {
-                            tracing::warn!(error = %r, "rollback failed; dropping the connection");
-                            st.db = None;
-                        }
-                    }
-                    return Err(e);
+                return Err(e);
+            }
+            if write {
+                if let Err(r) = db.simple("ROLLBACK") {
+                    tracing::warn!(error = %r, "rollback failed; dropping the connection");
+                    st.db = None;
                 }
             }
+            return Err(e);
         }
+    }
+
+    /// The connection in `slot`, opened anew when there is none or it was closed.
+    pub(crate) fn connected<'a>(&self, slot: &'a mut Option<Db>) -> Result<&'a mut Db, E> {
+        if slot.as_ref().is_none_or(Db::is_closed) {
+            *slot = None;
+            *slot = Some(Db::connect(&self.shared.url, &self.shared.opts)?);
+        }
+        slot.as_mut().ok_or(E::BatchLost)
     }
 
     pub(crate) fn begin(&self) -> Result<(), E> {
-        let mut st = self.shared.state.lock();
+        let mut guard = self.shared.state.lock();
+        let st: &mut State = &mut guard;
         if st.in_batch {
             return Ok(());
         }
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            if st.db.as_ref().is_none_or(Db::is_closed) {
-                st.db = None;
-                st.db = Some(Db::connect(&self.shared.url, &self.shared.opts)?);
-            }
-            let Some(db) = st.db.as_mut() else {
-                return Err(E::BatchLost);
-            };
-            match db.simple("BEGIN") {
-                Ok(()) => {
-                    st.in_batch = true;
-                    st.broken = false;
-                    return Ok(());
+        off_runtime(|| {
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let db = self.connected(&mut st.db)?;
+                match db.simple("BEGIN") {
+                    Ok(()) => {
+                        st.in_batch = true;
+                        st.broken = false;
+                        return Ok(());
+                    }
+                    Err(e) if attempt < 2 && lost(&e, Some(db)) => st.db = None,
+                    Err(e) => return Err(e),
                 }
-                Err(e) if attempt < 2 && lost(&e, Some(db)) => st.db = None,
-                Err(e) => return Err(e),
             }
-        }
+        })
     }
 
     pub(crate) fn commit(&self) -> Result<(), E> {
-        let mut st = self.shared.state.lock();
+        let mut guard = self.shared.state.lock();
+        let st: &mut State = &mut guard;
         if !st.in_batch {
             return Ok(());
         }
@@ -266,7 +279,7 @@ impl PgTicketStore {
         let Some(db) = st.db.as_mut() else {
             return Err(E::BatchLost);
         };
-        let r = db.simple("COMMIT");
+        let r = off_runtime(|| db.simple("COMMIT"));
         if r.is_err() {
             st.db = None;
         }
@@ -275,7 +288,8 @@ impl PgTicketStore {
 
     /// Discard the open batch, if any.
     pub fn rollback_batch(&self) -> Result<(), PgStoreError> {
-        let mut st = self.shared.state.lock();
+        let mut guard = self.shared.state.lock();
+        let st: &mut State = &mut guard;
         if !st.in_batch {
             return Ok(());
         }
@@ -287,7 +301,7 @@ impl PgTicketStore {
         let Some(db) = st.db.as_mut() else {
             return Ok(());
         };
-        if let Err(e) = db.simple("ROLLBACK") {
+        if let Err(e) = off_runtime(|| db.simple("ROLLBACK")) {
             st.db = None;
             // A connection that died took its transaction with it.
             if !lost(&e, None) {
@@ -295,6 +309,29 @@ impl PgTicketStore {
             }
         }
         Ok(())
+    }
+}
+
+/// Run `f` here, or on a thread of its own when this thread belongs to an async
+/// runtime: the synchronous client drives a runtime of its own, which tokio refuses to
+/// start (it panics) on a thread that already runs one. The API calls the store from
+/// blocking tasks; this keeps a call that slipped onto a runtime thread from panicking.
+pub(crate) fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|s| match s.spawn(f).join() {
+        Ok(v) => v,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Dropping a client drops its runtime, which tokio also refuses on a runtime
+        // thread (the last handle of the store may go with an async server's state).
+        let dbs = (self.state.get_mut().db.take(), self.claims.get_mut().take());
+        off_runtime(move || drop(dbs));
     }
 }
 

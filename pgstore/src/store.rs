@@ -11,16 +11,16 @@ use steward_tickets::{
 };
 
 impl PgTicketStore {
-    fn write<T>(
+    fn write<T: Send>(
         &self,
-        f: impl FnMut(&mut crate::conn::Db) -> Result<T, crate::PgStoreError>,
+        f: impl FnMut(&mut crate::conn::Db) -> Result<T, crate::PgStoreError> + Send,
     ) -> Result<T, TicketError> {
         Ok(self.run(true, f, |_| {})?)
     }
 
-    fn read<T>(
+    fn read<T: Send>(
         &self,
-        f: impl FnMut(&mut crate::conn::Db) -> Result<T, crate::PgStoreError>,
+        f: impl FnMut(&mut crate::conn::Db) -> Result<T, crate::PgStoreError> + Send,
     ) -> Result<T, TicketError> {
         Ok(self.run(false, f, |_| {})?)
     }
@@ -141,9 +141,9 @@ impl TicketStore for PgTicketStore {
     }
 
     /// The id is handed to `publish` after the commit, before the connection is
-    /// released, so this process publishes ids in order. (Appends of other processes
-    /// interleave by commit time, not id; a stream resuming from the log can see them
-    /// late, not lose them, only if readers wait out in-flight transactions.)
+    /// released, so this process publishes its ids in order. Across processes ids are
+    /// taken at insert and become visible at commit, so a reader may briefly see id n+1
+    /// before n of another node's transaction still in flight.
     fn append_event(
         &self,
         event: &TicketEvent,

@@ -296,3 +296,24 @@ fn work_orders_keep_their_deadline_and_open_once() {
         .ticket_kind;
     assert_eq!(plain, TICKET_KIND_INCIDENT);
 }
+
+#[test]
+fn calls_from_an_async_runtime_thread_do_not_panic() {
+    let server = steward_testbed::LocalPostgres::start().expect("start PostgreSQL");
+    let url = server.url();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        // Connected, used and dropped on the runtime's own thread.
+        let store = PgTicketStore::connect(&url).expect("connect");
+        let policy = SlaPolicy::default();
+        store.begin_batch().unwrap();
+        let o = store.raise(&raise("lift-1", T0), &policy).unwrap();
+        store.commit_batch().unwrap();
+        assert_eq!(store.ticket(o.ticket.id).unwrap().device_id, "lift-1");
+        store.claim_partition(GROUP, TOPIC, 0).unwrap();
+        drop(store);
+    });
+}

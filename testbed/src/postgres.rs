@@ -106,20 +106,33 @@ impl LocalPostgres {
                 "--no-sync",
             ],
         )?;
-        pg.port = free_port()?;
-        let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200",
-            pg.port,
-            sock.display()
-        );
         let log_s = pg.log.display().to_string();
-        pg.stopped = false;
-        pg.run(
-            "pg_ctl",
-            &[
-                "-D", &data_s, "-l", &log_s, "-o", &opts, "-w", "-t", "60", "start",
-            ],
-        )?;
+        // The port is free when picked but not reserved: another process may bind it
+        // before the server does, so a bind failure picks another.
+        for attempt in 1..=3 {
+            pg.port = free_port()?;
+            let opts = format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200",
+                pg.port,
+                sock.display()
+            );
+            pg.stopped = false;
+            let started = pg.run(
+                "pg_ctl",
+                &[
+                    "-D", &data_s, "-l", &log_s, "-o", &opts, "-w", "-t", "60", "start",
+                ],
+            );
+            match started {
+                Ok(_) => break,
+                Err(PostgresError::Command { ref output, .. })
+                    if attempt < 3 && output.contains("could not bind") =>
+                {
+                    tracing::debug!(port = pg.port, "port taken; trying another");
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let port = pg.port.to_string();
         pg.run_client(
             "createdb",
@@ -172,7 +185,7 @@ impl LocalPostgres {
                 libc::kill(pid, libc::SIGKILL);
             }
             let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline && unsafe { libc::kill(pid, 0) } == 0 {
+            while Instant::now() < deadline && alive(pid) {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
@@ -305,6 +318,21 @@ fn chown(p: &Path, uid: u32, gid: u32) -> Result<(), PostgresError> {
         });
     }
     Ok(())
+}
+
+/// Whether `pid` still runs (a zombie waiting for init to reap it does not).
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next())
+            .is_some_and(|state| !matches!(state, 'Z' | 'X')),
+        // No /proc (or no such process): ask the kernel directly.
+        Err(_) => {
+            let exists = unsafe { libc::kill(pid, 0) } == 0;
+            exists && !Path::new("/proc/self").exists()
+        }
+    }
 }
 
 /// A loopback port free right now (bound, read, released; the server binds it next).
