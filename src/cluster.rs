@@ -225,7 +225,9 @@ impl ClusterNode {
             &cfg.ingest.spool_dir.join("ticket-events"),
             cfg.ingest.spool_max_bytes,
             cfg.ingest.spool_fsync,
-            cfg.questdb.http_addr.unwrap_or(([127, 0, 0, 1], 9000).into()),
+            cfg.questdb
+                .http_addr
+                .unwrap_or(([127, 0, 0, 1], 9000).into()),
             StorageMetrics::new(prom, "steward_ticket_events"),
         )?;
         let events = forward_events(desk.events(), log, downlink.clone(), events_outbox)

@@ -59,7 +59,7 @@ impl Default for ClusterConfig {
             partitions: 12,
             replication_factor: 3,
             min_insync_replicas: 2,
-            session_timeout: Duration::from_secs(6),
+            session_timeout: Duration::from_secs(8),
             batch_records: 2000,
             idle_in_transaction_timeout: Duration::from_secs(10),
             storage_writer: true,
@@ -158,7 +158,10 @@ mod tests {
             ..ClusterConfig::default()
         };
         let e = c.validate().join("\n");
-        assert!(e.contains("cluster.kafka: `127.0.0.1` is not host:port"), "{e}");
+        assert!(
+            e.contains("cluster.kafka: `127.0.0.1` is not host:port"),
+            "{e}"
+        );
         assert!(e.contains("cluster.postgres:"), "{e}");
         assert!(e.contains("cluster.min_insync_replicas:"), "{e}");
     }

@@ -61,7 +61,10 @@ pub struct DownlinkConsumer {
 pub type PublishFn = Arc<dyn Fn(&str, Vec<u8>) + Send + Sync>;
 
 impl DownlinkConsumer {
-    pub fn start(cfg: &ClusterConfig, publish: PublishFn) -> Result<DownlinkConsumer, ClusterError> {
+    pub fn start(
+        cfg: &ClusterConfig,
+        publish: PublishFn,
+    ) -> Result<DownlinkConsumer, ClusterError> {
         let node = cfg.node_name();
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &cfg.kafka)

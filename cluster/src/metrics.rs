@@ -57,7 +57,11 @@ impl WorkerMetrics {
     pub fn new(reg: &mut Registry) -> Self {
         let m = Self::default();
         let r = reg.sub_registry_with_prefix("steward_cluster_worker");
-        r.register("records", "Records applied in committed transactions", m.records.clone());
+        r.register(
+            "records",
+            "Records applied in committed transactions",
+            m.records.clone(),
+        );
         r.register("batches", "Committed transactions", m.batches.clone());
         r.register(
             "skipped",
@@ -69,9 +73,21 @@ impl WorkerMetrics {
             "Transactions refused because another worker claimed the partition",
             m.fenced.clone(),
         );
-        r.register("rebalances", "Partition assignment changes", m.rebalances.clone());
-        r.register("errors", "Failed transactions and consumer errors", m.errors.clone());
-        r.register("partitions", "Partitions this worker owns", m.partitions.clone());
+        r.register(
+            "rebalances",
+            "Partition assignment changes",
+            m.rebalances.clone(),
+        );
+        r.register(
+            "errors",
+            "Failed transactions and consumer errors",
+            m.errors.clone(),
+        );
+        r.register(
+            "partitions",
+            "Partitions this worker owns",
+            m.partitions.clone(),
+        );
         m
     }
 }

@@ -29,8 +29,12 @@ pub async fn ensure_topics(cfg: &ClusterConfig, wait: Duration) -> Result<(), Cl
             TopicReplication::Fixed(cfg.replication_factor),
         )
         .set("min.insync.replicas", &isr),
-        NewTopic::new(&downlink, 1, TopicReplication::Fixed(cfg.replication_factor))
-            .set("min.insync.replicas", &isr),
+        NewTopic::new(
+            &downlink,
+            1,
+            TopicReplication::Fixed(cfg.replication_factor),
+        )
+        .set("min.insync.replicas", &isr),
     ];
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let until = std::time::Instant::now() + wait;

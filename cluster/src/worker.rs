@@ -157,7 +157,10 @@ impl RuleWorker {
             .set("partition.assignment.strategy", "cooperative-sticky")
             .set("session.timeout.ms", session.to_string())
             .set("heartbeat.interval.ms", (session / 3).max(300).to_string())
-            .set("max.poll.interval.ms", (session * 5).max(30_000).to_string())
+            .set(
+                "max.poll.interval.ms",
+                (session * 5).max(30_000).to_string(),
+            )
             .set("fetch.wait.max.ms", "20")
             .set("enable.partition.eof", "false")
             .create_with_context(ctx)
@@ -334,7 +337,12 @@ impl Loop {
             }
             if o > next {
                 // A gap means the fetch position is not where PostgreSQL says: go back.
-                debug!(partition = p, offset = o, expected = next, "seek back to the committed offset");
+                debug!(
+                    partition = p,
+                    offset = o,
+                    expected = next,
+                    "seek back to the committed offset"
+                );
                 self.rewind(p);
                 continue;
             }
@@ -398,8 +406,12 @@ impl Loop {
     }
 
     fn seek(&self, p: i32, offset: i64) -> KafkaResult<()> {
-        self.consumer
-            .seek(&self.topic, p, Offset::Offset(offset), Duration::from_secs(5))
+        self.consumer.seek(
+            &self.topic,
+            p,
+            Offset::Offset(offset),
+            Duration::from_secs(5),
+        )
     }
 
     fn retry_unclaimed(&mut self) {

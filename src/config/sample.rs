@@ -92,6 +92,11 @@ const SECTIONS: &[(&str, &str)] = &[
         "Planned maintenance and inspection rounds: checklist work orders from schedules, \
          items proved by telemetry (docs/rounds.md).",
     ),
+    (
+        "cluster",
+        "Cluster mode on Kafka and PostgreSQL (docs/cluster.md). `single` is one machine and \
+         ignores the other keys; a cluster node needs questdb.mode = \"external\".",
+    ),
 ];
 
 /// Every key, in the order printed within its table.
@@ -485,6 +490,55 @@ const KEYS: &[Key] = &[
         "rounds.queue_capacity",
         "Batches of telemetry evidence waiting for the rounds thread; beyond it they are \
          dropped and counted.",
+    ),
+    key(
+        "cluster.role",
+        "`single` (one machine), `frontend` (broker producing to Kafka, PUBACK after \
+         Kafka's ack) or `worker` (rule worker and storage writer).",
+    ),
+    key(
+        "cluster.kafka",
+        "Kafka bootstrap servers, host:port,host:port.",
+    ),
+    key(
+        "cluster.postgres",
+        "PostgreSQL connection string (key=value or URL): tickets, rule state, offsets.",
+    ),
+    key(
+        "cluster.topic_prefix",
+        "Topic names are {prefix}telemetry and {prefix}downlink.",
+    ),
+    key(
+        "cluster.partitions",
+        "Partitions of the telemetry topic when it is created; more workers than \
+         partitions stay idle.",
+    ),
+    key("cluster.replication_factor", "Replicas of each topic when it is created."),
+    key(
+        "cluster.min_insync_replicas",
+        "Replicas that must have a record before Kafka acknowledges it (and the device \
+         gets its PUBACK).",
+    ),
+    key(
+        "cluster.session_timeout",
+        "A worker silent this long loses its partitions to the others.",
+    ),
+    key(
+        "cluster.batch_records",
+        "Most records a rule worker applies in one PostgreSQL transaction.",
+    ),
+    key(
+        "cluster.idle_in_transaction_timeout",
+        "PostgreSQL ends a worker's transaction left idle this long (a frozen worker), \
+         releasing its locks.",
+    ),
+    key(
+        "cluster.storage_writer",
+        "Workers also write rows to QuestDB (consumer group steward-storage).",
+    ),
+    key(
+        "cluster.node_id",
+        "Name of this node in logs and Kafka client ids; empty: host name and process id.",
     ),
 ];
 

@@ -23,7 +23,11 @@ pub fn smoke_estate(compounds: usize) -> Estate {
     for c in 0..compounds {
         e = e
             .compound(&format!("cmp-{c}"), &format!("Compound {c}"))
-            .building(&format!("b-{c}"), &format!("Block {c}"), &format!("cmp-{c}"));
+            .building(
+                &format!("b-{c}"),
+                &format!("Block {c}"),
+                &format!("cmp-{c}"),
+            );
         for i in 0..8 {
             e = e.device(
                 Device::new(&format!("sd-{c}-{i}"), "smoke", &format!("b-{c}"))
@@ -148,7 +152,9 @@ impl ClusterBed {
 
     /// SIGKILL a worker.
     pub fn kill_worker(&mut self, i: usize) -> Result<()> {
-        let p = self.workers[i].take().ok_or_else(|| anyhow!("worker {i} not running"))?;
+        let p = self.workers[i]
+            .take()
+            .ok_or_else(|| anyhow!("worker {i} not running"))?;
         p.kill()
     }
 
@@ -190,7 +196,7 @@ impl ClusterBed {
     /// Every ticket, through the API of a live node.
     pub async fn tickets(&self) -> Result<Vec<serde_json::Value>> {
         let body: serde_json::Value = reqwest::Client::new()
-            .get(format!("{}/api/v1/tickets?limit=100000", self.api()?))
+            .get(format!("{}/api/v1/tickets?limit=1000", self.api()?))
             .bearer_auth(CLUSTER_ADMIN)
             .send()
             .await?
@@ -203,8 +209,10 @@ impl ClusterBed {
     /// A metric of worker `i` (the sum over its label sets), from its /metrics.
     pub async fn worker_metric(&self, i: usize, series: &str) -> Option<f64> {
         let p = self.workers.get(i)?.as_ref()?;
+        // A frozen (SIGSTOP) worker accepts the connection and never answers.
         let text = reqwest::Client::new()
             .get(format!("http://{}/metrics", p.api_addr))
+            .timeout(Duration::from_secs(3))
             .bearer_auth(CLUSTER_ADMIN)
             .send()
             .await
@@ -294,7 +302,12 @@ impl FailoverDevice {
     }
 
     /// Publish and wait for the PUBACK, failing over as long as `give_up` allows.
-    pub async fn publish_acked(&mut self, topic: &str, payload: Vec<u8>, give_up: Duration) -> Result<()> {
+    pub async fn publish_acked(
+        &mut self,
+        topic: &str,
+        payload: Vec<u8>,
+        give_up: Duration,
+    ) -> Result<()> {
         let until = tokio::time::Instant::now() + give_up;
         loop {
             if tokio::time::Instant::now() > until {
