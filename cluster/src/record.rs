@@ -82,3 +82,43 @@ pub fn read<'a>(m: &'a BorrowedMessage<'a>) -> Option<Record<'a>> {
         received_us,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use steward_estate::{DeviceInfo, DeviceKind};
+
+    fn dir() -> Directory {
+        let mut d = Directory::default();
+        d.devices.insert(
+            "sd-1".into(),
+            DeviceInfo {
+                id: Arc::from("sd-1"),
+                kind: DeviceKind::Smoke,
+                vendor: String::new(),
+                building: "b-1".into(),
+                compound: Arc::from("cmp-1"),
+                location: String::new(),
+                gateway: None,
+                report_interval_s: 60,
+                retired: false,
+                station: "st-1".into(),
+                secret_hash: None,
+            },
+        );
+        d
+    }
+
+    #[test]
+    fn keys_are_compounds_and_unknown_ids_stay_apart() {
+        let d = dir();
+        assert_eq!(key_of(b"devices/sd-1/telemetry", &d), "cmp-1");
+        assert_eq!(key_of(b"devices/sd-1/events", &d), "cmp-1");
+        // A refused publish is keyed by its sender's compound too.
+        let refused = format!("{UNAUTHORIZED_PREFIX}sd-1/devices/sd-2/telemetry");
+        assert_eq!(key_of(refused.as_bytes(), &d), "cmp-1");
+        assert_eq!(key_of(b"devices/ghost/telemetry", &d), "unrouted:ghost");
+        assert_eq!(key_of(&[0xff, 0xfe], &d), "unrouted:");
+    }
+}

@@ -206,6 +206,30 @@ impl ClusterBed {
         Ok(body["tickets"].as_array().cloned().unwrap_or_default())
     }
 
+    /// A crew client of station `st-1` on front end `i`, subscribed to the station's
+    /// alerts (its token made through that node's API).
+    pub async fn crew_on_frontend(&self, i: usize) -> Result<crate::TestClient> {
+        let p = self.frontends[i]
+            .as_ref()
+            .ok_or_else(|| anyhow!("front end {i} not running"))?;
+        let body: serde_json::Value = reqwest::Client::new()
+            .post(format!("http://{}/api/v1/tokens", p.api_addr))
+            .bearer_auth(CLUSTER_ADMIN)
+            .json(&serde_json::json!({"name": "crew-st-1", "role": "crew", "station": "st-1"}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let token = body["token"]
+            .as_str()
+            .ok_or_else(|| anyhow!("no token in {body}"))?;
+        let crew =
+            crate::TestClient::connect(&p.mqtt_addr, "crew-st-1", "crew-st-1", token).await?;
+        crew.subscribe("stations/st-1/alerts").await?;
+        Ok(crew)
+    }
+
     /// A metric of worker `i` (the sum over its label sets), from its /metrics.
     pub async fn worker_metric(&self, i: usize, series: &str) -> Option<f64> {
         let p = self.workers.get(i)?.as_ref()?;
