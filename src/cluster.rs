@@ -15,8 +15,8 @@ use std::time::Duration;
 use steward_api::{AppState, ReadinessProbe};
 use steward_broker::{Broker, BrokerMetrics, SourceCounters};
 use steward_cluster::{
-    ensure_topics, DownlinkConsumer, DownlinkProducer, Frontend, FrontendMetrics, KafkaSource,
-    Role, RuleWorker, WorkerMetrics, WorkerParts,
+    ensure_topics, DownlinkConsumer, DownlinkProducer, EventRelay, Frontend, FrontendMetrics,
+    KafkaSource, Role, RuleWorker, WorkerMetrics, WorkerParts,
 };
 use steward_estate::Registry;
 use steward_ingest::{Ingest, IngestMetrics};
@@ -45,6 +45,7 @@ pub struct ClusterNode {
     ingest: Option<Ingest>,
     events: Option<EventForwarder>,
     downlink_out: Option<Arc<Downlink>>,
+    relay: Option<EventRelay>,
     api_stop: Option<oneshot::Sender<()>>,
     api_task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -116,6 +117,7 @@ impl ClusterNode {
             ingest: None,
             events: None,
             downlink_out: None,
+            relay: None,
             api_stop: None,
             api_task: None,
         };
@@ -138,6 +140,10 @@ impl ClusterNode {
             Arc::new(move || s.last_event_id().map(|_| ()).map_err(|e| e.to_string()))
         };
         probes.push(("postgres", pg_probe));
+        // Tickets move on every node: each relays what the others logged to its streams.
+        node.relay = Some(
+            EventRelay::start(api_desk.clone(), Duration::from_millis(250)).map_err(cluster_err)?,
+        );
         node.serve_api(&cfg, prom, probes, states, questdb, api_desk)
             .await?;
         info!(role = ?node.role, api = %node.api_addr, "cluster node started");
@@ -335,6 +341,9 @@ impl ClusterNode {
         }
         if let Some(i) = self.ingest.take() {
             let _ = tokio::task::spawn_blocking(move || i.shutdown()).await;
+        }
+        if let Some(r) = self.relay.take() {
+            let _ = tokio::task::spawn_blocking(move || r.shutdown()).await;
         }
         if let Some(s) = self.api_stop.take() {
             let _ = s.send(());

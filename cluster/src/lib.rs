@@ -8,6 +8,7 @@
 //!   offsets go to PostgreSQL in one transaction fenced by a per-partition epoch.
 //! - [`KafkaSource`]: the `storage` consumer group as an ingest source, so rows reach
 //!   QuestDB through the ordinary ingest loop; DEDUP makes replays harmless.
+//! - [`EventRelay`]: every node's live ticket events (SSE) from the shared event log.
 //! - [`ensure_topics`]: the topics, made when absent.
 //!
 //! Boundaries: this crate moves messages between Kafka, the rules and the stores; it owns
@@ -19,6 +20,7 @@ mod downlink;
 mod frontend;
 mod metrics;
 pub mod record;
+mod relay;
 mod source;
 mod topics;
 mod worker;
@@ -27,6 +29,7 @@ pub use config::{ClusterConfig, Role};
 pub use downlink::{DownlinkConsumer, DownlinkProducer, PublishFn};
 pub use frontend::Frontend;
 pub use metrics::{FrontendMetrics, WorkerMetrics};
+pub use relay::EventRelay;
 pub use source::{KafkaSource, STORAGE_GROUP};
 pub use topics::ensure_topics;
 pub use worker::{RuleWorker, WorkerParts, RULES_GROUP};

@@ -230,6 +230,33 @@ impl ClusterBed {
         Ok(crew)
     }
 
+    /// Follow the live ticket stream (SSE) of front end `i` as the admin: returns what has
+    /// arrived so far, growing in the background.
+    pub async fn stream_on_frontend(
+        &self,
+        i: usize,
+    ) -> Result<std::sync::Arc<parking_lot::Mutex<String>>> {
+        let p = self.frontends[i]
+            .as_ref()
+            .ok_or_else(|| anyhow!("front end {i} not running"))?;
+        let mut resp = reqwest::Client::new()
+            .get(format!(
+                "http://{}/api/v1/alerts/stream?access_token={CLUSTER_ADMIN}",
+                p.api_addr
+            ))
+            .send()
+            .await?
+            .error_for_status()?;
+        let text = std::sync::Arc::new(parking_lot::Mutex::new(String::new()));
+        let sink = text.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(chunk)) = resp.chunk().await {
+                sink.lock().push_str(&String::from_utf8_lossy(&chunk));
+            }
+        });
+        Ok(text)
+    }
+
     /// A metric of worker `i` (the sum over its label sets), from its /metrics.
     pub async fn worker_metric(&self, i: usize, series: &str) -> Option<f64> {
         let p = self.workers.get(i)?.as_ref()?;

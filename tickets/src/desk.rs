@@ -118,6 +118,12 @@ impl TicketDesk {
         }
     }
 
+    /// Hand subscribers an event another node logged (cluster mode): it is in the shared
+    /// log already, so it is only published here, not appended again.
+    pub fn relay(&self, ev: TicketEvent) {
+        let _ = self.inner.events.send(ev);
+    }
+
     /// Forget the events of a batch the store rolled back (a cluster worker whose
     /// partition was fenced): nobody may hear of tickets that were never committed.
     pub fn abort_batch(&self) {
