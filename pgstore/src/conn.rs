@@ -55,6 +55,17 @@ impl Db {
         })
     }
 
+    /// Create the tables absent, under a lock so processes connecting at once do not race.
+    pub(crate) fn create_schema(&mut self) -> Result<(), E> {
+        use crate::ddl::{SCHEMA, SCHEMA_LOCK};
+        self.simple(&format!(
+            "BEGIN; SELECT pg_advisory_xact_lock({SCHEMA_LOCK}); {SCHEMA} COMMIT;"
+        ))
+        .inspect_err(|_| {
+            let _ = self.simple("ROLLBACK");
+        })
+    }
+
     fn stmt(&mut self, sql: &str) -> Result<Statement, E> {
         if let Some(s) = self.cache.get(sql) {
             return Ok(s.clone());
@@ -154,7 +165,7 @@ impl PgTicketStore {
     pub fn connect_with(url: &str, opts: Options) -> Result<PgTicketStore, PgStoreError> {
         let db = off_runtime(|| {
             let mut db = Db::connect(url, &opts)?;
-            crate::schema::create(&mut db)?;
+            db.create_schema()?;
             Ok::<_, E>(db)
         })?;
         Ok(PgTicketStore {

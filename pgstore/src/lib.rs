@@ -16,6 +16,7 @@
 
 mod cluster;
 mod conn;
+mod ddl;
 mod dispatch;
 mod lifecycle;
 mod log;
