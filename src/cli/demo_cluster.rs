@@ -47,6 +47,8 @@ struct Node {
     banner: std::sync::mpsc::Receiver<String>,
     mqtt: Option<String>,
     api: String,
+    /// Its exit was reported (the demo keeps running on the other nodes).
+    exited: bool,
 }
 
 /// Everything the demo started. Fields drop in order: nodes first (killed if still
@@ -139,14 +141,17 @@ async fn run_async(a: DemoArgs, dir: PathBuf) -> Result<()> {
             let _ = stop_rx.await;
         })))
     };
-    match a.duration {
-        Some(d) => {
-            tokio::select! {
-                _ = tokio::time::sleep(d) => {}
-                _ = &mut stop => {}
-            }
+    let until = a.duration.map(|d| tokio::time::Instant::now() + d);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tick.tick() => {}
         }
-        None => stop.await,
+        if until.is_some_and(|u| tokio::time::Instant::now() >= u) {
+            break;
+        }
+        report_exits(&mut bed.nodes);
     }
     eprintln!("stopping the cluster demo...");
     let _ = stop_tx.send(());
@@ -338,6 +343,7 @@ fn spawn_node(cfg: &HubConfig, root: &Path) -> Result<Node> {
         banner: rx,
         mqtt: None,
         api: String::new(),
+        exited: false,
     })
 }
 
@@ -378,6 +384,17 @@ async fn wait_banners(nodes: &mut [Node]) -> Result<()> {
         eprintln!("  {} up (api http://{})", n.name, n.api);
     }
     Ok(())
+}
+
+/// Say so once when a node exits while the demo runs (killed to watch a failover, or
+/// failed): the devices of a front end move to the other one.
+fn report_exits(nodes: &mut [Node]) {
+    for n in nodes.iter_mut().filter(|n| !n.exited) {
+        if let Ok(Some(status)) = n.child.try_wait() {
+            n.exited = true;
+            eprintln!("{} exited ({status}); its log: {}", n.name, n.log.display());
+        }
+    }
 }
 
 fn tail(path: &Path, lines: usize) -> String {
