@@ -186,7 +186,16 @@ async fn start(bed: &mut Bed, a: &DemoArgs, dir: &Path) -> Result<String> {
     let qcfg = ManagedConfig {
         root: Some(dir.join("questdb")),
         max_heap: "384m".into(),
-        settings: [("QDB_SHARED_WORKER_COUNT".to_string(), "1".to_string())].into(),
+        // One thread per pool: the demo writes a few rows a second.
+        settings: [
+            "QDB_SHARED_WORKER_COUNT",
+            "QDB_HTTP_WORKER_COUNT",
+            "QDB_PG_WORKER_COUNT",
+            "QDB_WAL_APPLY_WORKER_COUNT",
+        ]
+        .into_iter()
+        .map(|k| (k.to_string(), "1".to_string()))
+        .collect(),
         ..ManagedConfig::default()
     };
     bed.questdb = Some(
@@ -473,6 +482,12 @@ fn print_banner(bed: &Bed, admin: &str, estate: &EstateFile) {
         println!("  PostgreSQL        : {}", pg.url());
     }
     println!("  QuestDB console   : http://{questdb}");
+    if let Some(q) = &bed.questdb {
+        println!(
+            "  QuestDB PG wire   : {} (user admin, password quest)",
+            q.pg_addr
+        );
+    }
     for n in &bed.nodes {
         match &n.mqtt {
             Some(m) => println!("  {:<18}: mqtt {m} | api http://{}", n.name, n.api),
