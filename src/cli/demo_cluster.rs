@@ -517,3 +517,48 @@ fn print_banner(bed: &Bed, admin: &str, estate: &EstateFile) {
     println!("Ctrl-C stops the demo (nodes, QuestDB, PostgreSQL and Kafka).");
     println!();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(dir: &Path, mqtt_port: u16, api_port: u16) -> Env {
+        Env {
+            dir: dir.to_path_buf(),
+            estate: dir.join("estate.toml"),
+            kafka: "127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094".into(),
+            postgres: "host=127.0.0.1 port=5432 user=steward dbname=steward".into(),
+            questdb: ([127, 0, 0, 1], 9000).into(),
+            admin: "demo-admin-token-0001".into(),
+            mqtt_port,
+            api_port,
+        }
+    }
+
+    #[test]
+    fn node_configs_get_their_own_folder_and_ports() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let e = env(tmp.path(), 1883, 8080);
+        let f2 = e.node_config(Role::Frontend, 1).expect("config");
+        assert_eq!(f2.cluster.node_id, "frontend-2");
+        assert_eq!(f2.broker.v4_listen.port(), 1885);
+        assert_eq!(f2.broker.v5_listen.map(|a| a.port()), Some(1886));
+        assert_eq!(f2.api.listen.port(), 8081);
+        assert_eq!(f2.estate.database, tmp.path().join("frontend-2/steward.db"));
+        assert_eq!(f2.questdb.mode, QuestDbMode::External);
+        assert_eq!(f2.cluster.kafka, e.kafka);
+        let w2 = e.node_config(Role::Worker, 1).expect("config");
+        assert_eq!(w2.api.listen.port(), 8083);
+        assert_eq!(w2.broker.v4_listen.port(), 0);
+        assert_eq!(w2.ingest.spool_dir, tmp.path().join("worker-2/spool"));
+        // Every node's configuration is one `steward run` accepts.
+        for c in [&f2, &w2] {
+            let text = toml::to_string(c).expect("serialises");
+            let back = HubConfig::parse(&text).expect("parses");
+            assert_eq!(back.cluster.role, c.cluster.role);
+        }
+        let free = env(tmp.path(), 0, 0);
+        let f1 = free.node_config(Role::Frontend, 0).expect("config");
+        assert_eq!((f1.broker.v4_listen.port(), f1.api.listen.port()), (0, 0));
+    }
+}
