@@ -51,6 +51,11 @@ enum Command {
         /// Start the hub without simulated devices.
         #[arg(long)]
         no_sim: bool,
+        /// Cluster mode on this machine: 3 Kafka brokers, PostgreSQL, QuestDB, 2 front
+        /// ends and 2 workers (child processes); the fleet spreads over the front ends.
+        /// Ports start at --mqtt-port and --api-port (0: free ports).
+        #[arg(long)]
+        cluster: bool,
     },
     /// Print a configuration file with every key at its default.
     GenerateConfig {
@@ -141,6 +146,7 @@ fn real_main() -> Result<()> {
             duration,
             fault,
             no_sim,
+            cluster,
         } => cli::demo::run(cli::demo::DemoArgs {
             dir,
             mqtt_port,
@@ -149,6 +155,7 @@ fn real_main() -> Result<()> {
             duration,
             faults: fault,
             no_sim,
+            cluster,
         }),
         Command::GenerateConfig { output } => cli::config::generate(output.as_deref()),
         Command::CheckConfig { config } => cli::config::check(&config),

@@ -1,5 +1,6 @@
 //! A fleet of simulated devices and gateways, each on its own MQTT connection.
 
+use crate::failover::{Failover, Login};
 use crate::model::unit_hash;
 use crate::mqtt::{self, now_ms};
 use crate::{DeviceModel, Fault, SimDevice, SimError, SimMessage};
@@ -25,7 +26,9 @@ const GOODBYE_TIMEOUT: Duration = Duration::from_secs(3);
 const GATEWAY_BATCH_WINDOW: Duration = Duration::from_millis(200);
 
 pub struct FleetConfig {
-    /// `host:port` of the broker.
+    /// `host:port` of the broker, or several comma-separated (cluster front ends):
+    /// connection `i` starts on broker `i % n` and moves to the next one when its
+    /// connection fails, sending again what was not acknowledged.
     pub broker: String,
     pub devices: Vec<SimDevice>,
     /// Gateways as `(id, plain secret)`.
@@ -122,8 +125,7 @@ impl SimClock {
 }
 
 struct Shared {
-    host: String,
-    port: u16,
+    brokers: Vec<(String, u16)>,
     qos: QoS,
     seed: u64,
     self_tests: crate::SelfTests,
@@ -142,7 +144,7 @@ pub async fn run_fleet(
     cfg: FleetConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<FleetReport, SimError> {
-    let (host, port) = mqtt::parse_broker(&cfg.broker)?;
+    let brokers = mqtt::parse_brokers(&cfg.broker)?;
     let qos = mqtt::qos(cfg.qos)?;
     if !(cfg.speed.is_finite() && cfg.speed > 0.0) {
         return Err(SimError::Config(format!(
@@ -154,8 +156,7 @@ pub async fn run_fleet(
     let faults = resolve_faults(&cfg.faults, &plan.simulated())?;
 
     let shared = Arc::new(Shared {
-        host,
-        port,
+        brokers,
         qos,
         seed: cfg.seed,
         self_tests: cfg.self_tests,
@@ -175,11 +176,14 @@ pub async fn run_fleet(
     );
 
     let mut tasks = JoinSet::new();
+    let mut index = 0..;
     for (dev, secret) in plan.direct {
         let fault = faults.get(&dev.id).copied();
-        tasks.spawn(run_device(dev, secret, fault, shared.clone()));
+        let i = index.next().unwrap_or_default();
+        tasks.spawn(run_device(i, dev, secret, fault, shared.clone()));
     }
     for (gw, secret, children) in plan.gateways {
+        let i = index.next().unwrap_or_default();
         let children = children
             .into_iter()
             .map(|d| {
@@ -187,7 +191,7 @@ pub async fn run_fleet(
                 (d, fault)
             })
             .collect();
-        tasks.spawn(run_gateway(gw, secret, children, shared.clone()));
+        tasks.spawn(run_gateway(i, gw, secret, children, shared.clone()));
     }
 
     let run_for = async {
@@ -334,23 +338,34 @@ fn status(topic: &str, payload: &str) -> SimMessage {
     }
 }
 
-async fn run_device(dev: SimDevice, secret: String, fault: Option<Fault>, sh: Arc<Shared>) {
+async fn run_device(
+    index: usize,
+    dev: SimDevice,
+    secret: String,
+    fault: Option<Fault>,
+    sh: Arc<Shared>,
+) {
     let status_topic = format!("devices/{}/status", dev.id);
-    let mut opts = mqtt::options(&dev.id, &secret, &sh.host, sh.port, KEEP_ALIVE);
-    opts.set_last_will(LastWill::new(
-        &status_topic,
-        "offline",
-        QoS::AtLeastOnce,
-        true,
-    ));
-    let (client, eventloop) = AsyncClient::new(opts, REQUEST_QUEUE);
+    let login = Login {
+        id: dev.id.clone(),
+        secret,
+        will: Some(LastWill::new(
+            &status_topic,
+            "offline",
+            QoS::AtLeastOnce,
+            true,
+        )),
+        keep_alive: KEEP_ALIVE,
+    };
+    let failover = Failover::new(sh.brokers.clone(), index, login);
+    let (client, eventloop) = AsyncClient::new(failover.options(), REQUEST_QUEUE);
     let (connected_tx, connected_rx) = oneshot::channel();
     let tally = Tally::new(&sh.counters);
     let mut driver = tokio::spawn(drive(
         eventloop,
         client.clone(),
         Some(status_topic.clone()),
-        dev.id.clone(),
+        failover,
         tally.clone(),
         connected_tx,
     ));
@@ -402,21 +417,28 @@ async fn run_device(dev: SimDevice, secret: String, fault: Option<Fault>, sh: Ar
 }
 
 async fn run_gateway(
+    index: usize,
     gw_id: String,
     secret: String,
     children: Vec<(SimDevice, Option<Fault>)>,
     sh: Arc<Shared>,
 ) {
     let topic = format!("gateways/{gw_id}/telemetry");
-    let opts = mqtt::options(&gw_id, &secret, &sh.host, sh.port, KEEP_ALIVE);
-    let (client, eventloop) = AsyncClient::new(opts, REQUEST_QUEUE);
+    let login = Login {
+        id: gw_id.clone(),
+        secret,
+        will: None,
+        keep_alive: KEEP_ALIVE,
+    };
+    let failover = Failover::new(sh.brokers.clone(), index, login);
+    let (client, eventloop) = AsyncClient::new(failover.options(), REQUEST_QUEUE);
     let (connected_tx, connected_rx) = oneshot::channel();
     let tally = Tally::new(&sh.counters);
     let mut driver = tokio::spawn(drive(
         eventloop,
         client.clone(),
         None,
-        gw_id.clone(),
+        failover,
         tally.clone(),
         connected_tx,
     ));
@@ -530,24 +552,29 @@ async fn goodbye(client: &AsyncClient, driver: &mut tokio::task::JoinHandle<()>,
 }
 
 /// Poll a connection: count acknowledgements and errors, announce `online` after each
-/// connect, reconnect with a growing pause. Ends after the DISCONNECT went out.
+/// connect, reconnect (to the next broker of the list, sending again what was not
+/// acknowledged) with a growing pause. Ends after the DISCONNECT went out.
 async fn drive(
     mut eventloop: EventLoop,
     client: AsyncClient,
     status_topic: Option<String>,
-    id: String,
+    mut failover: Failover,
     tally: Arc<Tally>,
     connected: oneshot::Sender<()>,
 ) {
+    let id = client_id(&eventloop);
     let mut connected = Some(connected);
-    let mut failures = 0u32;
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                let failures = failover.failures();
                 if failures > 0 {
-                    tracing::info!(client = %id, "connected after {failures} failures");
+                    tracing::info!(
+                        client = %id, broker = %failover.current(), resend = failover.backlog(),
+                        "connected after {failures} failures"
+                    );
                 }
-                failures = 0;
+                failover.on_connected(&mut eventloop);
                 if let Some(topic) = &status_topic {
                     publish(&client, status(topic, "online"), QoS::AtLeastOnce, &tally);
                 }
@@ -557,7 +584,10 @@ async fn drive(
                 }
             }
             Ok(Event::Incoming(Packet::PubAck(_) | Packet::PubComp(_)))
-            | Ok(Event::Outgoing(Outgoing::Publish(0))) => tally.acked(),
+            | Ok(Event::Outgoing(Outgoing::Publish(0))) => {
+                tally.acked();
+                failover.refill(&mut eventloop);
+            }
             Ok(Event::Outgoing(Outgoing::Disconnect)) => {
                 drain(&mut eventloop, &tally).await;
                 return;
@@ -565,16 +595,25 @@ async fn drive(
             Ok(_) => {}
             Err(e) => {
                 tally.error();
-                failures += 1;
+                let broker = failover.current();
+                let pause = failover.on_error(&mut eventloop);
+                let failures = failover.failures();
                 if failures == 1 {
-                    tracing::warn!(client = %id, error = %e, "connection error; retrying");
+                    tracing::warn!(
+                        client = %id, %broker, next = %failover.current(), error = %e,
+                        "connection error; retrying"
+                    );
                 } else {
-                    tracing::debug!(client = %id, error = %e, failures, "connection error");
+                    tracing::debug!(client = %id, %broker, error = %e, failures, "connection error");
                 }
-                sleep(Duration::from_millis(500) * failures.min(10)).await;
+                sleep(pause).await;
             }
         }
     }
+}
+
+fn client_id(eventloop: &EventLoop) -> String {
+    eventloop.mqtt_options.client_id()
 }
 
 /// Collect acknowledgements still on the wire after DISCONNECT until the broker closes.

@@ -6,7 +6,8 @@
 //!   same report times give the same payloads, so tests and demos are reproducible.
 //! - [`run_fleet`] connects every direct device and every gateway of an estate and publishes
 //!   status, telemetry and events at each device's report interval, optionally sped up and
-//!   with faults injected.
+//!   with faults injected. Given several brokers (cluster front ends), each connection
+//!   starts on one and fails over to the next, re-sending unacknowledged messages.
 //! - [`run_load`] pushes pre-serialised telemetry as fast as asked over many connections to
 //!   measure the hub's ingest rate.
 //!
@@ -15,6 +16,7 @@
 //! stage; its only Steward dependency is `steward-estate` for device kinds, the metric
 //! catalogue and the estate file.
 
+mod failover;
 mod fault;
 mod fleet;
 mod load;

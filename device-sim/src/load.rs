@@ -27,7 +27,8 @@ const ACK_GRACE: Duration = Duration::from_secs(10);
 const TEMPLATE_REFRESH: u64 = 1_000;
 
 pub struct LoadConfig {
-    /// `host:port` of the broker.
+    /// `host:port` of the broker, or several comma-separated: connection `i` goes to
+    /// broker `i % n` (no failover: a load run measures, it does not ride out failures).
     pub broker: String,
     /// Candidate devices; only those with a plain secret can connect.
     pub devices: Vec<SimDevice>,
@@ -87,7 +88,7 @@ struct Conn {
 /// outstanding acknowledgements. Logs only at debug level so the progress bar is all that
 /// shows.
 pub async fn run_load(cfg: LoadConfig) -> Result<LoadReport, SimError> {
-    let (host, port) = mqtt::parse_broker(&cfg.broker)?;
+    let brokers = mqtt::parse_brokers(&cfg.broker)?;
     let qos = mqtt::qos(cfg.qos)?;
     if cfg.total.is_none() && cfg.duration.is_none() {
         return Err(SimError::Config(
@@ -110,7 +111,7 @@ pub async fn run_load(cfg: LoadConfig) -> Result<LoadReport, SimError> {
     }
 
     let counters = Arc::new(Counters::default());
-    let conns = connect_all(devices, &host, port, &counters).await;
+    let conns = connect_all(devices, &brokers, &counters).await;
     if conns.is_empty() {
         return Err(SimError::Connect(format!(
             "none of {} connections to {} came up",
@@ -176,14 +177,13 @@ pub async fn run_load(cfg: LoadConfig) -> Result<LoadReport, SimError> {
 /// Open every connection at once and keep those that came up, in the order given.
 async fn connect_all(
     devices: Vec<(SimDevice, String)>,
-    host: &str,
-    port: u16,
+    brokers: &[(String, u16)],
     counters: &Arc<Counters>,
 ) -> Vec<Conn> {
     let deadline = Instant::now() + CONNECT_TIMEOUT;
     let mut attempts = JoinSet::new();
     for (i, (device, secret)) in devices.into_iter().enumerate() {
-        let host = host.to_string();
+        let (host, port) = brokers[i % brokers.len()].clone();
         attempts.spawn(async move {
             let mut failures = 0u32;
             loop {

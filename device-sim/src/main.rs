@@ -22,9 +22,16 @@ struct Cli {
 enum Command {
     /// Connect every device and gateway of an estate and publish realistic telemetry.
     Run {
-        /// Broker address, host:port.
-        #[arg(long, default_value = "127.0.0.1:1883")]
-        broker: String,
+        /// Broker address, host:port. Several (cluster front ends): comma-separated or
+        /// repeated; each device starts on one (spread by device) and, when its connection
+        /// fails, moves to the next and sends again what was not acknowledged.
+        #[arg(
+            long,
+            alias = "brokers",
+            default_value = "127.0.0.1:1883",
+            value_delimiter = ','
+        )]
+        broker: Vec<String>,
         /// Estate file whose devices and gateways to simulate (plain secrets needed).
         #[arg(long)]
         estate: PathBuf,
@@ -51,8 +58,15 @@ enum Command {
     },
     /// Push telemetry as fast as asked and report the acknowledged rate.
     Load {
-        #[arg(long, default_value = "127.0.0.1:1883")]
-        broker: String,
+        /// Broker address, host:port; several comma-separated or repeated spread the
+        /// connections over them.
+        #[arg(
+            long,
+            alias = "brokers",
+            default_value = "127.0.0.1:1883",
+            value_delimiter = ','
+        )]
+        broker: Vec<String>,
         #[arg(long)]
         estate: PathBuf,
         /// Target messages per second in total; 0 = as fast as possible.
@@ -129,7 +143,7 @@ async fn main() -> Result<()> {
             let file = load_estate(&estate)?;
             let ms = |d: Option<Duration>| d.map(|d| d.as_millis() as i64);
             let cfg = FleetConfig {
-                broker,
+                broker: broker.join(","),
                 devices: devices_from_estate(&file),
                 gateways: gateways_from_estate(&file),
                 seed,
@@ -171,7 +185,7 @@ async fn main() -> Result<()> {
                 (_, d) => d,
             };
             let cfg = LoadConfig {
-                broker,
+                broker: broker.join(","),
                 devices: devices_from_estate(&file),
                 rate,
                 total,
@@ -280,5 +294,23 @@ mod tests {
         };
         assert_eq!(faults.len(), 2);
         assert_eq!(duration, Some(Duration::from_secs(60)));
+        let cli = Cli::try_parse_from([
+            "steward-sim",
+            "run",
+            "--estate",
+            "e.toml",
+            "--brokers",
+            "127.0.0.1:1883,127.0.0.1:1885",
+            "--broker",
+            "127.0.0.1:1887",
+        ])
+        .expect("parses");
+        let Command::Run { broker, .. } = cli.command else {
+            panic!("run expected");
+        };
+        assert_eq!(
+            broker.join(","),
+            "127.0.0.1:1883,127.0.0.1:1885,127.0.0.1:1887"
+        );
     }
 }

@@ -21,6 +21,21 @@ pub(crate) fn parse_broker(addr: &str) -> Result<(String, u16), SimError> {
     Ok((host.to_string(), port))
 }
 
+/// A broker list: one address or several, comma-separated (`host:port,host:port`), as
+/// devices given several cluster front ends get it.
+pub(crate) fn parse_brokers(list: &str) -> Result<Vec<(String, u16)>, SimError> {
+    let brokers = list
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(parse_broker)
+        .collect::<Result<Vec<_>, _>>()?;
+    if brokers.is_empty() {
+        return Err(SimError::BadBroker(list.to_string()));
+    }
+    Ok(brokers)
+}
+
 pub(crate) fn qos(level: u8) -> Result<QoS, SimError> {
     match level {
         0 => Ok(QoS::AtMostOnce),
@@ -69,5 +84,14 @@ mod tests {
             assert!(parse_broker(bad).is_err(), "{bad}");
         }
         assert!(qos(3).is_err());
+        assert_eq!(
+            parse_brokers("127.0.0.1:1883, mqtt://hub.local:8883,").ok(),
+            Some(vec![
+                ("127.0.0.1".to_string(), 1883),
+                ("hub.local".to_string(), 8883)
+            ])
+        );
+        assert!(parse_brokers(" , ").is_err());
+        assert!(parse_brokers("127.0.0.1:1883,nowhere").is_err());
     }
 }

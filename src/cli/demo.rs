@@ -18,9 +18,14 @@ pub struct DemoArgs {
     pub duration: Option<Duration>,
     pub faults: Vec<String>,
     pub no_sim: bool,
+    /// Cluster mode: Kafka, PostgreSQL, front ends and workers (`demo_cluster`).
+    pub cluster: bool,
 }
 
 pub fn run(a: DemoArgs) -> Result<()> {
+    if a.cluster {
+        return super::demo_cluster::run(a);
+    }
     runtime()?.block_on(run_demo(a))
 }
 
@@ -106,7 +111,7 @@ pub fn faults_help() -> String {
 }
 
 /// `--fault NAME` or `--fault NAME=DEVICE`.
-fn parse_faults(faults: &[String]) -> Result<Vec<(Fault, Option<String>)>> {
+pub(super) fn parse_faults(faults: &[String]) -> Result<Vec<(Fault, Option<String>)>> {
     faults
         .iter()
         .map(|f| {
@@ -172,7 +177,7 @@ fn print_banner(hub: &Hub, estate: &EstateFile) {
 }
 
 /// Waits (bounded) for the simulator, already told to stop, and reports what it sent.
-async fn stop_simulator(sim: JoinHandle<Result<FleetReport, SimError>>) {
+pub(super) async fn stop_simulator(sim: JoinHandle<Result<FleetReport, SimError>>) {
     match tokio::time::timeout(Duration::from_secs(10), sim).await {
         Ok(Ok(Ok(report))) => eprintln!(
             "simulator: published={} acked={} errors={}",

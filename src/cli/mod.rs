@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod demo;
+mod demo_cluster;
 mod inbox;
 pub mod payload;
 pub mod rules;
