@@ -17,6 +17,7 @@
 mod cluster;
 mod conn;
 mod dispatch;
+mod estate_log;
 mod lifecycle;
 mod log;
 mod read;
@@ -26,6 +27,7 @@ mod store;
 
 pub use cluster::{Claim, Fence};
 pub use conn::{Options, PgTicketStore};
+pub use estate_log::PgEstateLog;
 
 use steward_tickets::TicketError;
 
