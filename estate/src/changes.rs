@@ -9,7 +9,8 @@
 //! same ordered log on every node gives every node the same state, applying a change
 //! twice is harmless, and a later change of the same thing overrides an earlier one whole.
 //!
-//! Once [`Registry::record_changes`] is called, each mutation writes its change to an
+//! Once [`Registry::record_changes`] is called (on this database, by any process: it
+//! stays on), each mutation writes its change to an
 //! outbox table in the registry's own database, under the same lock as the mutation: a
 //! change survives a crash before it was published, and [`Registry::apply_changes`] can
 //! tell that a change from the log is older than a local one still waiting to be
@@ -51,6 +52,20 @@ pub enum Change {
     WindowCreated { window: MaintenanceWindow },
     /// A maintenance window deleted.
     WindowDeleted { id: String },
+}
+
+/// Whether this database records its changes: [`Registry::record_changes`] was called on
+/// it once. Recording then goes on in every process that opens it, so that a token made
+/// with `steward tokens create` on a cluster node's database reaches the other nodes too.
+pub(crate) fn outbox_exists(conn: &Connection) -> Result<bool, EstateError> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='estate_outbox'",
+            [],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
 }
 
 /// A device's stored row.
@@ -201,7 +216,9 @@ fn apply_one(conn: &Connection, c: &Change) -> Result<(), EstateError> {
 
 impl Registry {
     /// From now on, record every run-time mutation as a [`Change`] in the outbox (see
-    /// [`Registry::pending_changes`]). Changes recorded before a restart are still there.
+    /// [`Registry::pending_changes`]), here and in every later opening of this database
+    /// (a file's; e.g. the `steward tokens` command on a node's database). Changes
+    /// recorded before a restart are still there.
     pub fn record_changes(&self) -> Result<(), EstateError> {
         self.conn.lock().execute_batch(OUTBOX)?;
         self.record_changes.store(true, Ordering::SeqCst);

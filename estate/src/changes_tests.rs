@@ -250,3 +250,37 @@ fn a_change_this_registry_refuses_leaves_the_rest() {
     assert_eq!(r.failed[0].0, 0);
     assert!(b.directory().device("lift-2").is_some());
 }
+
+#[test]
+fn recording_stays_on_for_the_database_and_survives_a_restart() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("estate.db");
+    let reg = Registry::open(&path).expect("open");
+    reg.apply(&EstateFile::parse("[[stations]]\nid = \"st-1\"\nname = \"One\"\n").expect("estate"))
+        .expect("apply");
+    reg.record_changes().expect("record");
+    reg.create_token(&NewToken {
+        name: "before".into(),
+        role: Role::Admin,
+        scope: TokenScope::default(),
+    })
+    .expect("create");
+    drop(reg);
+    // Another process (the `steward tokens` command) opening the same database.
+    let other = Registry::open(&path).expect("reopen");
+    other
+        .create_token(&NewToken {
+            name: "cli".into(),
+            role: Role::Admin,
+            scope: TokenScope::default(),
+        })
+        .expect("create");
+    let names: Vec<String> = take(&other)
+        .into_iter()
+        .map(|c| match c {
+            Change::TokenCreated(t) => t.name,
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(names, ["before", "cli"]);
+}

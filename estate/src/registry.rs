@@ -209,12 +209,13 @@ impl Registry {
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(crate::people::store::SCHEMA)?;
         conn.execute_batch(crate::windows::SCHEMA)?;
+        let recording = crate::changes::outbox_exists(&conn)?;
         let reg = Registry {
             conn: Arc::new(Mutex::new(conn)),
             directory: Arc::new(RwLock::new(Arc::new(Directory::default()))),
             people: Arc::new(RwLock::new(Arc::new(crate::people::People::default()))),
             windows: Arc::default(),
-            record_changes: Arc::default(),
+            record_changes: Arc::new(recording.into()),
         };
         reg.reload()?;
         reg.reload_windows()?;
