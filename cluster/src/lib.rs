@@ -17,6 +17,7 @@
 
 mod config;
 mod downlink;
+mod estate_sync;
 mod frontend;
 mod metrics;
 pub mod record;
@@ -27,6 +28,7 @@ mod worker;
 
 pub use config::{ClusterConfig, Role};
 pub use downlink::{DownlinkConsumer, DownlinkProducer, PublishFn};
+pub use estate_sync::{EstateSync, EstateSyncCounters, ESTATE_SYNC_INTERVAL};
 pub use frontend::Frontend;
 pub use metrics::{FrontendMetrics, WorkerMetrics};
 pub use relay::EventRelay;

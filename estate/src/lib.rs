@@ -8,6 +8,7 @@
 //! QuestDB, or hold tickets.
 
 pub mod catalog;
+pub mod changes;
 pub mod clock;
 pub mod file;
 pub mod inbound;

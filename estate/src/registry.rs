@@ -188,6 +188,8 @@ pub struct Registry {
     people: Arc<RwLock<Arc<crate::people::People>>>,
     /// Maintenance windows (estate/src/windows.rs), refreshed when they change.
     windows: Arc<RwLock<Arc<crate::windows::WindowSet>>>,
+    /// Whether mutations record their changes (estate/src/changes.rs).
+    pub(crate) record_changes: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Registry {
@@ -207,11 +209,13 @@ impl Registry {
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(crate::people::store::SCHEMA)?;
         conn.execute_batch(crate::windows::SCHEMA)?;
+        let recording = crate::changes::outbox_exists(&conn)?;
         let reg = Registry {
             conn: Arc::new(Mutex::new(conn)),
             directory: Arc::new(RwLock::new(Arc::new(Directory::default()))),
             people: Arc::new(RwLock::new(Arc::new(crate::people::People::default()))),
             windows: Arc::default(),
+            record_changes: Arc::new(recording.into()),
         };
         reg.reload()?;
         reg.reload_windows()?;
@@ -387,6 +391,9 @@ impl Registry {
                     d.report_interval_s
                 ],
             )?;
+            self.record(&conn, || {
+                crate::changes::device_row(&conn, &d.id).map(crate::changes::Change::DeviceUpserted)
+            })?;
         }
         self.reload()?;
         Ok(issued)
@@ -394,12 +401,15 @@ impl Registry {
 
     /// Retire a device: it can no longer connect and its messages are rejected.
     pub fn retire_device(&self, id: &str) -> Result<(), EstateError> {
-        let n = self
-            .conn
-            .lock()
-            .execute("UPDATE devices SET retired=1 WHERE id=?1", [id])?;
-        if n == 0 {
-            return Err(EstateError::NotFound(format!("device `{id}`")));
+        {
+            let conn = self.conn.lock();
+            let n = conn.execute("UPDATE devices SET retired=1 WHERE id=?1", [id])?;
+            if n == 0 {
+                return Err(EstateError::NotFound(format!("device `{id}`")));
+            }
+            self.record(&conn, || {
+                crate::changes::device_row(&conn, id).map(crate::changes::Change::DeviceRetired)
+            })?;
         }
         self.reload()
     }
@@ -407,12 +417,18 @@ impl Registry {
     /// Issue a new secret for a device; the old one stops working at once.
     pub fn rotate_secret(&self, id: &str) -> Result<String, EstateError> {
         let plain = secret::generate_secret();
-        let n = self.conn.lock().execute(
-            "UPDATE devices SET secret_hash=?2 WHERE id=?1",
-            params![id, secret::hash_secret(&plain)],
-        )?;
-        if n == 0 {
-            return Err(EstateError::NotFound(format!("device `{id}`")));
+        {
+            let conn = self.conn.lock();
+            let n = conn.execute(
+                "UPDATE devices SET secret_hash=?2 WHERE id=?1",
+                params![id, secret::hash_secret(&plain)],
+            )?;
+            if n == 0 {
+                return Err(EstateError::NotFound(format!("device `{id}`")));
+            }
+            self.record(&conn, || {
+                crate::changes::device_row(&conn, id).map(crate::changes::Change::SecretRotated)
+            })?;
         }
         self.reload()?;
         Ok(plain)

@@ -303,20 +303,28 @@ impl Registry {
             .map_err(|e| EstateError::Corrupt(format!("token scope: {e}")))?;
         let created_ms = now_ms();
         let name = t.name.trim().to_string();
+        let hash = hash_token(&token);
         let id = {
             let conn = self.conn.lock();
             conn.execute(
                 "INSERT INTO api_tokens(name, role, scope, token_hash, created_ms)
                  VALUES(?1, ?2, ?3, ?4, ?5)",
-                params![
-                    name,
-                    t.role.as_str(),
-                    scope_json,
-                    hash_token(&token),
-                    created_ms
-                ],
+                params![name, t.role.as_str(), scope_json, hash, created_ms],
             )?;
-            conn.last_insert_rowid()
+            let id = conn.last_insert_rowid();
+            self.record(&conn, || {
+                Ok(crate::changes::Change::TokenCreated(
+                    crate::changes::TokenRow {
+                        name: name.clone(),
+                        role: t.role,
+                        scope: scope.clone(),
+                        hash: hash.clone(),
+                        created_ms,
+                        revoked_ms: None,
+                    },
+                ))
+            })?;
+            id
         };
         Ok(IssuedToken {
             info: TokenInfo {
@@ -351,11 +359,17 @@ impl Registry {
         if n == 0 {
             return Err(EstateError::NotFound(format!("token {id}")));
         }
-        Ok(conn.query_row(
-            &format!("SELECT {COLS} FROM api_tokens WHERE id = ?1"),
+        let (info, hash) = conn.query_row(
+            &format!("SELECT {COLS}, token_hash FROM api_tokens WHERE id = ?1"),
             [id],
-            row_to_info,
-        )?)
+            |r| Ok((row_to_info(r)?, r.get::<_, String>(6)?)),
+        )?;
+        if let Some(revoked_ms) = info.revoked_ms {
+            self.record(&conn, || {
+                Ok(crate::changes::Change::TokenRevoked { hash, revoked_ms })
+            })?;
+        }
+        Ok(info)
     }
 
     /// The live (not revoked) token a presented string is, if any.

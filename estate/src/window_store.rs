@@ -60,6 +60,9 @@ impl Registry {
                 )]));
             }
             insert(&conn, &w, false)?;
+            self.record(&conn, || {
+                Ok(crate::changes::Change::WindowCreated { window: w.clone() })
+            })?;
         }
         self.reload_windows()?;
         Ok(w)
@@ -67,12 +70,15 @@ impl Registry {
 
     /// Remove a window (file windows come back at the next load of the estate file).
     pub fn delete_window(&self, id: &str) -> Result<(), EstateError> {
-        let n = self
-            .conn
-            .lock()
-            .execute("DELETE FROM maintenance_windows WHERE id=?1", [id])?;
-        if n == 0 {
-            return Err(EstateError::NotFound(format!("maintenance window `{id}`")));
+        {
+            let conn = self.conn.lock();
+            let n = conn.execute("DELETE FROM maintenance_windows WHERE id=?1", [id])?;
+            if n == 0 {
+                return Err(EstateError::NotFound(format!("maintenance window `{id}`")));
+            }
+            self.record(&conn, || {
+                Ok(crate::changes::Change::WindowDeleted { id: id.to_string() })
+            })?;
         }
         self.reload_windows()
     }

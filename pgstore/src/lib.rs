@@ -18,6 +18,7 @@ mod cluster;
 mod conn;
 mod ddl;
 mod dispatch;
+mod estate_log;
 mod lifecycle;
 mod log;
 mod read;
@@ -27,6 +28,7 @@ mod store;
 
 pub use cluster::{Claim, Fence};
 pub use conn::{Options, PgTicketStore};
+pub use estate_log::PgEstateLog;
 
 use steward_tickets::TicketError;
 
