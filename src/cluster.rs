@@ -15,8 +15,8 @@ use std::time::Duration;
 use steward_api::{AppState, ReadinessProbe};
 use steward_broker::{Broker, BrokerMetrics, SourceCounters};
 use steward_cluster::{
-    ensure_topics, DownlinkConsumer, DownlinkProducer, EventRelay, Frontend, FrontendMetrics,
-    KafkaSource, Role, RuleWorker, WorkerMetrics, WorkerParts,
+    ensure_topics, DownlinkConsumer, DownlinkProducer, EstateSync, EventRelay, Frontend,
+    FrontendMetrics, KafkaSource, Role, RuleWorker, WorkerMetrics, WorkerParts,
 };
 use steward_estate::Registry;
 use steward_ingest::{Ingest, IngestMetrics};
@@ -46,6 +46,7 @@ pub struct ClusterNode {
     events: Option<EventForwarder>,
     downlink_out: Option<Arc<Downlink>>,
     relay: Option<EventRelay>,
+    estate_sync: Option<EstateSync>,
     api_stop: Option<oneshot::Sender<()>>,
     api_task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -95,6 +96,20 @@ impl ClusterNode {
                 .map_err(|e| HubError::Start(e.to_string()))?
                 .map_err(pg_err("cluster.postgres"))?,
         );
+        // Devices, secrets, tokens and windows changed through any node's API reach this
+        // one (and its own changes the others) through PostgreSQL; caught up before the
+        // node serves anything.
+        let estate_sync = {
+            let (reg, url, origin) = (
+                registry.clone(),
+                cfg.cluster.postgres.clone(),
+                cfg.cluster.node_name(),
+            );
+            tokio::task::spawn_blocking(move || EstateSync::connect(reg, &url, origin))
+                .await
+                .map_err(|e| HubError::Start(e.to_string()))?
+                .map_err(cluster_err)?
+        };
         let clock = Arc::new(SystemClock);
         let api_desk = TicketDesk::new(
             api_store.clone(),
@@ -118,9 +133,11 @@ impl ClusterNode {
             events: None,
             downlink_out: None,
             relay: None,
+            estate_sync: None,
             api_stop: None,
             api_task: None,
         };
+        node.estate_sync = Some(estate_sync);
         let mut probes: Vec<(&'static str, ReadinessProbe)> = Vec::new();
         match cfg.cluster.role {
             Role::Frontend => node.start_frontend(&cfg, &mut prom, &mut probes)?,
@@ -350,6 +367,10 @@ impl ClusterNode {
         }
         if let Some(t) = self.api_task.take() {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+        // After the API: changes made up to its last request are published.
+        if let Some(s) = self.estate_sync.take() {
+            let _ = tokio::task::spawn_blocking(move || s.shutdown()).await;
         }
         if let Some(e) = self.events.take() {
             let _ = tokio::task::spawn_blocking(move || e.shutdown(Duration::from_secs(5))).await;

@@ -230,6 +230,47 @@ impl ClusterBed {
         Ok(crew)
     }
 
+    /// Register a smoke detector through front end `i`'s API (as the admin); returns its
+    /// secret.
+    pub async fn register_smoke(&self, i: usize, id: &str, building: &str) -> Result<String> {
+        let p = self.frontends[i]
+            .as_ref()
+            .ok_or_else(|| anyhow!("front end {i} not running"))?;
+        let body: serde_json::Value = reqwest::Client::new()
+            .post(format!("http://{}/api/v1/devices", p.api_addr))
+            .bearer_auth(CLUSTER_ADMIN)
+            .json(&serde_json::json!({
+                "id": id, "kind": "smoke", "vendor": "acme", "building": building,
+                "report_interval_s": 3600
+            }))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        body["secret"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow!("no secret in {body}"))
+    }
+
+    /// Whether every live worker knows device `id` (its API answers for it).
+    pub async fn workers_know(&self, id: &str) -> bool {
+        for p in self.workers.iter().flatten() {
+            let known = reqwest::Client::new()
+                .get(format!("http://{}/api/v1/devices/{id}", p.api_addr))
+                .bearer_auth(CLUSTER_ADMIN)
+                .timeout(Duration::from_secs(3))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if !known {
+                return false;
+            }
+        }
+        true
+    }
+
     /// Follow the live ticket stream (SSE) of front end `i` as the admin: returns what has
     /// arrived so far, growing in the background.
     pub async fn stream_on_frontend(
@@ -318,9 +359,13 @@ pub struct FailoverDevice {
 
 impl FailoverDevice {
     pub fn new(id: &str, addrs: Vec<String>, first: usize) -> Self {
+        Self::with_secret(id, &format!("{id}-secret"), addrs, first)
+    }
+
+    pub fn with_secret(id: &str, secret: &str, addrs: Vec<String>, first: usize) -> Self {
         FailoverDevice {
             id: id.into(),
-            secret: format!("{id}-secret"),
+            secret: secret.into(),
             which: first % addrs.len().max(1),
             addrs,
             conn: None,
