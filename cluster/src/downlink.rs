@@ -3,14 +3,14 @@
 //! device or a crew's app whichever front end they are connected to. The record key is
 //! the MQTT topic, the value the payload.
 
+use crate::task::Task;
 use crate::{ClusterConfig, ClusterError};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::Message;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 use tracing::{info, warn};
 
@@ -54,8 +54,7 @@ impl DownlinkProducer {
 /// The front ends' side: every front end reads the whole downlink topic from where it
 /// joined (its own consumer group) and publishes each record on its broker.
 pub struct DownlinkConsumer {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    task: Task,
 }
 
 pub type PublishFn = Arc<dyn Fn(&str, Vec<u8>) + Send + Sync>;
@@ -84,43 +83,26 @@ impl DownlinkConsumer {
                 what: "subscribe to the downlink topic",
                 source: e,
             })?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("kafka-downlink".into())
-            .spawn(move || {
-                while !stop2.load(Ordering::Relaxed) {
-                    match consumer.poll(Duration::from_millis(100)) {
-                        Some(Ok(m)) => {
-                            let topic = m.key().and_then(|k| std::str::from_utf8(k).ok());
-                            if let Some(t) = topic {
-                                publish(t, m.payload().unwrap_or(&[]).to_vec());
-                            }
+        let task = Task::spawn("kafka-downlink", move |stop| {
+            while !stop.load(Ordering::Relaxed) {
+                match consumer.poll(Duration::from_millis(100)) {
+                    Some(Ok(m)) => {
+                        let topic = m.key().and_then(|k| std::str::from_utf8(k).ok());
+                        if let Some(t) = topic {
+                            publish(t, m.payload().unwrap_or(&[]).to_vec());
                         }
-                        Some(Err(e)) => warn!(error = %e, "downlink consumer error"),
-                        None => {}
                     }
+                    Some(Err(e)) => warn!(error = %e, "downlink consumer error"),
+                    None => {}
                 }
-                consumer.unsubscribe();
-                info!("downlink consumer stopped");
-            })
-            .map_err(|e| ClusterError::Start(format!("cannot start downlink consumer: {e}")))?;
-        Ok(DownlinkConsumer {
-            stop,
-            thread: Some(thread),
-        })
+            }
+            consumer.unsubscribe();
+            info!("downlink consumer stopped");
+        })?;
+        Ok(DownlinkConsumer { task })
     }
 
-    pub fn shutdown(mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for DownlinkConsumer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+    pub fn shutdown(self) {
+        self.task.shutdown();
     }
 }

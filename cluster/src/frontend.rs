@@ -6,6 +6,7 @@
 
 use crate::metrics::FrontendMetrics;
 use crate::record;
+use crate::task::Task;
 use crate::{ClusterConfig, ClusterError};
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -16,7 +17,6 @@ use rdkafka::ClientContext;
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use steward_estate::clock::now_us;
 use steward_estate::inbound::{AckToken, InboundSource, Received};
@@ -69,8 +69,7 @@ impl ProducerContext for Ctx {
 }
 
 pub struct Frontend {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    task: Task,
 }
 
 /// Longest a quiet forwarder waits for the broker before it looks at deliveries again.
@@ -105,43 +104,26 @@ impl Frontend {
                 what: "front end producer",
                 source: e,
             })?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = stop.clone();
         let topic = cfg.telemetry_topic();
-        let thread = std::thread::Builder::new()
-            .name("kafka-forward".into())
-            .spawn(move || {
-                let mut f = Forwarder {
-                    producer,
-                    topic,
-                    registry,
-                    metrics,
-                    order: VecDeque::new(),
-                    done: HashSet::new(),
-                };
-                f.run(source, &stop2)
-            })
-            .map_err(|e| ClusterError::Start(format!("cannot start forwarder: {e}")))?;
+        let task = Task::spawn("kafka-forward", move |stop| {
+            let mut f = Forwarder {
+                producer,
+                topic,
+                registry,
+                metrics,
+                order: VecDeque::new(),
+                done: HashSet::new(),
+            };
+            f.run(source, stop)
+        })?;
         info!("front end forwarding to kafka");
-        Ok(Frontend {
-            stop,
-            thread: Some(thread),
-        })
+        Ok(Frontend { task })
     }
 
     /// Stop taking messages, wait (bounded) for Kafka to acknowledge what was sent and
     /// release those PUBACKs.
-    pub fn shutdown(mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for Frontend {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+    pub fn shutdown(self) {
+        self.task.shutdown();
     }
 }
 

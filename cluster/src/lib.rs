@@ -23,6 +23,7 @@ mod metrics;
 pub mod record;
 mod relay;
 mod source;
+mod task;
 mod topics;
 mod worker;
 

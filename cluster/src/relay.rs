@@ -7,11 +7,10 @@
 //! before an earlier one; a gap is waited for a moment (`GAP_WAIT`) before it is passed
 //! (a rolled-back batch leaves a gap that never fills).
 
+use crate::task::Task;
 use crate::ClusterError;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use steward_tickets::TicketDesk;
 use tokio::sync::broadcast::error::TryRecvError;
@@ -22,36 +21,18 @@ const GAP_WAIT: Duration = Duration::from_secs(2);
 const READ_LIMIT: u32 = 1000;
 
 pub struct EventRelay {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    task: Task,
 }
 
 impl EventRelay {
     /// Follow the log from its current end, polling every `every`.
     pub fn start(desk: TicketDesk, every: Duration) -> Result<EventRelay, ClusterError> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("event-relay".into())
-            .spawn(move || follow(desk, every, &stop2))
-            .map_err(|e| ClusterError::Start(format!("cannot start event relay: {e}")))?;
-        Ok(EventRelay {
-            stop,
-            thread: Some(thread),
-        })
+        let task = Task::spawn("event-relay", move |stop| follow(desk, every, stop))?;
+        Ok(EventRelay { task })
     }
 
-    pub fn shutdown(mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for EventRelay {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+    pub fn shutdown(self) {
+        self.task.shutdown();
     }
 }
 

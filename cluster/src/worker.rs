@@ -15,6 +15,7 @@
 
 use crate::metrics::WorkerMetrics;
 use crate::record;
+use crate::task::Task;
 use crate::{ClusterConfig, ClusterError};
 use parking_lot::Mutex;
 use rdkafka::config::ClientConfig;
@@ -26,7 +27,6 @@ use rdkafka::{ClientContext, Message};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use steward_estate::{Decoded, Directory, Registry};
 use steward_ingest::{contract, IngestConfig};
@@ -134,8 +134,7 @@ pub struct WorkerParts {
 }
 
 pub struct RuleWorker {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    task: Task,
 }
 
 impl RuleWorker {
@@ -180,7 +179,6 @@ impl RuleWorker {
                 .load_pack()
                 .map_err(|e| ClusterError::Start(format!("rules: {e}")))?,
         );
-        let stop = Arc::new(AtomicBool::new(false));
         let mut w = Loop {
             consumer,
             topic,
@@ -193,29 +191,13 @@ impl RuleWorker {
             unclaimed: HashSet::new(),
             parts,
         };
-        let stop2 = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("rule-worker".into())
-            .spawn(move || w.run(&stop2))
-            .map_err(|e| ClusterError::Start(format!("cannot start rule worker: {e}")))?;
-        Ok(RuleWorker {
-            stop,
-            thread: Some(thread),
-        })
+        let task = Task::spawn("rule-worker", move |stop| w.run(stop))?;
+        Ok(RuleWorker { task })
     }
 
     /// Finish the batch in hand, leave the group (its partitions move at once) and stop.
-    pub fn shutdown(mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for RuleWorker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+    pub fn shutdown(self) {
+        self.task.shutdown();
     }
 }
 

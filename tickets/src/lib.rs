@@ -39,6 +39,11 @@ pub use metrics::{PriorityLabel, StageLabel, StateLabel, TicketMetrics};
 pub use rating::{month_range, rate, rate_split, stars_for, Rating};
 pub use request::{Clear, OnClear, Priority, Raise};
 pub use sla::{SlaConfig, SlaEvent, SlaPolicy, SlaStage, Targets};
+/// The SLA clock's arithmetic on a ticket, for stores outside this crate (PostgreSQL), so
+/// every store decides reminders and breaches alike.
+pub mod sla_clock {
+    pub use crate::sla::{apply_transition, next_check, tick, SlaClocks};
+}
 pub use sqlite::SqliteTicketStore;
 pub use state::{
     AuditRecord, ClearOutcome, RaiseOutcome, ResidentReport, Ticket, TicketDetail, TicketFilter,

@@ -175,13 +175,13 @@ pub enum SlaEvent {
 /// What the SLA clock keeps of a ticket besides the public [`Ticket`] (stores persist it
 /// next to the ticket).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct SlaClocks {
-    pub(crate) next_reminder_ms: Option<i64>,
-    pub(crate) hold_since_ms: Option<i64>,
+pub struct SlaClocks {
+    pub next_reminder_ms: Option<i64>,
+    pub hold_since_ms: Option<i64>,
 }
 
 /// When the SLA clock next needs to look at a ticket.
-pub(crate) fn next_check(t: &Ticket, c: &SlaClocks) -> Option<i64> {
+pub fn next_check(t: &Ticket, c: &SlaClocks) -> Option<i64> {
     if !t.state.is_active() || t.state == TicketState::OnHold {
         return None;
     }
@@ -210,12 +210,7 @@ pub(crate) fn next_check(t: &Ticket, c: &SlaClocks) -> Option<i64> {
 /// unacknowledged, and one breach per stage whose target passed, each escalating one
 /// level (up to the last). Returns the events in that order; the caller persists `t`, `c`
 /// and an audit record per breach.
-pub(crate) fn tick(
-    t: &mut Ticket,
-    c: &mut SlaClocks,
-    now_ms: i64,
-    policy: &SlaPolicy,
-) -> Vec<SlaEvent> {
+pub fn tick(t: &mut Ticket, c: &mut SlaClocks, now_ms: i64, policy: &SlaPolicy) -> Vec<SlaEvent> {
     let mut out = Vec::new();
     let max_level = policy.levels.len().max(1) as u32;
     if t.acknowledged_ms.is_none() {
@@ -265,7 +260,7 @@ pub(crate) fn tick(
 
 /// Move `t` to `to` at `now_ms` (the caller checked the move is legal): stamps the stage
 /// times and, when leaving on-hold, pushes the open deadlines back by the time held.
-pub(crate) fn apply_transition(t: &mut Ticket, c: &mut SlaClocks, to: TicketState, now_ms: i64) {
+pub fn apply_transition(t: &mut Ticket, c: &mut SlaClocks, to: TicketState, now_ms: i64) {
     if t.state == TicketState::OnHold {
         // Time on hold (waiting for parts, access) does not count against the SLA.
         let held = (now_ms - c.hold_since_ms.unwrap_or(now_ms)).max(0);
