@@ -36,6 +36,10 @@ pub struct ClusterConfig {
     /// A worker silent this long loses its partitions to the others.
     #[serde(with = "humantime_serde")]
     pub session_timeout: Duration,
+    /// The same for a storage writer. Longer: on saturated cores a short session expires
+    /// under load and the group stops to rebalance, while a late row costs nothing.
+    #[serde(with = "humantime_serde")]
+    pub storage_session_timeout: Duration,
     /// Most records in one PostgreSQL transaction of a rule worker.
     pub batch_records: usize,
     /// A rule worker's PostgreSQL transaction left idle this long (a frozen worker) is
@@ -60,6 +64,7 @@ impl Default for ClusterConfig {
             replication_factor: 3,
             min_insync_replicas: 2,
             session_timeout: Duration::from_secs(8),
+            storage_session_timeout: Duration::from_secs(30),
             batch_records: 2000,
             idle_in_transaction_timeout: Duration::from_secs(10),
             storage_writer: true,
@@ -114,6 +119,11 @@ impl ClusterConfig {
             || self.session_timeout > Duration::from_secs(300)
         {
             e.push("cluster.session_timeout: must be between 1s and 300s".into());
+        }
+        if self.storage_session_timeout < Duration::from_secs(1)
+            || self.storage_session_timeout > Duration::from_secs(300)
+        {
+            e.push("cluster.storage_session_timeout: must be between 1s and 300s".into());
         }
         if !(1..=100_000).contains(&self.batch_records) {
             e.push("cluster.batch_records: must be between 1 and 100000".into());

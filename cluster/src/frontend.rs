@@ -19,8 +19,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use steward_estate::clock::now_us;
-use steward_estate::inbound::{AckToken, InboundSource, Received};
+use steward_estate::inbound::{AckToken, Inbound, InboundSource, Received};
 use steward_estate::Registry;
+use steward_ingest::contract::{self, Channel, Topic};
 use tracing::{error, info, warn};
 
 /// A message on its way to Kafka; kept until acknowledged so a failed delivery can be
@@ -149,28 +150,10 @@ impl Forwarder {
             };
             match source.recv_until(Instant::now() + wait) {
                 Received::Message(m) => {
-                    let received_us = m.received_us.unwrap_or_else(now_us);
-                    let key = record::key_of(&m.topic, &self.registry.directory());
-                    self.send(Box::new(Pending {
-                        token: m.ack.0,
-                        key,
-                        topic: m.topic,
-                        payload: m.payload,
-                        sender: m.sender,
-                        received_us,
-                    }));
+                    self.forward(m);
                     // Take what else is queued before looking at deliveries again.
                     while let Received::Message(m) = source.recv_until(Instant::now()) {
-                        let received_us = m.received_us.unwrap_or_else(now_us);
-                        let key = record::key_of(&m.topic, &self.registry.directory());
-                        self.send(Box::new(Pending {
-                            token: m.ack.0,
-                            key,
-                            topic: m.topic,
-                            payload: m.payload,
-                            sender: m.sender,
-                            received_us,
-                        }));
+                        self.forward(m);
                     }
                 }
                 Received::Idle => {}
@@ -183,6 +166,34 @@ impl Forwarder {
         let _ = self.producer.flush(Duration::from_secs(10));
         self.settle(&mut source);
         info!(unacknowledged = self.order.len(), "forwarder stopped");
+    }
+
+    /// Produce a device's message; what the hub itself publishes on this broker (station
+    /// alerts and device commands from the downlink) is not telemetry and goes nowhere.
+    fn forward(&mut self, m: Inbound) {
+        let downlink = matches!(
+            contract::parse_topic(&m.topic),
+            Ok(Topic::StationAlerts { .. })
+                | Ok(Topic::Device {
+                    channel: Channel::Commands,
+                    ..
+                })
+        );
+        if downlink {
+            self.order.push_back(m.ack.0);
+            self.done.insert(m.ack.0);
+            return;
+        }
+        let received_us = m.received_us.unwrap_or_else(now_us);
+        let key = record::key_of(&m.topic, &self.registry.directory());
+        self.send(Box::new(Pending {
+            token: m.ack.0,
+            key,
+            topic: m.topic,
+            payload: m.payload,
+            sender: m.sender,
+            received_us,
+        }));
     }
 
     fn send(&mut self, p: Box<Pending>) {
@@ -226,9 +237,8 @@ impl Forwarder {
         for p in failed {
             self.produce(p);
         }
-        if done.is_empty() {
-            return;
-        }
+        // Downlink messages are marked done when they arrive, so look even when Kafka
+        // acknowledged nothing new.
         self.done.extend(done);
         let mut release = None;
         while let Some(t) = self.order.front().copied() {

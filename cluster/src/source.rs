@@ -29,7 +29,7 @@ pub struct KafkaSource {
 impl KafkaSource {
     pub fn new(cfg: &ClusterConfig) -> Result<KafkaSource, ClusterError> {
         let topic = cfg.telemetry_topic();
-        let session = cfg.session_timeout.as_millis().max(1000);
+        let session = cfg.storage_session_timeout.as_millis().max(1000);
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &cfg.kafka)
             .set("group.id", STORAGE_GROUP)

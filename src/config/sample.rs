@@ -524,6 +524,11 @@ const KEYS: &[Key] = &[
         "A worker silent this long loses its partitions to the others.",
     ),
     key(
+        "cluster.storage_session_timeout",
+        "The same for a storage writer; longer, because a late row costs nothing and a \
+         rebalance stops the writers.",
+    ),
+    key(
         "cluster.batch_records",
         "Most records a rule worker applies in one PostgreSQL transaction.",
     ),
