@@ -88,7 +88,13 @@ async fn main() -> Result<()> {
     // PostgreSQL and the nodes.
     let mut bed = ClusterBed::start(&estate, args.frontends, args.workers).await?;
     let r = run(&args, &mut bed, devices, probe).await;
+    // ClusterBed drops its temporary directory before it stops QuestDB, whose files then
+    // survive in it (gigabytes after a run): remove it again once everything is stopped.
+    let dir = bed.dir.path().to_path_buf();
     drop(bed);
+    if dir.exists() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     r
 }
 
@@ -123,7 +129,7 @@ async fn throughput(
     if args.warmup > 0 {
         let base = Progress::read(bed).await;
         let t = Instant::now();
-        let sent = load_split(&addrs, devices, args.warmup, 0, None, 1).await?;
+        let (sent, _) = load_split(&addrs, devices, args.warmup, 0, None, 1).await?;
         let p = wait_progress(bed, &base, sent, Duration::from_secs(600)).await;
         eprintln!(
             "warm-up: {sent} messages; rows {} records {} after {:.1}s ({:.0} msg/s)",
@@ -149,7 +155,7 @@ async fn throughput(
 
     let comps = Components::of(bed)?;
     let base = Progress::read(bed).await;
-    let tickets_before = bed.tickets().await.map(|t| t.len()).unwrap_or(0);
+    let tickets_before = ticket_count(bed).await;
     let cpu0 = comps.sample();
     let threads0 = comps.threads();
     let machine0 = machine_ticks();
@@ -170,17 +176,18 @@ async fn throughput(
     let (mut produced_at, mut records_at, mut rows_at) = (None, None, None);
     let mut max_in_flight = 0.0f64;
     let mut loads = Some(loads);
-    let mut sent = args.messages;
+    let (mut sent, mut acked) = (args.messages, 0);
+    let mut metric_failures = 0;
     let mut probe_acks = 0u64;
     let mut probe_lat = Vec::new();
     let mut last_print = Instant::now();
     let mut now = base.clone();
     let deadline = Instant::now() + Duration::from_secs(900);
     while Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
         if loads.as_ref().is_some_and(|l| l.is_finished()) {
             if let Some(l) = loads.take() {
-                sent = l.await??;
+                (sent, acked) = l.await??;
             }
             acked_at = Some(start.elapsed().as_secs_f64());
             stop_probe.store(true, Ordering::Relaxed);
@@ -190,6 +197,10 @@ async fn throughput(
             probe_acks = probe_lat.len() as u64;
         }
         now = Progress::read(bed).await;
+        metric_failures += now.failed;
+        if now.failed > 0 {
+            continue;
+        }
         max_in_flight = max_in_flight.max(now.in_flight);
         let target = sent + probe_acks;
         let el = start.elapsed().as_secs_f64();
@@ -228,7 +239,7 @@ async fn throughput(
     let target = sent + probe_acks;
     let done = (now.records - base.records) as u64;
     let rows = (now.rows - base.rows) as u64;
-    let tickets_after = bed.tickets().await.map(|t| t.len()).unwrap_or(0);
+    let tickets_after = ticket_count(bed).await;
     let pg_committed = pg_offsets(bed)
         .map(|m| m.values().sum::<i64>())
         .unwrap_or(-1);
@@ -242,7 +253,7 @@ async fn throughput(
         bed.workers.iter().flatten().count()
     );
     println!(
-        "\n| messages | seconds | **msg/s** | all PUBACKs | all produced | all committed (rules, PostgreSQL) | all rows visible (QuestDB) |\n|---|---|---|---|---|---|---|"
+        "\n| messages | seconds | **msg/s** | load generator done | all produced (Kafka acks, PUBACKs due) | all committed (rules, PostgreSQL) | all rows visible (QuestDB) |\n|---|---|---|---|---|---|---|"
     );
     let f = |v: Option<f64>| v.map(|s| format!("{s:.2}s")).unwrap_or_else(|| "-".into());
     println!(
@@ -254,7 +265,7 @@ async fn throughput(
         f(rows_at)
     );
     println!(
-        "\nrecords committed by the rules {done}, rows {rows} of {target} sent ({sent} load + {probe_acks} probe); offsets summed in PostgreSQL {pg_committed}; tickets {tickets_before} -> {tickets_after}; most messages in flight to Kafka {max_in_flight}"
+        "\nrecords committed by the rules {done}, rows {rows} of {target} sent ({sent} load + {probe_acks} probe); offsets summed in PostgreSQL {pg_committed}; tickets {tickets_before} -> {tickets_after}; most messages in flight to Kafka {max_in_flight}; the load generator had {acked} PUBACKs of {sent} when it stopped waiting (10 s after its last publish); failed /metrics reads {metric_failures}"
     );
     let mut lat = probe_lat;
     lat.sort_by(|a, b| a.total_cmp(b));
@@ -337,6 +348,14 @@ fn print_threads(
     }
 }
 
+/// Tickets through the API of a node, or why they could not be read.
+async fn ticket_count(bed: &ClusterBed) -> String {
+    match bed.tickets().await {
+        Ok(t) => t.len().to_string(),
+        Err(e) => format!("unreadable ({e:#})"),
+    }
+}
+
 /// Counters read while a run goes.
 #[derive(Clone, Default)]
 struct Progress {
@@ -344,23 +363,37 @@ struct Progress {
     in_flight: f64,
     records: f64,
     rows: i64,
+    /// Reads of a node's /metrics that failed (5 s timeout): the sums above are then low.
+    failed: u32,
 }
 
 impl Progress {
     async fn read(bed: &ClusterBed) -> Progress {
         let mut p = Progress::default();
+        let mut add = |v: Option<f64>, to: &mut f64| match v {
+            Some(v) => *to += v,
+            None => p.failed += 1,
+        };
         for f in bed.frontends.iter().flatten() {
-            p.produced += metric(&f.api_addr, "steward_cluster_produced_total")
-                .await
-                .unwrap_or(0.0);
-            p.in_flight += metric(&f.api_addr, "steward_cluster_in_flight")
-                .await
-                .unwrap_or(0.0);
+            let (mut a, mut b) = (0.0, 0.0);
+            add(
+                metric(&f.api_addr, "steward_cluster_produced_total").await,
+                &mut a,
+            );
+            add(
+                metric(&f.api_addr, "steward_cluster_in_flight").await,
+                &mut b,
+            );
+            p.produced += a;
+            p.in_flight += b;
         }
         for w in bed.workers.iter().flatten() {
-            p.records += metric(&w.api_addr, "steward_cluster_worker_records_total")
-                .await
-                .unwrap_or(0.0);
+            let mut a = 0.0;
+            add(
+                metric(&w.api_addr, "steward_cluster_worker_records_total").await,
+                &mut a,
+            );
+            p.records += a;
         }
         p.rows = telemetry_rows(bed).await;
         p
@@ -389,7 +422,7 @@ async fn load_split(
     rate: u64,
     duration: Option<Duration>,
     seed: u64,
-) -> Result<u64> {
+) -> Result<(u64, u64)> {
     let k = addrs.len().max(1);
     let mut tasks = Vec::new();
     for (i, addr) in addrs.iter().enumerate() {
@@ -407,7 +440,7 @@ async fn load_split(
         };
         tasks.push(tokio::spawn(run_load(cfg)));
     }
-    let mut sent = 0;
+    let (mut sent, mut acked) = (0, 0);
     for t in tasks {
         let r = t.await??;
         if r.connect_failures > 0 || r.errors > 0 || r.acked < r.sent {
@@ -417,8 +450,9 @@ async fn load_split(
             );
         }
         sent += r.sent;
+        acked += r.acked;
     }
-    Ok(sent)
+    Ok((sent, acked))
 }
 
 /// One QoS 1 publish at a time every 50 ms; returns the publish -> PUBACK times in ms.
@@ -565,21 +599,37 @@ async fn failover_cycles(args: &Args, bed: &mut ClusterBed) -> Result<Cycles> {
         let before = pg_offsets(bed)?;
         let mut owned_at = None;
         let mut done_at = None;
+        // When each partition first committed after the kill: the survivor's own resume at
+        // once, the victim's only once they moved.
+        let mut advanced: BTreeMap<i32, f64> = BTreeMap::new();
         while t0.elapsed() < Duration::from_secs(180) {
             let owned = bed.owned_partitions().await;
+            let el = t0.elapsed().as_secs_f64();
+            let now = pg_offsets(bed)?;
+            for p in &active {
+                if now.get(p).copied().unwrap_or(-1) > before.get(p).copied().unwrap_or(-1) {
+                    advanced.entry(*p).or_insert(el);
+                }
+            }
             if owned == PARTITIONS {
-                owned_at.get_or_insert(t0.elapsed().as_secs_f64());
-                let now = pg_offsets(bed)?;
-                let moving = active.iter().all(|p| {
-                    now.get(p).copied().unwrap_or(-1) > before.get(p).copied().unwrap_or(-1)
-                });
-                if moving {
-                    done_at = Some(t0.elapsed().as_secs_f64());
+                owned_at.get_or_insert(el);
+                if advanced.len() == active.len() {
+                    done_at = Some(el);
                     break;
                 }
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        let mut order: Vec<(f64, i32)> = advanced.iter().map(|(p, t)| (*t, *p)).collect();
+        order.sort_by(|a, b| a.0.total_cmp(&b.0));
+        eprintln!(
+            "cycle {cycle}: first commit after the kill per partition (s): {}",
+            order
+                .iter()
+                .map(|(t, p)| format!("p{p} {t:.1}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         let (Some(o), Some(d)) = (owned_at, done_at) else {
             bail!("cycle {cycle}: partitions not processing again within 180 s (owned at {owned_at:?})");
         };
