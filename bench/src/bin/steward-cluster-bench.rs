@@ -26,9 +26,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use steward_cluster::Role;
 use steward_device_sim::{devices_from_estate, run_load, DeviceModel, LoadConfig, SimDevice};
 use steward_estate::EstateFile;
 use steward_tests::cluster::{ClusterBed, CLUSTER_ADMIN};
+use steward_tests::process::HubProcess;
 use steward_tests::Estate;
 
 #[derive(Parser)]
@@ -61,6 +63,12 @@ struct Args {
     /// to attach `perf`; the pids are printed.
     #[arg(long, default_value_t = 0)]
     pause_s: u64,
+    /// The workers' `ingest.flush_interval` in ms (the test bed's is 50).
+    #[arg(long)]
+    flush_ms: Option<u64>,
+    /// How many of the workers also run the storage writer (default: all).
+    #[arg(long)]
+    storage_writers: Option<usize>,
 }
 
 const PARTITIONS: f64 = 12.0;
@@ -86,7 +94,26 @@ async fn main() -> Result<()> {
     );
     // Every error path returns through here, dropping the bed: its Drop kills the JVMs,
     // PostgreSQL and the nodes.
-    let mut bed = ClusterBed::start(&estate, args.frontends, args.workers).await?;
+    let custom = args.flush_ms.is_some() || args.storage_writers.is_some();
+    let mut bed = if custom {
+        // Workers with these settings, then the front ends, in the bed's order.
+        let mut bed = ClusterBed::start(&estate, 0, 0).await?;
+        for i in 0..args.workers {
+            let (mut c, dir) = bed.node_config(Role::Worker)?;
+            if let Some(ms) = args.flush_ms {
+                c.ingest.flush_interval = Duration::from_millis(ms);
+            }
+            c.cluster.storage_writer = args.storage_writers.is_none_or(|n| i < n);
+            let p = tokio::task::spawn_blocking(move || HubProcess::start(&c, &dir)).await??;
+            bed.workers.push(Some(p));
+        }
+        for _ in 0..args.frontends {
+            bed.add_frontend().await?;
+        }
+        bed
+    } else {
+        ClusterBed::start(&estate, args.frontends, args.workers).await?
+    };
     let r = run(&args, &mut bed, devices, probe).await;
     // ClusterBed drops its temporary directory before it stops QuestDB, whose files then
     // survive in it (gigabytes after a run): remove it again once everything is stopped.
@@ -315,6 +342,7 @@ async fn throughput(
         us / 10.0
     );
     print_threads(&comps, &threads0, &threads1, tck, target);
+    print_log_warnings(bed);
     Ok(())
 }
 
@@ -345,6 +373,55 @@ fn print_threads(
             .map(|(t, us)| format!("{t} {us:.1}"))
             .collect();
         println!("- {name}: {}", top.join(", "));
+    }
+}
+
+/// The warnings and errors the nodes and Kafka brokers logged, counted by message (times,
+/// numbers and addresses folded), to stderr: what went wrong under the load.
+fn print_log_warnings(bed: &ClusterBed) {
+    let mut logs: Vec<(String, std::path::PathBuf)> = Vec::new();
+    for (i, f) in bed.frontends.iter().enumerate() {
+        if let Some(f) = f {
+            logs.push((format!("front end {i}"), f.log.clone()));
+        }
+    }
+    for (i, w) in bed.workers.iter().enumerate() {
+        if let Some(w) = w {
+            logs.push((format!("worker {i}"), w.log.clone()));
+        }
+    }
+    for i in 0..bed.kafka.nodes() {
+        logs.push((
+            format!("kafka {i}"),
+            bed.kafka.node_dir(i).join("kafka.log"),
+        ));
+    }
+    for (name, path) in logs {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let mut counts: BTreeMap<String, u32> = BTreeMap::new();
+        for line in text
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        {
+            // Drop the time stamp; fold digits so repeats of one message count together.
+            let body = line.split_once(' ').map_or(line, |(_, b)| b);
+            let mut key = String::new();
+            for ch in body.chars().take(160) {
+                if ch.is_ascii_digit() {
+                    if !key.ends_with('#') {
+                        key.push('#');
+                    }
+                } else {
+                    key.push(ch);
+                }
+            }
+            *counts.entry(key).or_insert(0) += 1;
+        }
+        let mut v: Vec<(u32, String)> = counts.into_iter().map(|(k, n)| (n, k)).collect();
+        v.sort_by(|a, b| b.0.cmp(&a.0));
+        for (n, k) in v.iter().take(4) {
+            eprintln!("log {name}: {n} x {k}");
+        }
     }
 }
 
