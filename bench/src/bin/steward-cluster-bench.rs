@@ -1014,7 +1014,11 @@ fn print_machine() {
 
 /// A metric of the node at `api` (the sum over its label sets).
 async fn metric(api: &str, series: &str) -> Option<f64> {
-    let text = reqwest::Client::new()
+    // One client for every poll: building one loads the TLS roots, which cost the bench's
+    // main thread ~10 µs per message of CPU the cluster then lacked.
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    let text = CLIENT
+        .get_or_init(reqwest::Client::new)
         .get(format!("http://{api}/metrics"))
         .bearer_auth(CLUSTER_ADMIN)
         .timeout(Duration::from_secs(5))
