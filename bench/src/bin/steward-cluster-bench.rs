@@ -201,6 +201,7 @@ async fn throughput(
     // counter), committed by the rule workers, visible as a row.
     let mut acked_at = None;
     let (mut produced_at, mut records_at, mut rows_at) = (None, None, None);
+    let mut written_at = None;
     let mut max_in_flight = 0.0f64;
     let mut loads = Some(loads);
     let (mut sent, mut acked) = (args.messages, 0);
@@ -238,6 +239,9 @@ async fn throughput(
             if records_at.is_none() && now.records - base.records >= target as f64 {
                 records_at = Some(el);
             }
+            if written_at.is_none() && now.written - base.written >= target as f64 {
+                written_at = Some(el);
+            }
             if rows_at.is_none() && now.rows - base.rows >= target as i64 {
                 rows_at = Some(el);
             }
@@ -248,9 +252,10 @@ async fn throughput(
         if last_print.elapsed() > Duration::from_secs(5) {
             last_print = Instant::now();
             eprintln!(
-                "  {el:.0}s: produced {} committed {} rows {} in flight {}",
+                "  {el:.0}s: produced {} committed {} written {} rows {} in flight {}",
                 now.produced - base.produced,
                 now.records - base.records,
+                now.written - base.written,
                 now.rows - base.rows,
                 now.in_flight
             );
@@ -280,15 +285,16 @@ async fn throughput(
         bed.workers.iter().flatten().count()
     );
     println!(
-        "\n| messages | seconds | **msg/s** | load generator done | all produced (Kafka acks, PUBACKs due) | all committed (rules, PostgreSQL) | all rows visible (QuestDB) |\n|---|---|---|---|---|---|---|"
+        "\n| messages | seconds | **msg/s** | load generator done | all produced (Kafka acks, PUBACKs due) | all committed (rules, PostgreSQL) | all rows written (QuestDB acked) | all rows visible (QuestDB) |\n|---|---|---|---|---|---|---|---|"
     );
     let f = |v: Option<f64>| v.map(|s| format!("{s:.2}s")).unwrap_or_else(|| "-".into());
     println!(
-        "| {target} | {secs:.2} | **{:.0}** | {} | {} | {} | {} |",
+        "| {target} | {secs:.2} | **{:.0}** | {} | {} | {} | {} | {} |",
         target.min(done).min(rows) as f64 / secs,
         f(acked_at),
         f(produced_at),
         f(records_at),
+        f(written_at),
         f(rows_at)
     );
     println!(
@@ -439,6 +445,8 @@ struct Progress {
     produced: f64,
     in_flight: f64,
     records: f64,
+    /// Rows the storage writers had acknowledged by QuestDB (committed to its WAL).
+    written: f64,
     rows: i64,
     /// Reads of a node's /metrics that failed (5 s timeout): the sums above are then low.
     failed: u32,
@@ -471,6 +479,12 @@ impl Progress {
                 &mut a,
             );
             p.records += a;
+            let mut b = 0.0;
+            add(
+                metric(&w.api_addr, "steward_ingest_rows_written_total").await,
+                &mut b,
+            );
+            p.written += b;
         }
         p.rows = telemetry_rows(bed).await;
         p
