@@ -66,6 +66,11 @@ struct Args {
     /// The workers' `ingest.flush_interval` in ms (the test bed's is 50).
     #[arg(long)]
     flush_ms: Option<u64>,
+    /// After the throughput part, read the telemetry topic back and count records that
+    /// carry the same MQTT topic and payload (duplicates), by whether their front-end
+    /// receive times differ.
+    #[arg(long)]
+    check_duplicates: bool,
     /// How many of the workers also run the storage writer (default: all).
     #[arg(long)]
     storage_writers: Option<usize>,
@@ -136,6 +141,10 @@ async fn run(
     print_machine();
     if !args.no_throughput {
         throughput(args, bed, &devices, &probe, tck).await?;
+    }
+    if args.check_duplicates {
+        let bootstrap = bed.kafka.bootstrap();
+        tokio::task::spawn_blocking(move || check_duplicates(&bootstrap)).await??;
     }
     if args.failovers > 0 {
         failover(args, bed, &devices).await?;
@@ -424,7 +433,7 @@ fn print_log_warnings(bed: &ClusterBed) {
             *counts.entry(key).or_insert(0) += 1;
         }
         let mut v: Vec<(u32, String)> = counts.into_iter().map(|(k, n)| (n, k)).collect();
-        v.sort_by(|a, b| b.0.cmp(&a.0));
+        v.sort_by_key(|b| std::cmp::Reverse(b.0));
         for (n, k) in v.iter().take(4) {
             eprintln!("log {name}: {n} x {k}");
         }
@@ -749,6 +758,88 @@ async fn failover_cycles(args: &Args, bed: &mut ClusterBed) -> Result<Cycles> {
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
     Ok((took, owned_v, rebalanced, active.len()))
+}
+
+/// Every record of the telemetry topic, grouped by (MQTT topic, payload): how many
+/// payloads occur more than once, and whether the copies have the same front-end receive
+/// time (the same message produced again) or different ones (the front end received it
+/// twice).
+fn check_duplicates(bootstrap: &str) -> Result<()> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Headers;
+    use rdkafka::Message;
+    let c: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "bench-duplicates")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    let mut high = HashMap::new();
+    for p in 0..PARTITIONS as i32 {
+        let (_, h) = c.fetch_watermarks(TOPIC, p, Duration::from_secs(10))?;
+        high.insert(p, h);
+        tpl.add_partition_offset(TOPIC, p, rdkafka::Offset::Beginning)?;
+    }
+    c.assign(&tpl)?;
+    // (MQTT topic, payload) -> (partition, offset, receive time) of each copy.
+    type Copies = Vec<(i32, i64, Vec<u8>)>;
+    let mut seen: HashMap<(Vec<u8>, Vec<u8>), Copies> = HashMap::new();
+    let mut done: HashMap<i32, i64> = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while done.iter().filter(|(p, o)| **o + 1 >= high[*p]).count()
+        < high.values().filter(|h| **h > 0).count()
+        && Instant::now() < deadline
+    {
+        let Some(m) = c.poll(Duration::from_secs(1)) else {
+            continue;
+        };
+        let m = m?;
+        let (mut topic, mut rec) = (Vec::new(), Vec::new());
+        if let Some(h) = m.headers() {
+            for i in 0..h.count() {
+                let x = h.get(i);
+                match x.key {
+                    "mqtt_topic" => topic = x.value.unwrap_or(&[]).to_vec(),
+                    "received_us" => rec = x.value.unwrap_or(&[]).to_vec(),
+                    _ => {}
+                }
+            }
+        }
+        let payload = m.payload().unwrap_or(&[]).to_vec();
+        seen.entry((topic, payload))
+            .or_default()
+            .push((m.partition(), m.offset(), rec));
+        done.insert(m.partition(), m.offset());
+    }
+    let total: usize = seen.values().map(Vec::len).sum();
+    let (mut same, mut differ) = (0usize, 0usize);
+    let mut examples = Vec::new();
+    for (k, v) in &seen {
+        if v.len() > 1 {
+            if v.iter().all(|x| x.2 == v[0].2) {
+                same += v.len() - 1;
+            } else {
+                differ += v.len() - 1;
+            }
+            if examples.len() < 5 {
+                examples.push(format!(
+                    "{} at {:?}",
+                    String::from_utf8_lossy(&k.0),
+                    v.iter()
+                        .map(|x| format!("p{}@{} rx {}", x.0, x.1, String::from_utf8_lossy(&x.2)))
+                        .collect::<Vec<_>>()
+                ));
+            }
+        }
+    }
+    println!(
+        "\nduplicates in the telemetry topic: {total} records, {} distinct (topic, payload); extra copies with the same receive time {same}, with another receive time {differ}",
+        seen.len()
+    );
+    for e in examples {
+        println!("  e.g. {e}");
+    }
+    Ok(())
 }
 
 /// Next offset of each partition of the rules group, as committed in PostgreSQL.
