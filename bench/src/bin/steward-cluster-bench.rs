@@ -71,6 +71,10 @@ struct Args {
     /// receive times differ.
     #[arg(long)]
     check_duplicates: bool,
+    /// The workers' `cluster.session_timeout` in seconds (default 6; both consumer
+    /// groups; the failover part then waits this long for a killed worker).
+    #[arg(long)]
+    session_s: Option<u64>,
     /// How many of the workers also run the storage writer (default: all).
     #[arg(long)]
     storage_writers: Option<usize>,
@@ -99,7 +103,8 @@ async fn main() -> Result<()> {
     );
     // Every error path returns through here, dropping the bed: its Drop kills the JVMs,
     // PostgreSQL and the nodes.
-    let custom = args.flush_ms.is_some() || args.storage_writers.is_some();
+    let custom =
+        args.flush_ms.is_some() || args.storage_writers.is_some() || args.session_s.is_some();
     let mut bed = if custom {
         // Workers with these settings, then the front ends, in the bed's order.
         let mut bed = ClusterBed::start(&estate, 0, 0).await?;
@@ -109,6 +114,9 @@ async fn main() -> Result<()> {
                 c.ingest.flush_interval = Duration::from_millis(ms);
             }
             c.cluster.storage_writer = args.storage_writers.is_none_or(|n| i < n);
+            if let Some(s) = args.session_s {
+                c.cluster.session_timeout = Duration::from_secs(s);
+            }
             let p = tokio::task::spawn_blocking(move || HubProcess::start(&c, &dir)).await??;
             bed.workers.push(Some(p));
         }
