@@ -40,15 +40,17 @@ pub fn smoke_estate(compounds: usize) -> Estate {
 
 /// Kafka, PostgreSQL and QuestDB, and the Steward nodes on them.
 pub struct ClusterBed {
-    pub dir: tempfile::TempDir,
+    // Fields drop in this order: the nodes first, then the engines, the folder last (a
+    // QuestDB still running would write into a folder already removed and leave it).
+    pub frontends: Vec<Option<HubProcess>>,
+    pub workers: Vec<Option<HubProcess>>,
     pub kafka: KafkaCluster,
     pub postgres: LocalPostgres,
     pub questdb: ManagedQuestDb,
     pub sql: QuestDbClient,
     estate: PathBuf,
-    pub frontends: Vec<Option<HubProcess>>,
-    pub workers: Vec<Option<HubProcess>>,
     nodes_started: usize,
+    pub dir: tempfile::TempDir,
 }
 
 impl ClusterBed {
