@@ -78,8 +78,9 @@ struct Args {
     /// receive times differ.
     #[arg(long)]
     check_duplicates: bool,
-    /// The workers' `cluster.session_timeout` in seconds (default 6; both consumer
-    /// groups; the failover part then waits this long for a killed worker).
+    /// The workers' `cluster.session_timeout` in seconds (default: the configuration's,
+    /// 8 s; the rules consumer group; the failover part then waits this long for a
+    /// killed worker).
     #[arg(long)]
     session_s: Option<u64>,
     /// How many of the workers also run the storage writer (default: all).
