@@ -147,7 +147,7 @@ fn real_main() -> Result<()> {
             fault,
             no_sim,
             cluster,
-        } => cli::demo::run(cli::demo::DemoArgs {
+        } => cli::demo(cli::demo::DemoArgs {
             dir,
             mqtt_port,
             api_port,

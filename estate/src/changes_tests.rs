@@ -1,4 +1,5 @@
 use super::*;
+use crate::registry::Registry;
 use crate::tokens::NewToken;
 use crate::windows::WindowDef;
 use crate::{AuthOutcome, DeviceUpsert, EstateFile};

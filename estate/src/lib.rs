@@ -8,6 +8,7 @@
 //! QuestDB, or hold tickets.
 
 pub mod catalog;
+mod change_store;
 pub mod changes;
 pub mod clock;
 pub mod file;
@@ -16,6 +17,7 @@ mod kind;
 pub mod model;
 pub mod people;
 pub mod registry;
+mod roles;
 pub mod schema;
 pub mod secret;
 pub mod tokens;

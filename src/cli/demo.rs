@@ -23,9 +23,6 @@ pub struct DemoArgs {
 }
 
 pub fn run(a: DemoArgs) -> Result<()> {
-    if a.cluster {
-        return super::demo_cluster::run(a);
-    }
     runtime()?.block_on(run_demo(a))
 }
 

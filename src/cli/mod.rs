@@ -11,6 +11,15 @@ pub mod rules;
 pub mod run;
 pub mod tokens;
 
+/// `steward demo`: one hub, or with `--cluster` the cluster demo.
+pub fn demo(a: demo::DemoArgs) -> anyhow::Result<()> {
+    if a.cluster {
+        demo_cluster::run(a)
+    } else {
+        demo::run(a)
+    }
+}
+
 use anyhow::Result;
 use std::path::Path;
 
